@@ -1,0 +1,99 @@
+#include "config/config.h"
+
+#include "config/yaml.h"
+
+namespace rtml::config {
+namespace {
+
+Status ReadHttp(const YAML::Node& n, HttpConfig* c) {
+  RETURN_IF_ERROR(CheckKeys(n, "http", {"host", "port", "threads", "max_body_bytes",
+                                        "idle_timeout_s"}));
+  RETURN_IF_ERROR(Read(n, "http", "host", &c->host));
+  RETURN_IF_ERROR(Read(n, "http", "port", &c->port));
+  RETURN_IF_ERROR(Read(n, "http", "threads", &c->threads));
+  RETURN_IF_ERROR(Read(n, "http", "max_body_bytes", &c->max_body_bytes));
+  return Read(n, "http", "idle_timeout_s", &c->idle_timeout_s);
+}
+
+Status ReadModels(const YAML::Node& n, const std::string& base_dir, ModelsConfig* c) {
+  RETURN_IF_ERROR(CheckKeys(n, "models", {"repository", "default"}));
+  RETURN_IF_ERROR(Read(n, "models", "repository", &c->repository));
+  RETURN_IF_ERROR(Read(n, "models", "default", &c->default_model));
+  c->repository = ResolvePath(base_dir, c->repository);
+  return Status::Ok();
+}
+
+Status ReadScoring(const YAML::Node& n, ScoringConfig* c) {
+  RETURN_IF_ERROR(CheckKeys(n, "scoring", {"max_batch_size", "unknown_features"}));
+  RETURN_IF_ERROR(Read(n, "scoring", "max_batch_size", &c->max_batch_size));
+  std::string unknown = c->ignore_unknown_features ? "ignore" : "reject";
+  RETURN_IF_ERROR(Read(n, "scoring", "unknown_features", &unknown));
+  if (unknown != "reject" && unknown != "ignore") {
+    return FailedPrecondition("scoring.unknown_features must be 'reject' or 'ignore', not '" +
+                              unknown + "'");
+  }
+  c->ignore_unknown_features = unknown == "ignore";
+  return Status::Ok();
+}
+
+Status ReadLog(const YAML::Node& n, LogConfig* c) {
+  RETURN_IF_ERROR(CheckKeys(n, "log", {"level", "format"}));
+  RETURN_IF_ERROR(Read(n, "log", "level", &c->level));
+  std::string format = c->json ? "json" : "text";
+  RETURN_IF_ERROR(Read(n, "log", "format", &format));
+  if (format != "text" && format != "json") {
+    return FailedPrecondition("log.format must be 'text' or 'json', not '" + format + "'");
+  }
+  c->json = format == "json";
+  return Status::Ok();
+}
+
+Result<Config> FromYaml(const YAML::Node& root, const std::string& base_dir) {
+  Config c;
+  c.models.repository = ResolvePath(base_dir, c.models.repository);
+  if (!root || root.IsNull()) return c;
+  RETURN_IF_ERROR(CheckKeys(root, "config", {"http", "models", "scoring", "log"}));
+  RETURN_IF_ERROR(ReadHttp(root["http"], &c.http));
+  RETURN_IF_ERROR(ReadModels(root["models"], base_dir, &c.models));
+  RETURN_IF_ERROR(ReadScoring(root["scoring"], &c.scoring));
+  RETURN_IF_ERROR(ReadLog(root["log"], &c.log));
+  RETURN_IF_ERROR(Validate(c));
+  return c;
+}
+
+}  // namespace
+
+Status Validate(const Config& c) {
+  if (c.http.port < 0 || c.http.port > 65535) {
+    return FailedPrecondition("http.port must be 0..65535, not " + std::to_string(c.http.port));
+  }
+  if (c.http.threads < 0) return FailedPrecondition("http.threads must be >= 0");
+  if (c.http.max_body_bytes < 64) return FailedPrecondition("http.max_body_bytes must be >= 64");
+  if (c.http.idle_timeout_s <= 0) return FailedPrecondition("http.idle_timeout_s must be > 0");
+  if (c.scoring.max_batch_size <= 0) {
+    return FailedPrecondition("scoring.max_batch_size must be > 0");
+  }
+  const std::string& l = c.log.level;
+  if (l != "trace" && l != "debug" && l != "info" && l != "warn" && l != "error") {
+    return FailedPrecondition("log.level must be trace, debug, info, warn or error, not '" + l +
+                              "'");
+  }
+  return Status::Ok();
+}
+
+Result<Config> LoadConfig(const std::string& path) {
+  ASSIGN_OR_RETURN(YAML::Node root, LoadYamlFile(path));
+  auto c = FromYaml(root, DirName(path));
+  if (!c.ok()) return c.status().Annotate(path);
+  return c;
+}
+
+Result<Config> ParseConfig(std::string_view yaml, const std::string& base_dir,
+                           std::string_view where) {
+  ASSIGN_OR_RETURN(YAML::Node root, ParseYaml(yaml, where));
+  auto c = FromYaml(root, base_dir);
+  if (!c.ok()) return c.status().Annotate(where);
+  return c;
+}
+
+}  // namespace rtml::config

@@ -1,0 +1,52 @@
+// Config: rtml's settings, with their documented defaults, loaded once from
+// YAML at start-up and validated. The hot path reads these plain fields.
+// Every field here is documented in README.md ("Configuration").
+// Thread-safety: a value; build it before starting threads, then read only.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "common/status.h"
+
+namespace rtml::config {
+
+struct HttpConfig {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  int threads = 0;                      // event loops; 0 = one per core
+  size_t max_body_bytes = 1 << 20;      // larger bodies get 413
+  int idle_timeout_s = 60;              // keep-alive connections idle longer are closed
+};
+
+struct ModelsConfig {
+  std::string repository = "models";  // relative to the config file's folder
+  std::string default_model;          // served by POST /predict; empty = the only model
+};
+
+struct ScoringConfig {
+  int max_batch_size = 1024;             // "instances" per request; more gets 413
+  bool ignore_unknown_features = false;  // unknown_features: reject | ignore
+};
+
+struct LogConfig {
+  std::string level = "info";  // trace, debug, info, warn, error
+  bool json = false;           // format: text | json
+};
+
+struct Config {
+  HttpConfig http;
+  ModelsConfig models;
+  ScoringConfig scoring;
+  LogConfig log;
+};
+
+// Loads and validates a config file; relative paths in it are resolved
+// against the file's folder. Errors name the file and the key.
+Result<Config> LoadConfig(const std::string& path);
+// Parses config text; relative paths are resolved against base_dir.
+Result<Config> ParseConfig(std::string_view yaml, const std::string& base_dir,
+                           std::string_view where = "config");
+Status Validate(const Config& config);
+
+}  // namespace rtml::config

@@ -1,0 +1,62 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+namespace rtml::config {
+namespace {
+
+TEST(ConfigTest, EmptyConfigGivesDocumentedDefaults) {
+  auto c = ParseConfig("", "/srv");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->http.host, "127.0.0.1");
+  EXPECT_EQ(c->http.port, 8080);
+  EXPECT_EQ(c->http.max_body_bytes, 1u << 20);
+  EXPECT_EQ(c->models.repository, "/srv/models");
+  EXPECT_EQ(c->scoring.max_batch_size, 1024);
+  EXPECT_FALSE(c->scoring.ignore_unknown_features);
+}
+
+TEST(ConfigTest, ReadsEverySectionAndResolvesPaths) {
+  auto c = ParseConfig(R"(
+http: {host: 0.0.0.0, port: 9000, threads: 3, max_body_bytes: 4096, idle_timeout_s: 5}
+models: {repository: ../repo, default: fraud}
+scoring: {max_batch_size: 16, unknown_features: ignore}
+log: {level: debug, format: json}
+)", "/etc/rtml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->http.host, "0.0.0.0");
+  EXPECT_EQ(c->http.port, 9000);
+  EXPECT_EQ(c->http.threads, 3);
+  EXPECT_EQ(c->http.max_body_bytes, 4096u);
+  EXPECT_EQ(c->models.repository, "/etc/repo");
+  EXPECT_EQ(c->models.default_model, "fraud");
+  EXPECT_EQ(c->scoring.max_batch_size, 16);
+  EXPECT_TRUE(c->scoring.ignore_unknown_features);
+  EXPECT_TRUE(c->log.json);
+}
+
+void ExpectFails(std::string_view yaml, std::string_view mention) {
+  auto c = ParseConfig(yaml, ".");
+  ASSERT_FALSE(c.ok()) << yaml;
+  EXPECT_NE(c.status().message().find(mention), std::string::npos) << c.status().message();
+}
+
+TEST(ConfigTest, RejectsTyposAndBadValuesNamingTheKey) {
+  ExpectFails("htp: {}", "unknown key 'htp'");
+  ExpectFails("http: {prot: 1}", "unknown key 'prot'");
+  ExpectFails("http: {port: abc}", "http.port");
+  ExpectFails("http: {port: 70000}", "http.port");
+  ExpectFails("scoring: {unknown_features: maybe}", "unknown_features");
+  ExpectFails("scoring: {max_batch_size: 0}", "max_batch_size");
+  ExpectFails("log: {level: loud}", "log.level");
+  ExpectFails("http: [1, 2", "invalid YAML");
+}
+
+TEST(ConfigTest, MissingFileSaysSo) {
+  auto c = LoadConfig("/nonexistent/rtml.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("/nonexistent/rtml.yaml"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace rtml::config

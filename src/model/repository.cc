@@ -1,0 +1,235 @@
+#include "model/repository.h"
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+
+#include "config/yaml.h"
+#include "model/tree_ensemble.h"
+#include "model/xgboost_backend.h"
+#include "model/xgboost_json.h"
+
+namespace rtml::model {
+namespace fs = std::filesystem;
+using config::CheckKeys;
+using config::Read;
+
+namespace {
+
+Result<schema::FeatureSpec> ParseInput(const YAML::Node& n, const std::string& where) {
+  RETURN_IF_ERROR(CheckKeys(n, where, {"name", "dtype", "default", "min", "max", "required",
+                                       "description"}));
+  schema::FeatureSpec f;
+  RETURN_IF_ERROR(Read(n, where, "name", &f.name));
+  if (f.name.empty()) return FailedPrecondition(where + ": 'name' is required");
+  std::string dtype = "float";
+  RETURN_IF_ERROR(Read(n, where, "dtype", &dtype));
+  auto parsed = schema::ParseDType(dtype);
+  if (!parsed.ok()) return parsed.status().Annotate(where);
+  f.dtype = *parsed;
+  if (f.dtype == schema::DType::kBool && n["default"] && n["default"].IsScalar() &&
+      (n["default"].Scalar() == "true" || n["default"].Scalar() == "false")) {
+    f.default_value = n["default"].Scalar() == "true" ? 1.0 : 0.0;
+  } else {
+    RETURN_IF_ERROR(Read(n, where, "default", &f.default_value));
+  }
+  RETURN_IF_ERROR(Read(n, where, "min", &f.min));
+  RETURN_IF_ERROR(Read(n, where, "max", &f.max));
+  RETURN_IF_ERROR(Read(n, where, "required", &f.required));
+  return f;
+}
+
+Status ParseOutput(const YAML::Node& n, std::string_view where, ModelSpec* spec) {
+  const std::string w = std::string(where) + ".output";
+  RETURN_IF_ERROR(CheckKeys(n, w, {"kind", "labels"}));
+  std::string kind = "probability";
+  RETURN_IF_ERROR(Read(n, w, "kind", &kind));
+  if (kind == "probability") {
+    spec->output = OutputKind::kProbability;
+  } else if (kind == "regression") {
+    spec->output = OutputKind::kRegression;
+  } else if (kind == "classes") {
+    spec->output = OutputKind::kClasses;
+  } else {
+    return FailedPrecondition(w + ".kind must be probability, regression or classes, not '" +
+                              kind + "'");
+  }
+  RETURN_IF_ERROR(Read(n, w, "labels", &spec->labels));
+  if (spec->output == OutputKind::kClasses && spec->labels.size() < 2) {
+    return FailedPrecondition(w + ".labels: classes output needs at least two labels");
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> ParseVersion(const std::string& s) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v <= 0) {
+    return FailedPrecondition("version folder '" + s + "' is not a positive integer");
+  }
+  return v;
+}
+
+Result<std::shared_ptr<const Model>> LoadBackend(const ModelSpec& spec, const std::string& path) {
+  if (spec.backend == "native") {
+    ASSIGN_OR_RETURN(TreeEnsembleDef def, LoadXgboostJsonFile(path));
+    ASSIGN_OR_RETURN(std::unique_ptr<TreeEnsemble> m, TreeEnsemble::Create(std::move(def)));
+    return std::shared_ptr<const Model>(std::move(m));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<XgboostModel> m, XgboostModel::Load(path));
+  return std::shared_ptr<const Model>(std::move(m));
+}
+
+Status CheckAgreement(const ModelSpec& spec, const Model& m) {
+  if (m.num_features() != static_cast<int>(spec.inputs.size())) {
+    return FailedPrecondition("model file has " + std::to_string(m.num_features()) +
+                              " features but model.yaml lists " +
+                              std::to_string(spec.inputs.size()) + " inputs");
+  }
+  const auto& names = m.feature_names();
+  for (size_t i = 0; i < names.size() && i < spec.inputs.size(); ++i) {
+    if (names[i] != spec.inputs[i].name) {
+      return FailedPrecondition("input " + std::to_string(i) + " is '" + spec.inputs[i].name +
+                                "' in model.yaml but '" + names[i] + "' in the model file");
+    }
+  }
+  const std::string& objective = m.objective();
+  if (spec.output == OutputKind::kProbability && objective.find("logistic") == std::string::npos) {
+    return FailedPrecondition("output kind probability needs a logistic objective; the model's is " +
+                              objective + " (use kind: regression or classes)");
+  }
+  const int want = spec.output == OutputKind::kClasses ? static_cast<int>(spec.labels.size()) : 1;
+  if (m.num_outputs() != want) {
+    return FailedPrecondition("output kind " + std::string(OutputKindName(spec.output)) +
+                              " expects " + std::to_string(want) + " outputs per row; the " +
+                              m.objective() + " model gives " + std::to_string(m.num_outputs()));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<ModelSpec> SpecFromYaml(const YAML::Node& root, std::string_view where);
+
+std::string_view OutputKindName(OutputKind kind) {
+  switch (kind) {
+    case OutputKind::kProbability: return "probability";
+    case OutputKind::kRegression: return "regression";
+    case OutputKind::kClasses: return "classes";
+  }
+  return "probability";
+}
+
+Result<ModelSpec> ParseModelSpec(std::string_view yaml, std::string_view where) {
+  ASSIGN_OR_RETURN(YAML::Node root, config::ParseYaml(yaml, where));
+  return SpecFromYaml(root, where);
+}
+
+Result<ModelSpec> SpecFromYaml(const YAML::Node& root, std::string_view where) {
+  const std::string w(where);
+  if (!root.IsMap()) return FailedPrecondition(w + ": must be a mapping");
+  RETURN_IF_ERROR(CheckKeys(root, w, {"backend", "file", "description", "output", "inputs",
+                                      "unknown_features"}));
+  ModelSpec spec;
+  RETURN_IF_ERROR(Read(root, w, "backend", &spec.backend));
+  if (spec.backend != "native" && spec.backend != "xgboost") {
+    return FailedPrecondition(w + ".backend must be native or xgboost, not '" + spec.backend +
+                              "'");
+  }
+  RETURN_IF_ERROR(Read(root, w, "file", &spec.file));
+  RETURN_IF_ERROR(Read(root, w, "description", &spec.description));
+  RETURN_IF_ERROR(ParseOutput(root["output"], w, &spec));
+  std::string unknown;
+  RETURN_IF_ERROR(Read(root, w, "unknown_features", &unknown));
+  if (!unknown.empty()) {
+    if (unknown != "reject" && unknown != "ignore") {
+      return FailedPrecondition(w + ".unknown_features must be reject or ignore");
+    }
+    spec.ignore_unknown_features = unknown == "ignore";
+  }
+  const YAML::Node inputs = root["inputs"];
+  if (!inputs || !inputs.IsSequence() || inputs.size() == 0) {
+    return FailedPrecondition(w + ".inputs: a non-empty list of input features is required");
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    ASSIGN_OR_RETURN(schema::FeatureSpec f,
+                     ParseInput(inputs[i], w + ".inputs[" + std::to_string(i) + "]"));
+    spec.inputs.push_back(std::move(f));
+  }
+  return spec;
+}
+
+Result<std::shared_ptr<const ModelVersion>> LoadModelVersion(const std::string& dir,
+                                                             std::string name,
+                                                             int64_t version) {
+  const std::string yaml_path = dir + "/model.yaml";
+  ASSIGN_OR_RETURN(YAML::Node root, config::LoadYamlFile(yaml_path));
+  ASSIGN_OR_RETURN(ModelSpec spec, SpecFromYaml(root, yaml_path));
+  auto schema = schema::InputSchema::Create(spec.inputs);
+  if (!schema.ok()) return schema.status().Annotate(yaml_path);
+  auto model = LoadBackend(spec, config::ResolvePath(dir, spec.file));
+  if (!model.ok()) return model.status().Annotate(dir);
+  if (Status s = CheckAgreement(spec, **model); !s.ok()) return s.Annotate(dir);
+  auto v = std::make_shared<ModelVersion>(ModelVersion{
+      std::move(name), version, dir, std::move(spec), std::move(schema).value(),
+      std::move(model).value()});
+  return std::shared_ptr<const ModelVersion>(std::move(v));
+}
+
+const ModelVersion* ModelEntry::Get(std::optional<int64_t> version) const {
+  auto it = versions.find(version.value_or(default_version));
+  return it == versions.end() ? nullptr : it->second.get();
+}
+
+Result<std::unique_ptr<ModelRepository>> ModelRepository::Load(
+    const std::string& path, const std::string& default_model) {
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) {
+    return FailedPrecondition("model repository '" + path + "' is not a folder");
+  }
+  auto repo = std::unique_ptr<ModelRepository>(new ModelRepository());
+  for (const auto& model_dir : fs::directory_iterator(path)) {
+    if (!model_dir.is_directory()) continue;
+    ModelEntry entry;
+    entry.name = model_dir.path().filename().string();
+    for (const auto& version_dir : fs::directory_iterator(model_dir.path())) {
+      if (!version_dir.is_directory()) continue;
+      auto v = ParseVersion(version_dir.path().filename().string());
+      if (!v.ok()) return v.status().Annotate(model_dir.path().string());
+      ASSIGN_OR_RETURN(auto loaded, LoadModelVersion(version_dir.path().string(), entry.name, *v));
+      entry.versions.emplace(*v, std::move(loaded));
+    }
+    if (entry.versions.empty()) {
+      return FailedPrecondition("model '" + entry.name + "' in " + path +
+                                " has no version folders (expected " + entry.name +
+                                "/1/model.yaml)");
+    }
+    entry.default_version = entry.versions.rbegin()->first;
+    std::string name = entry.name;
+    repo->models_.emplace(std::move(name), std::move(entry));
+  }
+  if (repo->models_.empty()) {
+    return FailedPrecondition("model repository '" + path +
+                              "' holds no models (expected <name>/<version>/model.yaml)");
+  }
+  for (const auto& [name, entry] : repo->models_) repo->sorted_.push_back(&entry);
+  std::sort(repo->sorted_.begin(), repo->sorted_.end(),
+            [](const ModelEntry* a, const ModelEntry* b) { return a->name < b->name; });
+  if (!default_model.empty()) {
+    repo->default_ = repo->Find(default_model);
+    if (repo->default_ == nullptr) {
+      return FailedPrecondition("models.default names '" + default_model +
+                                "', which is not in " + path);
+    }
+  } else if (repo->sorted_.size() == 1) {
+    repo->default_ = repo->sorted_.front();
+  }
+  return repo;
+}
+
+const ModelEntry* ModelRepository::Find(std::string_view name) const {
+  auto it = models_.find(name);
+  return it == models_.end() ? nullptr : &it->second;
+}
+
+}  // namespace rtml::model

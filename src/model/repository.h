@@ -1,0 +1,88 @@
+// ModelRepository: a Triton-like folder of models, loaded once at start.
+//
+//   <repository>/<name>/<version>/model.yaml   (+ the model file it names)
+//
+// model.yaml says the backend (native | xgboost), the model file, the output
+// kind (probability | regression | classes with labels) and the ordered input
+// features (dtype, default, min/max, required). Every version of every model
+// is loaded and checked against its file (feature count and names, output
+// count); the highest version serves by default.
+// Ownership: the repository owns the loaded versions; versions are shared as
+// std::shared_ptr<const ModelVersion> and never change once loaded.
+// Thread-safety: immutable after Load(); lookups may run on any thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "model/model.h"
+#include "schema/schema.h"
+
+namespace rtml::model {
+
+enum class OutputKind { kProbability, kRegression, kClasses };
+std::string_view OutputKindName(OutputKind kind);
+
+struct ModelSpec {
+  std::string backend = "native";  // native | xgboost
+  std::string file = "model.json";
+  std::string description;
+  OutputKind output = OutputKind::kProbability;
+  std::vector<std::string> labels;  // for kClasses, one per output
+  std::vector<schema::FeatureSpec> inputs;
+  std::optional<bool> ignore_unknown_features;  // overrides scoring.unknown_features
+};
+
+// Parses model.yaml text. `where` names it in errors.
+Result<ModelSpec> ParseModelSpec(std::string_view yaml, std::string_view where);
+
+struct ModelVersion {
+  std::string name;
+  int64_t version = 0;
+  std::string dir;
+  ModelSpec spec;
+  schema::InputSchema schema;
+  std::shared_ptr<const Model> model;
+};
+
+// Loads one version folder: model.yaml, then the model file through its
+// backend, and checks that they agree.
+Result<std::shared_ptr<const ModelVersion>> LoadModelVersion(const std::string& dir,
+                                                             std::string name,
+                                                             int64_t version);
+
+struct ModelEntry {
+  std::string name;
+  std::map<int64_t, std::shared_ptr<const ModelVersion>> versions;
+  int64_t default_version = 0;  // the highest
+
+  // The given version, or the default when none is given; null if unknown.
+  const ModelVersion* Get(std::optional<int64_t> version) const;
+};
+
+class ModelRepository {
+ public:
+  // Loads every model and version under `path`. `default_model` names the
+  // model for POST /predict; empty means the only model, if there is one.
+  static Result<std::unique_ptr<ModelRepository>> Load(const std::string& path,
+                                                       const std::string& default_model);
+
+  const ModelEntry* Find(std::string_view name) const;
+  const ModelEntry* default_model() const { return default_; }
+  // All models, sorted by name.
+  const std::vector<const ModelEntry*>& models() const { return sorted_; }
+
+ private:
+  std::unordered_map<std::string, ModelEntry, schema::TransparentHash, std::equal_to<>> models_;
+  std::vector<const ModelEntry*> sorted_;
+  const ModelEntry* default_ = nullptr;
+};
+
+}  // namespace rtml::model

@@ -1,0 +1,110 @@
+#include "schema/schema.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace rtml::schema {
+namespace {
+namespace od = simdjson::ondemand;
+
+InputSchema TestSchema() {
+  std::vector<FeatureSpec> f(4);
+  f[0] = {.name = "amount", .dtype = DType::kFloat, .min = 0.0, .max = 1000.0, .required = true};
+  f[1] = {.name = "count", .dtype = DType::kInt, .default_value = 1.0};
+  f[2] = {.name = "online", .dtype = DType::kBool, .default_value = 0.0};
+  f[3] = {.name = "score", .dtype = DType::kFloat};
+  return InputSchema::Create(std::move(f)).value();
+}
+
+struct Decoded {
+  Status status;
+  std::vector<float> row = std::vector<float>(4, -7.0f);
+  std::vector<Cell> cells = std::vector<Cell>(4);
+};
+
+Decoded Decode(std::string_view json, UnknownFeatures unknown = UnknownFeatures::kReject) {
+  static InputSchema schema = TestSchema();
+  RowDecoder decoder(schema, unknown);
+  Decoded d;
+  simdjson::padded_string padded(json);
+  od::parser parser;
+  od::document doc = parser.iterate(padded);
+  od::value v = doc.get_value();
+  if (json.front() == '{') {
+    d.status = decoder.DecodeObject(v.get_object(), -1, d.row, d.cells);
+  } else {
+    d.status = decoder.DecodeArray(v.get_array(), 2, d.row, d.cells);
+  }
+  return d;
+}
+
+TEST(RowDecoderTest, DecodesObjectAndFillsDefaultsAndMissing) {
+  Decoded d = Decode(R"({"amount": 12.5, "online": true})");
+  ASSERT_TRUE(d.status.ok()) << d.status.ToString();
+  EXPECT_FLOAT_EQ(d.row[0], 12.5f);
+  EXPECT_FLOAT_EQ(d.row[1], 1.0f);
+  EXPECT_FLOAT_EQ(d.row[2], 1.0f);
+  EXPECT_TRUE(std::isnan(d.row[3]));
+  EXPECT_EQ(d.cells, (std::vector<Cell>{Cell::kGiven, Cell::kDefaulted, Cell::kGiven,
+                                        Cell::kMissing}));
+}
+
+TEST(RowDecoderTest, NullMeansAbsent) {
+  Decoded d = Decode(R"({"amount": 1, "count": null, "score": null})");
+  ASSERT_TRUE(d.status.ok());
+  EXPECT_EQ(d.cells[1], Cell::kDefaulted);
+  EXPECT_EQ(d.cells[3], Cell::kMissing);
+}
+
+TEST(RowDecoderTest, DecodesOrderedArray) {
+  Decoded d = Decode(R"([3, 2, false, null])");
+  ASSERT_TRUE(d.status.ok()) << d.status.ToString();
+  EXPECT_EQ(d.row[0], 3.0f);
+  EXPECT_EQ(d.row[1], 2.0f);
+  EXPECT_EQ(d.row[2], 0.0f);
+  EXPECT_TRUE(std::isnan(d.row[3]));
+}
+
+void ExpectError(std::string_view json, std::string_view reason, std::string_view field,
+                 UnknownFeatures unknown = UnknownFeatures::kReject) {
+  Decoded d = Decode(json, unknown);
+  ASSERT_FALSE(d.status.ok()) << json;
+  EXPECT_EQ(d.status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(d.status.reason(), reason) << json << ": " << d.status.message();
+  EXPECT_EQ(d.status.field(), field) << json;
+}
+
+TEST(RowDecoderTest, RejectsBadValuesNamingTheField) {
+  ExpectError(R"({"amount": "12"})", "wrong_type", "features.amount");
+  ExpectError(R"({"amount": 1, "count": 1.5})", "wrong_type", "features.count");
+  ExpectError(R"({"amount": 1, "online": 1})", "wrong_type", "features.online");
+  ExpectError(R"({"amount": 1, "score": [1]})", "wrong_type", "features.score");
+  ExpectError(R"({"amount": -0.5})", "out_of_range", "features.amount");
+  ExpectError(R"({"amount": 1e9})", "out_of_range", "features.amount");
+  ExpectError(R"({"count": 2})", "missing_feature", "features.amount");
+  ExpectError(R"({"amount": 1, "colour": 2})", "unknown_feature", "features.colour");
+  ExpectError(R"({"amount": 1, "amount": 2})", "duplicate_feature", "features.amount");
+  ExpectError(R"([1, 2, true])", "wrong_length", "instances[2]");
+  ExpectError(R"([1, 2, true, 4, 5])", "wrong_length", "instances[2]");
+  ExpectError(R"(["x", 2, true, 4])", "wrong_type", "instances[2].amount");
+}
+
+TEST(RowDecoderTest, IgnoresUnknownFeaturesWhenConfigured) {
+  Decoded d = Decode(R"({"amount": 1, "colour": "red"})", UnknownFeatures::kIgnore);
+  EXPECT_TRUE(d.status.ok()) << d.status.ToString();
+}
+
+TEST(InputSchemaTest, RejectsBadDefinitions) {
+  EXPECT_FALSE(InputSchema::Create({}).ok());
+  EXPECT_FALSE(InputSchema::Create({{.name = "a"}, {.name = "a"}}).ok());
+  EXPECT_FALSE(InputSchema::Create({{.name = "a", .min = 2.0, .max = 1.0}}).ok());
+  EXPECT_FALSE(InputSchema::Create({{.name = "a", .default_value = 5.0, .max = 1.0}}).ok());
+  auto s = InputSchema::Create({{.name = "a"}, {.name = "b"}});
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->IndexOf("b"), 1);
+  EXPECT_EQ(s->IndexOf("c"), -1);
+}
+
+}  // namespace
+}  // namespace rtml::schema
