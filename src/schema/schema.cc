@@ -162,7 +162,7 @@ Status RowDecoder::DecodeArray(od::array arr, int instance, std::span<float> row
   int column = 0;
   for (auto element : arr) {
     od::value value;
-    if (auto e = element.get(value)) return BadJson(e, FieldPath(instance, ""));
+    if (auto e = std::move(element).get(value)) return BadJson(e, FieldPath(instance, ""));
     if (column >= n) {
       return InvalidArgument("ordered features must have exactly " + std::to_string(n) +
                                  " values, got more",

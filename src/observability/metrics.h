@@ -1,0 +1,91 @@
+// Metrics: counters, gauges and histograms registered once at start-up and
+// rendered in Prometheus text exposition format (version 0.0.4).
+//
+// Registration returns a stable handle the hot path keeps; updating a handle
+// is one relaxed atomic add, with no lock and no lookup. Families (same name)
+// are rendered together with one HELP and TYPE line.
+// Ownership: the Registry owns every metric; handles stay valid for its life.
+// Thread-safety: Add*() and Render() take an internal mutex (start-up and
+// scrapes only); Counter/Histogram updates are lock-free from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace rtml::observability {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+class Counter {
+ public:
+  void Inc(uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
+  uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+// Cumulative histogram with fixed upper bounds (the +Inf bucket is implicit).
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> bounds);
+  void Observe(double value);
+  const std::vector<double>& bounds() const { return bounds_; }
+  // Per-bucket (non-cumulative) counts; the last is the +Inf bucket.
+  std::vector<uint64_t> BucketCounts() const;
+  uint64_t count() const;
+  double sum() const { return sum_.load(std::memory_order_relaxed); }
+
+ private:
+  std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<uint64_t>[]> buckets_;
+  std::atomic<double> sum_{0.0};
+};
+
+// Latency buckets in seconds, 50 µs to 10 s, fine enough for p50/p95/p99.
+std::vector<double> LatencyBucketsSeconds();
+
+class Registry {
+ public:
+  Counter* AddCounter(const std::string& name, const std::string& help, Labels labels = {});
+  Histogram* AddHistogram(const std::string& name, const std::string& help, Labels labels,
+                          std::vector<double> bounds);
+  // A gauge whose value is read by `read` at each scrape.
+  void AddGauge(const std::string& name, const std::string& help, Labels labels,
+                std::function<double()> read);
+
+  std::string Render() const;
+
+ private:
+  enum class Type { kCounter, kGauge, kHistogram };
+  struct Series {
+    Labels labels;
+    Counter* counter = nullptr;
+    Histogram* histogram = nullptr;
+    std::function<double()> gauge;
+  };
+  struct Family {
+    std::string name, help;
+    Type type;
+    std::vector<Series> series;
+  };
+  Family& FamilyFor(const std::string& name, const std::string& help, Type type);
+
+  mutable std::mutex mu_;
+  std::deque<Family> families_;
+  std::deque<Counter> counters_;
+  std::deque<Histogram> histograms_;
+};
+
+// Escapes a label value for the text format.
+std::string EscapeLabelValue(std::string_view v);
+
+}  // namespace rtml::observability

@@ -1,0 +1,55 @@
+#include "observability/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+namespace rtml::observability {
+namespace {
+
+TEST(MetricsTest, RendersCountersGaugesAndHistogramsInTextFormat) {
+  Registry r;
+  Counter* a = r.AddCounter("rtml_x_total", "Things.", {{"model", "m\"1"}});
+  Counter* b = r.AddCounter("rtml_x_total", "Things.", {{"model", "m2"}});
+  r.AddGauge("rtml_up", "Up.", {}, [] { return 1.0; });
+  Histogram* h = r.AddHistogram("rtml_lat_seconds", "Latency.", {{"model", "m"}}, {0.1, 1.0});
+  a->Inc();
+  b->Inc(3);
+  h->Observe(0.05);
+  h->Observe(0.1);
+  h->Observe(5);
+  const std::string text = r.Render();
+  EXPECT_NE(text.find("# HELP rtml_x_total Things.\n# TYPE rtml_x_total counter\n"
+                      "rtml_x_total{model=\"m\\\"1\"} 1\nrtml_x_total{model=\"m2\"} 3\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# TYPE rtml_up gauge\nrtml_up 1\n"), std::string::npos);
+  EXPECT_NE(text.find("rtml_lat_seconds_bucket{model=\"m\",le=\"0.1\"} 2\n"
+                      "rtml_lat_seconds_bucket{model=\"m\",le=\"1\"} 2\n"
+                      "rtml_lat_seconds_bucket{model=\"m\",le=\"+Inf\"} 3\n"
+                      "rtml_lat_seconds_sum{model=\"m\"} 5.15\n"
+                      "rtml_lat_seconds_count{model=\"m\"} 3\n"),
+            std::string::npos)
+      << text;
+}
+
+TEST(MetricsTest, CountersAreExactUnderConcurrentUpdates) {
+  Registry r;
+  Counter* c = r.AddCounter("rtml_c_total", "C.");
+  Histogram* h = r.AddHistogram("rtml_h", "H.", {}, LatencyBucketsSeconds());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 100000; ++i) {
+        c->Inc();
+        h->Observe(0.001);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(c->value(), 400000u);
+  EXPECT_EQ(h->count(), 400000u);
+}
+
+}  // namespace
+}  // namespace rtml::observability
