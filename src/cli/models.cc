@@ -1,0 +1,99 @@
+#include <simdjson.h>
+#include <xgboost/c_api.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "model/repository.h"
+#include "model/tree_ensemble.h"
+#include "model/xgboost_json.h"
+
+namespace rtml::cli {
+namespace {
+namespace fs = std::filesystem;
+
+void PrintVersion(const model::ModelVersion& v, bool is_default) {
+  std::printf("  version %lld%s: backend %s, objective %s, output %s, %d inputs\n",
+              static_cast<long long>(v.version), is_default ? " (default)" : "",
+              std::string(v.model->backend()).c_str(), v.model->objective().c_str(),
+              std::string(model::OutputKindName(v.spec.output)).c_str(), v.schema.size());
+  if (!v.spec.description.empty()) std::printf("    %s\n", v.spec.description.c_str());
+  for (const schema::FeatureSpec& f : v.schema.features()) {
+    std::printf("    %-24s %-5s", f.name.c_str(), std::string(schema::DTypeName(f.dtype)).c_str());
+    if (f.default_value) std::printf(" default=%g", *f.default_value);
+    if (f.min) std::printf(" min=%g", *f.min);
+    if (f.max) std::printf(" max=%g", *f.max);
+    if (f.required) std::printf(" required");
+    std::printf("\n");
+  }
+}
+
+int InspectFile(const std::string& path) {
+  auto def = model::LoadXgboostJsonFile(path);
+  if (!def.ok()) {
+    std::fprintf(stderr, "rtml models inspect: %s\n", def.status().message().c_str());
+    return 1;
+  }
+  const size_t n_trees = def->trees.size();
+  std::printf("%s\n  XGBoost JSON model: objective %s, %d features, %d outputs, %zu trees\n",
+              path.c_str(), def->objective.c_str(), def->num_features, def->num_groups, n_trees);
+  std::printf("  base margin:");
+  for (float b : def->base_margin) std::printf(" %g", b);
+  std::printf("\n");
+  if (!def->feature_names.empty()) {
+    std::printf("  feature names:");
+    for (const auto& n : def->feature_names) std::printf(" %s", n.c_str());
+    std::printf("\n");
+  }
+  auto m = model::TreeEnsemble::Create(std::move(def).value());
+  if (!m.ok()) {
+    std::printf("  native backend: cannot serve it: %s\n", m.status().message().c_str());
+    return 0;
+  }
+  std::printf("  native backend: depth %d, %s layout\n", (*m)->depth(),
+              (*m)->padded() ? "padded complete-tree" : "node-walk");
+  return 0;
+}
+
+}  // namespace
+
+int RunModelsInspect(const std::string& path) {
+  if (fs::is_regular_file(path)) return InspectFile(path);
+  if (fs::exists(fs::path(path) / "model.yaml")) {
+    const fs::path p = fs::path(path).lexically_normal();
+    const fs::path dir = p.filename().empty() ? p.parent_path() : p;
+    auto v = model::LoadModelVersion(dir.string(), dir.parent_path().filename().string(),
+                                     std::atoll(dir.filename().string().c_str()));
+    if (!v.ok()) {
+      std::fprintf(stderr, "rtml models inspect: %s\n", v.status().message().c_str());
+      return 1;
+    }
+    std::printf("%s\n", (*v)->name.c_str());
+    PrintVersion(**v, false);
+    return 0;
+  }
+  auto repo = model::ModelRepository::Load(path, "");
+  if (!repo.ok()) {
+    std::fprintf(stderr, "rtml models inspect: %s\n", repo.status().message().c_str());
+    return 1;
+  }
+  for (const model::ModelEntry* e : (*repo)->models()) {
+    std::printf("%s\n", e->name.c_str());
+    for (const auto& [number, v] : e->versions) PrintVersion(*v, number == e->default_version);
+  }
+  return 0;
+}
+
+int RunVersion() {
+  int major = 0, minor = 0, patch = 0;
+  XGBoostVersion(&major, &minor, &patch);
+  std::printf(
+      "rtml %s\n  libxgboost %d.%d.%d (reference backend)\n  simdjson %d.%d.%d (%s kernel)\n",
+              RTML_VERSION, major, minor, patch, int{simdjson::SIMDJSON_VERSION_MAJOR},
+              int{simdjson::SIMDJSON_VERSION_MINOR}, int{simdjson::SIMDJSON_VERSION_REVISION},
+              SIMDJSON_STRINGIFY(SIMDJSON_BUILTIN_IMPLEMENTATION));
+  return 0;
+}
+
+}  // namespace rtml::cli

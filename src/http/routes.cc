@@ -1,0 +1,266 @@
+#include "http/routes.h"
+
+#include <charconv>
+
+#include "common/json_writer.h"
+#include "model/repository.h"
+
+namespace rtml::http {
+namespace {
+
+// Every reason a client error can carry; anything else counts as "other".
+constexpr const char* kReasons[] = {
+    "malformed_json", "bad_request",     "wrong_type",       "out_of_range",
+    "missing_feature", "unknown_feature", "duplicate_feature", "wrong_length",
+    "batch_too_large", "body_too_large",  "unsupported_media_type", "unknown_model",
+    "unknown_version", "not_found",       "method_not_allowed", "internal",
+    "unavailable",     "other"};
+
+constexpr unsigned kCodes[] = {200, 400, 404, 405, 413, 415, 500, 503};
+
+struct Scratch : ThreadState {
+  pipeline::ScoreScratch score;
+};
+
+bool IsJsonContentType(std::string_view ct) {
+  if (ct.empty()) return true;  // absent: assume JSON
+  const size_t semi = ct.find(';');
+  std::string_view type = ct.substr(0, semi);
+  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
+  constexpr std::string_view kJson = "application/json";
+  if (type.size() != kJson.size()) return false;
+  for (size_t i = 0; i < type.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(type[i])) != kJson[i]) return false;
+  }
+  return true;
+}
+
+// Splits "/a/b/c?x" into {"a","b","c"} (views into target).
+std::vector<std::string_view> PathSegments(std::string_view target) {
+  target = target.substr(0, target.find('?'));
+  std::vector<std::string_view> parts;
+  while (!target.empty()) {
+    if (target.front() == '/') {
+      target.remove_prefix(1);
+      continue;
+    }
+    const size_t slash = target.find('/');
+    parts.push_back(target.substr(0, slash));
+    target = slash == std::string_view::npos ? std::string_view() : target.substr(slash);
+  }
+  return parts;
+}
+
+void SetJson(Response& res, bhttp::status status) {
+  res.result(status);
+  res.set(bhttp::field::content_type, "application/json");
+}
+
+void WriteInputs(JsonWriter& w, const model::ModelVersion& v) {
+  w.Key("inputs").BeginArray();
+  for (const schema::FeatureSpec& f : v.schema.features()) {
+    w.BeginObject().Key("name").String(f.name).Key("dtype").String(schema::DTypeName(f.dtype));
+    if (f.default_value) w.Key("default").Double(*f.default_value);
+    if (f.min) w.Key("min").Double(*f.min);
+    if (f.max) w.Key("max").Double(*f.max);
+    w.Key("required").Bool(f.required);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+void WriteModel(JsonWriter& w, const model::ModelEntry& e) {
+  const model::ModelVersion& def = *e.Get(std::nullopt);
+  w.BeginObject().Key("name").String(e.name).Key("default_version").Int(e.default_version);
+  w.Key("versions").BeginArray();
+  for (const auto& [number, v] : e.versions) {
+    w.BeginObject().Key("version").Int(number).Key("backend").String(v->model->backend());
+    w.Key("objective").String(v->model->objective());
+    w.Key("output").String(model::OutputKindName(v->spec.output));
+    if (!v->spec.labels.empty()) {
+      w.Key("labels").BeginArray();
+      for (const auto& l : v->spec.labels) w.String(l);
+      w.EndArray();
+    }
+    if (!v->spec.description.empty()) w.Key("description").String(v->spec.description);
+    WriteInputs(w, *v);
+    w.EndObject();
+  }
+  w.EndArray();
+  WriteInputs(w, def);  // the default version's inputs, at top level
+  w.EndObject();
+}
+
+}  // namespace
+
+bhttp::status HttpStatusFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return bhttp::status::ok;
+    case StatusCode::kInvalidArgument: return bhttp::status::bad_request;
+    case StatusCode::kNotFound: return bhttp::status::not_found;
+    case StatusCode::kPayloadTooLarge: return bhttp::status::payload_too_large;
+    case StatusCode::kUnsupportedMedia: return bhttp::status::unsupported_media_type;
+    case StatusCode::kMethodNotAllowed: return bhttp::status::method_not_allowed;
+    case StatusCode::kUnavailable: return bhttp::status::service_unavailable;
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kInternal: return bhttp::status::internal_server_error;
+  }
+  return bhttp::status::internal_server_error;
+}
+
+Routes::Routes(const pipeline::Scorer& scorer, observability::Registry* metrics)
+    : scorer_(scorer), metrics_(metrics) {
+  for (const char* reason : kReasons) {
+    errors_.push_back({reason, metrics->AddCounter("rtml_request_errors_total",
+                                                   "Requests refused, by reason.",
+                                                   {{"reason", reason}})});
+  }
+  for (unsigned code : kCodes) {
+    responses_.emplace_back(code, metrics->AddCounter("rtml_http_responses_total",
+                                                      "HTTP responses, by status code.",
+                                                      {{"code", std::to_string(code)}}));
+  }
+}
+
+std::unique_ptr<ThreadState> Routes::NewThreadState() { return std::make_unique<Scratch>(); }
+
+void Routes::Handle(const Request& req, Response& res, ThreadState& state) {
+  const std::vector<std::string_view> p = PathSegments(req.target());
+  const bool get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
+  const bool post = req.method() == bhttp::verb::post;
+  auto wrong_method = [&](const char* allow) {
+    res.set(bhttp::field::allow, allow);
+    Error(Status(StatusCode::kMethodNotAllowed,
+                 std::string(req.method_string()) + " is not allowed on " +
+                     std::string(req.target()) + " (use " + allow + ")",
+                 "method_not_allowed"),
+          res);
+  };
+  if (p.size() == 1 && p[0] == "predict") {
+    post ? Predict(req, "", "", res, state) : wrong_method("POST");
+  } else if (p.size() == 4 && p[0] == "v1" && p[1] == "models" && p[3] == "predict") {
+    post ? Predict(req, p[2], "", res, state) : wrong_method("POST");
+  } else if (p.size() == 6 && p[0] == "v1" && p[1] == "models" && p[3] == "versions" &&
+             p[5] == "predict") {
+    post ? Predict(req, p[2], p[4], res, state) : wrong_method("POST");
+  } else if ((p.size() == 2 || p.size() == 3) && p[0] == "v1" && p[1] == "models") {
+    get ? ListModels(p.size() == 3 ? p[2] : "", res) : wrong_method("GET");
+  } else if (p.size() == 1 && p[0] == "healthz") {
+    get ? Health(res) : wrong_method("GET");
+  } else if (p.size() == 1 && p[0] == "readyz") {
+    get ? Ready(res) : wrong_method("GET");
+  } else if (p.size() == 1 && p[0] == "metrics") {
+    get ? Metrics(res) : wrong_method("GET");
+  } else {
+    Error(NotFound("no route for " + std::string(req.method_string()) + " " +
+                       std::string(req.target()) +
+                       " (see GET /v1/models; predict with POST /predict)",
+                   "not_found"),
+          res);
+  }
+  CountResponse(res.result_int());
+}
+
+void Routes::Predict(const Request& req, std::string_view model, std::string_view version,
+                     Response& res, ThreadState& state) {
+  auto it = req.find(bhttp::field::content_type);
+  if (it != req.end() && !IsJsonContentType(it->value())) {
+    return Error(Status(StatusCode::kUnsupportedMedia,
+                        "Content-Type must be application/json, not '" +
+                            std::string(it->value()) + "'",
+                        "unsupported_media_type", "Content-Type"),
+                 res);
+  }
+  pipeline::ScoreTarget target{model, std::nullopt};
+  if (!version.empty()) {
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
+    if (ec != std::errc() || end != version.data() + version.size() || v <= 0) {
+      return Error(NotFound("version '" + std::string(version) +
+                                "' is not a positive integer",
+                            "unknown_version"),
+                   res);
+    }
+    target.version = v;
+  }
+  auto& scratch = static_cast<Scratch&>(state);
+  Status s = scorer_.ScoreJson(target, req.body(), &scratch.score, &res.body());
+  if (!s.ok()) return Error(s, res);
+  SetJson(res, bhttp::status::ok);
+}
+
+void Routes::ListModels(std::string_view name, Response& res) {
+  JsonWriter w(&res.body());
+  if (!name.empty()) {
+    const model::ModelEntry* e = scorer_.repository().Find(name);
+    if (e == nullptr) {
+      return Error(NotFound("unknown model '" + std::string(name) + "'", "unknown_model"), res);
+    }
+    WriteModel(w, *e);
+  } else {
+    const model::ModelEntry* def = scorer_.repository().default_model();
+    w.BeginObject();
+    if (def != nullptr) w.Key("default_model").String(def->name);
+    w.Key("models").BeginArray();
+    for (const model::ModelEntry* e : scorer_.repository().models()) WriteModel(w, *e);
+    w.EndArray().EndObject();
+  }
+  SetJson(res, bhttp::status::ok);
+}
+
+void Routes::Health(Response& res) {
+  res.body() = R"({"status":"ok"})";
+  SetJson(res, bhttp::status::ok);
+}
+
+void Routes::Ready(Response& res) {
+  const bool ready = ready_.load();
+  JsonWriter w(&res.body());
+  w.BeginObject().Key("ready").Bool(ready).Key("models").Uint(scorer_.repository().models().size());
+  w.EndObject();
+  SetJson(res, ready ? bhttp::status::ok : bhttp::status::service_unavailable);
+}
+
+void Routes::Metrics(Response& res) {
+  res.body() = metrics_->Render();
+  res.result(bhttp::status::ok);
+  res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+void Routes::HandleUnreadable(bhttp::status status, std::string_view why, Response& res) {
+  if (status == bhttp::status::payload_too_large) {
+    Error(Status(StatusCode::kPayloadTooLarge, "request body is larger than http.max_body_bytes",
+                 "body_too_large"),
+          res);
+  } else {
+    Error(InvalidArgument("unreadable HTTP request: " + std::string(why), "bad_request"), res);
+  }
+  CountResponse(res.result_int());
+}
+
+void Routes::Error(const Status& status, Response& res) {
+  const bhttp::status code = HttpStatusFor(status.code());
+  res.body().clear();
+  JsonWriter w(&res.body());
+  w.BeginObject().Key("error").BeginObject();
+  w.Key("code").Uint(static_cast<unsigned>(code));
+  w.Key("reason").String(status.reason());
+  if (!status.field().empty()) w.Key("field").String(status.field());
+  w.Key("message").String(status.message());
+  w.EndObject().EndObject();
+  SetJson(res, code);
+  for (ErrorCounter& e : errors_) {
+    if (e.reason == status.reason() || e.reason == "other") {
+      e.counter->Inc();
+      break;
+    }
+  }
+}
+
+void Routes::CountResponse(unsigned code) {
+  for (auto& [c, counter] : responses_) {
+    if (c == code) return counter->Inc();
+  }
+}
+
+}  // namespace rtml::http

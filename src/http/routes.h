@@ -1,0 +1,64 @@
+// Routes: rtml's HTTP API on top of the Scorer and the model repository.
+//
+//   POST /predict                                  default model, default version
+//   POST /v1/models/{name}/predict                 a model's default version
+//   POST /v1/models/{name}/versions/{v}/predict    one version
+//   GET  /v1/models, /v1/models/{name}             loaded models and their inputs
+//   GET  /healthz, /readyz, /metrics
+//
+// Every error is a JSON body {"error": {"code", "reason", "field", "message"}}
+// with a 4xx status for client errors, counted in rtml_request_errors_total
+// by reason.
+// Thread-safety: Handle() runs concurrently on every server loop, each with
+// its own ThreadState; shared state is immutable or atomic.
+// Ownership: borrows the Scorer and Registry, which must outlive it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "http/server.h"
+#include "observability/metrics.h"
+#include "pipeline/scorer.h"
+
+namespace rtml::http {
+
+class Routes final : public Handler {
+ public:
+  Routes(const pipeline::Scorer& scorer, observability::Registry* metrics);
+
+  // Readiness reported by /readyz (set once models are loaded and serving).
+  void set_ready(bool ready) { ready_.store(ready); }
+
+  std::unique_ptr<ThreadState> NewThreadState() override;
+  void Handle(const Request& req, Response& res, ThreadState& state) override;
+  void HandleUnreadable(bhttp::status status, std::string_view why, Response& res) override;
+
+ private:
+  struct ErrorCounter {
+    std::string reason;
+    observability::Counter* counter;
+  };
+
+  void Predict(const Request& req, std::string_view model, std::string_view version,
+               Response& res, ThreadState& state);
+  void ListModels(std::string_view name, Response& res);
+  void Health(Response& res);
+  void Ready(Response& res);
+  void Metrics(Response& res);
+  void Error(const Status& status, Response& res);
+  void CountResponse(unsigned code);
+
+  const pipeline::Scorer& scorer_;
+  observability::Registry* metrics_;
+  std::atomic<bool> ready_{false};
+  std::vector<ErrorCounter> errors_;       // one per known reason, plus "other"
+  std::vector<std::pair<unsigned, observability::Counter*>> responses_;  // by status code
+};
+
+// Maps a Status code to its HTTP status.
+bhttp::status HttpStatusFor(StatusCode code);
+
+}  // namespace rtml::http

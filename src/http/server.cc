@@ -1,0 +1,187 @@
+#include "http/server.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/socket_base.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+
+#include <chrono>
+
+namespace rtml::http {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+// One keep-alive connection; lives as long as an operation holds it.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, const ServerOptions& options, Handler* handler,
+          ThreadState* state)
+      : stream_(std::move(socket)), options_(options), handler_(handler), state_(state) {
+    buffer_.reserve(4096);
+  }
+
+  void Start() {
+    stream_.socket().set_option(tcp::no_delay(true));
+    Read();
+  }
+
+ private:
+  void Read() {
+    parser_.emplace();
+    parser_->body_limit(options_.max_body_bytes);
+    parser_->header_limit(16 * 1024);
+    stream_.expires_after(std::chrono::seconds(options_.idle_timeout_s));
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        self->OnRead(ec);
+                      });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+        ec == asio::error::eof) {
+      return Close();
+    }
+    res_.clear();
+    res_.body().clear();
+    res_.version(11);
+    if (ec) {
+      const bhttp::status status = ec == bhttp::error::body_limit
+                                       ? bhttp::status::payload_too_large
+                                       : bhttp::status::bad_request;
+      handler_->HandleUnreadable(status, ec.message(), res_);
+      res_.keep_alive(false);
+      return Write();
+    }
+    const Request& req = parser_->get();
+    res_.version(req.version());
+    handler_->Handle(req, res_, *state_);
+    res_.keep_alive(req.keep_alive());
+    Write();
+  }
+
+  void Write() {
+    res_.prepare_payload();
+    bhttp::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->OnWrite(ec);
+    });
+  }
+
+  void OnWrite(beast::error_code ec) {
+    if (ec || !res_.keep_alive()) return Close();
+    Read();
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.socket().close(ignored);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  Response res_;
+  const ServerOptions& options_;
+  Handler* handler_;
+  ThreadState* state_;
+};
+
+}  // namespace
+
+class HttpServer::Loop {
+ public:
+  Loop(const ServerOptions& options, Handler* handler)
+      : io_(1), acceptor_(io_), options_(options), handler_(handler),
+        state_(handler->NewThreadState()) {}
+
+  Status Bind(const tcp::endpoint& endpoint) {
+    beast::error_code ec;
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.set_option(ReusePort(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Status(StatusCode::kUnavailable,
+                    "cannot listen on " + endpoint.address().to_string() + ":" +
+                        std::to_string(endpoint.port()) + ": " + ec.message() +
+                        " (is another server using the port? choose one with --port)");
+    }
+    return Status::Ok();
+  }
+
+  int port() const { return acceptor_.local_endpoint().port(); }
+
+  void Run() {
+    Accept();
+    io_.run();
+  }
+
+  void Stop() {
+    asio::post(io_, [this] {
+      beast::error_code ignored;
+      acceptor_.close(ignored);
+      io_.stop();
+    });
+  }
+
+ private:
+  void Accept() {
+    acceptor_.async_accept(io_, [this](beast::error_code ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted) return;
+      if (!ec) {
+        std::make_shared<Session>(std::move(socket), options_, handler_, state_.get())->Start();
+      }
+      Accept();
+    });
+  }
+
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  const ServerOptions& options_;
+  Handler* handler_;
+  std::unique_ptr<ThreadState> state_;
+};
+
+HttpServer::HttpServer(ServerOptions options, Handler* handler)
+    : options_(std::move(options)), handler_(handler) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+Status HttpServer::Start() {
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(options_.host, ec);
+  if (ec) {
+    return FailedPrecondition("http.host '" + options_.host + "' is not an IP address");
+  }
+  const int n = std::max(1, options_.threads);
+  port_ = options_.port;
+  for (int i = 0; i < n; ++i) {
+    auto loop = std::make_unique<Loop>(options_, handler_);
+    // The first loop may pick a free port; the others share it.
+    RETURN_IF_ERROR(loop->Bind(tcp::endpoint(address, static_cast<uint16_t>(port_))));
+    port_ = loop->port();
+    loops_.push_back(std::move(loop));
+  }
+  for (auto& loop : loops_) threads_.emplace_back([l = loop.get()] { l->Run(); });
+  return Status::Ok();
+}
+
+void HttpServer::Stop() {
+  if (stopped_.exchange(true)) return;
+  for (auto& loop : loops_) loop->Stop();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+  loops_.clear();
+}
+
+}  // namespace rtml::http

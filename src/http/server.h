@@ -1,0 +1,81 @@
+// HttpServer: HTTP/1.1 with keep-alive on Boost.Beast, one io_context and
+// one thread per event loop, each loop with its own SO_REUSEPORT acceptor on
+// the same port so the kernel spreads connections and no state is shared
+// between loops.
+//
+// Each connection reuses its read buffer and response object; requests are
+// handed to a Handler on the loop's thread together with that loop's
+// ThreadState (per-thread scratch), and must be answered synchronously.
+// Oversized bodies get 413, unparseable requests 400, idle connections are
+// closed after idle_timeout_s.
+// Thread-safety: Start()/Stop() from one controlling thread. The Handler is
+// called concurrently from every loop thread, never twice at once for the same
+// ThreadState.
+// Ownership: borrows the Handler, which must outlive the server.
+#pragma once
+
+#include <boost/beast/http.hpp>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+
+namespace rtml::http {
+
+namespace bhttp = boost::beast::http;
+using Request = bhttp::request<bhttp::string_body>;
+using Response = bhttp::response<bhttp::string_body>;
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0 = any free port (see HttpServer::port())
+  int threads = 1;
+  size_t max_body_bytes = 1 << 20;
+  int idle_timeout_s = 60;
+};
+
+// Per-loop state a Handler keeps (scratch buffers); one per server thread.
+class ThreadState {
+ public:
+  virtual ~ThreadState() = default;
+};
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual std::unique_ptr<ThreadState> NewThreadState() = 0;
+  // Fills `res` (status, headers, body) for `req`. Must not throw or block.
+  virtual void Handle(const Request& req, Response& res, ThreadState& state) = 0;
+  // Fills `res` for a request that could not be read (`status` 400 or 413).
+  virtual void HandleUnreadable(bhttp::status status, std::string_view why, Response& res) = 0;
+};
+
+class HttpServer {
+ public:
+  HttpServer(ServerOptions options, Handler* handler);
+  ~HttpServer();
+
+  // Binds every loop's acceptor and starts the threads. Fails, naming the
+  // address, when the port is taken or the host is not local.
+  Status Start();
+  // The bound port (useful with port 0).
+  int port() const { return port_; }
+  // Stops accepting, closes connections and joins the threads. Idempotent.
+  void Stop();
+
+ private:
+  class Loop;
+
+  ServerOptions options_;
+  Handler* handler_;
+  int port_ = 0;
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace rtml::http
