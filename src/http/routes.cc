@@ -60,7 +60,11 @@ void WriteInputs(JsonWriter& w, const model::ModelVersion& v) {
   w.Key("inputs").BeginArray();
   for (const schema::FeatureSpec& f : v.schema.features()) {
     w.BeginObject().Key("name").String(f.name).Key("dtype").String(schema::DTypeName(f.dtype));
-    if (f.default_value) w.Key("default").Double(*f.default_value);
+    if (f.default_value && f.dtype == schema::DType::kBool) {
+      w.Key("default").Bool(*f.default_value != 0.0);
+    } else if (f.default_value) {
+      w.Key("default").Double(*f.default_value);
+    }
     if (f.min) w.Key("min").Double(*f.min);
     if (f.max) w.Key("max").Double(*f.max);
     w.Key("required").Bool(f.required);

@@ -97,15 +97,15 @@ class Session : public std::enable_shared_from_this<Session> {
 
 class HttpServer::Loop {
  public:
-  Loop(const ServerOptions& options, Handler* handler)
+  Loop(const ServerOptions& options, Handler* handler, bool with_reuseport = true)
       : io_(1), acceptor_(io_), options_(options), handler_(handler),
-        state_(handler->NewThreadState()) {}
+        state_(handler->NewThreadState()), reuseport_(with_reuseport) {}
 
   Status Bind(const tcp::endpoint& endpoint) {
     beast::error_code ec;
     acceptor_.open(endpoint.protocol(), ec);
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.set_option(ReusePort(true), ec);
+    if (!ec && reuseport_) acceptor_.set_option(ReusePort(true), ec);
     if (!ec) acceptor_.bind(endpoint, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
@@ -148,6 +148,7 @@ class HttpServer::Loop {
   const ServerOptions& options_;
   Handler* handler_;
   std::unique_ptr<ThreadState> state_;
+  bool reuseport_;
 };
 
 HttpServer::HttpServer(ServerOptions options, Handler* handler)
@@ -163,6 +164,12 @@ Status HttpServer::Start() {
   }
   const int n = std::max(1, options_.threads);
   port_ = options_.port;
+  // SO_REUSEPORT would let a second rtml share a port silently; a plain bind
+  // first fails if anything (including another rtml) holds it.
+  if (port_ != 0) {
+    Loop probe(options_, handler_, /*with_reuseport=*/false);
+    RETURN_IF_ERROR(probe.Bind(tcp::endpoint(address, static_cast<uint16_t>(port_))));
+  }
   for (int i = 0; i < n; ++i) {
     auto loop = std::make_unique<Loop>(options_, handler_);
     // The first loop may pick a free port; the others share it.

@@ -123,6 +123,7 @@ Status Scorer::Decode(const ModelVersion& v, std::string_view body, ScoreScratch
   od::json_type type;
   if (auto e = doc.type().get(type)) return Malformed(body, e);
   if (type != od::json_type::object) {
+    if (FindJsonSyntaxError(body)) return Malformed(body, simdjson::TAPE_ERROR);
     return BadStructure("request body must be a JSON object with \"features\" or \"instances\"",
                         "");
   }

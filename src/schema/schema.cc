@@ -100,8 +100,8 @@ Status RowDecoder::DecodeValue(od::value value, int column, int instance, float*
       *cell = Cell::kUnset;  // treated as absent: default or missing
       return Status::Ok();
     case od::json_type::number:
-      if (f.dtype == DType::kBool) break;
       if (auto e = value.get_double().get(v)) return BadJson(e, FieldPath(instance, f.name));
+      if (f.dtype == DType::kBool && v != 0.0 && v != 1.0) break;  // 0/1 stand for false/true
       if (f.dtype == DType::kInt && v != std::trunc(v)) {
         return InvalidArgument("feature '" + f.name + "' must be an integer, got " +
                                    FormatNumber(v),
@@ -129,8 +129,10 @@ Status RowDecoder::DecodeValue(od::value value, int column, int instance, float*
       break;
   }
   return InvalidArgument("feature '" + f.name + "' must be " +
-                             (f.dtype == DType::kBool ? "a boolean" : "a number") + ", got " +
-                             std::string(JsonTypeName(type)),
+                             (f.dtype == DType::kBool ? "a boolean (or 0/1)" : "a number") +
+                             ", got " +
+                             (type == od::json_type::number ? FormatNumber(v)
+                                                            : std::string(JsonTypeName(type))),
                          "wrong_type", FieldPath(instance, f.name));
 }
 

@@ -78,7 +78,8 @@ void ExpectError(std::string_view json, std::string_view reason, std::string_vie
 TEST(RowDecoderTest, RejectsBadValuesNamingTheField) {
   ExpectError(R"({"amount": "12"})", "wrong_type", "features.amount");
   ExpectError(R"({"amount": 1, "count": 1.5})", "wrong_type", "features.count");
-  ExpectError(R"({"amount": 1, "online": 1})", "wrong_type", "features.online");
+  ExpectError(R"({"amount": 1, "online": 2})", "wrong_type", "features.online");
+  ExpectError(R"({"amount": 1, "online": "true"})", "wrong_type", "features.online");
   ExpectError(R"({"amount": 1, "score": [1]})", "wrong_type", "features.score");
   ExpectError(R"({"amount": -0.5})", "out_of_range", "features.amount");
   ExpectError(R"({"amount": 1e9})", "out_of_range", "features.amount");
@@ -88,6 +89,12 @@ TEST(RowDecoderTest, RejectsBadValuesNamingTheField) {
   ExpectError(R"([1, 2, true])", "wrong_length", "instances[2]");
   ExpectError(R"([1, 2, true, 4, 5])", "wrong_length", "instances[2]");
   ExpectError(R"(["x", 2, true, 4])", "wrong_type", "instances[2].amount");
+}
+
+TEST(RowDecoderTest, BoolsAcceptZeroAndOne) {
+  Decoded d = Decode(R"({"amount": 1, "online": 1})");
+  ASSERT_TRUE(d.status.ok()) << d.status.ToString();
+  EXPECT_EQ(d.row[2], 1.0f);
 }
 
 TEST(RowDecoderTest, IgnoresUnknownFeaturesWhenConfigured) {

@@ -1,0 +1,89 @@
+"""Starts and stops a real `rtml serve` for integration tests.
+
+The server listens on a free loopback port (port 0; the port is read from its
+"serving on" log line) and is ready when GET /readyz answers 200. Nothing here
+sleeps blindly: every wait polls for the condition with a deadline.
+"""
+import http.client
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+RTML = os.environ.get("RTML_BIN", os.path.join(REPO, "build", "rtml"))
+
+
+class Server:
+    def __init__(self, *args, config=None, ready_timeout_s=30):
+        cmd = [RTML, "serve", "--port", "0", "--threads", "2"]
+        if config:
+            cmd += ["--config", config]
+        cmd += list(args)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True)
+        self.log = []
+        self.port = None
+        found = threading.Event()
+
+        def pump():
+            for line in self.proc.stdout:
+                self.log.append(line)
+                m = re.search(r"serving on http://[\d.]+:(\d+)", line)
+                if m and self.port is None:
+                    self.port = int(m.group(1))
+                    found.set()
+            found.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        if not found.wait(ready_timeout_s) or self.port is None:
+            self.stop()
+            raise RuntimeError("rtml did not start:\n" + "".join(self.log))
+        deadline = time.monotonic() + ready_timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if self.request("GET", "/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError("rtml never became ready:\n" + "".join(self.log))
+
+    def connection(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+
+    def request(self, method, path, body=None, headers=None, conn=None):
+        """Returns (status, parsed JSON or text, headers)."""
+        own = conn is None
+        conn = conn or self.connection()
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body)
+            hdrs = {"Content-Type": "application/json"} if body is not None else {}
+            hdrs.update(headers or {})
+            conn.request(method, path, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            data = resp.read().decode()
+            ctype = resp.getheader("Content-Type", "")
+            parsed = json.loads(data) if ctype.startswith("application/json") else data
+            return resp.status, parsed, dict(resp.getheaders())
+        finally:
+            if own:
+                conn.close()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        return self.proc.returncode

@@ -1,0 +1,104 @@
+"""CLI integration tests: help everywhere, models inspect, version, config
+errors that say what to fix, a taken port, and a clean stop on SIGTERM."""
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import unittest
+
+from harness import REPO, RTML, Server
+
+FRAUD = os.path.join(REPO, "examples", "fraud")
+
+
+def run(*args, timeout=30):
+    return subprocess.run([RTML, *args], capture_output=True, text=True, timeout=timeout)
+
+
+class CliTest(unittest.TestCase):
+    def test_help_everywhere(self):
+        for args in [["--help"], ["serve", "--help"], ["models", "--help"],
+                     ["models", "inspect", "--help"], ["version", "--help"]]:
+            with self.subTest(args=args):
+                r = run(*args)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("Usage", r.stdout)
+        self.assertIn("--port", run("serve", "--help").stdout)
+
+    def test_no_subcommand_is_an_error_with_usage(self):
+        r = run()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("subcommand", (r.stdout + r.stderr).lower())
+
+    def test_version(self):
+        r = run("version")
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, r"^rtml \d+\.\d+\.\d+")
+        self.assertIn("libxgboost 1.7", r.stdout)
+
+    def test_models_inspect_file_version_and_repository(self):
+        model_dir = os.path.join(FRAUD, "models", "fraud", "1")
+        r = run("models", "inspect", os.path.join(model_dir, "model.json"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("binary:logistic, 30 features, 1 outputs, 200 trees", r.stdout)
+        self.assertIn("depth 6", r.stdout)
+        r = run("models", "inspect", model_dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("amount", r.stdout)
+        r = run("models", "inspect", os.path.join(FRAUD, "models"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("version 1 (default): backend native", r.stdout)
+
+    def test_models_inspect_explains_a_bad_file(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            f.write('{"not": "a model"}')
+            f.flush()
+            r = run("models", "inspect", f.name)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("learner", r.stderr)
+
+    def test_bad_config_names_the_key_and_exits_2(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            f.write("http:\n  prot: 9000\n")
+            f.flush()
+            r = run("serve", "--config", f.name)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown key 'prot'", r.stderr)
+
+    def test_missing_models_folder_says_what_to_check(self):
+        with tempfile.TemporaryDirectory() as d:
+            r = run("serve", "--models", d, "--port", "0")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("holds no models", r.stdout + r.stderr)
+
+    def test_taken_port_is_a_clear_error(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            port = s.getsockname()[1]
+            r = run("serve", "--config", os.path.join(FRAUD, "rtml.yaml"), "--port", str(port))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"cannot listen on 127.0.0.1:{port}", r.stdout + r.stderr)
+
+    def test_second_server_on_the_same_port_is_refused(self):
+        first = Server(config=os.path.join(FRAUD, "rtml.yaml"))
+        try:
+            r = run("serve", "--config", os.path.join(FRAUD, "rtml.yaml"), "--port",
+                    str(first.port))
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("cannot listen", r.stdout + r.stderr)
+        finally:
+            first.stop()
+
+    def test_flags_override_config_and_sigterm_stops_cleanly(self):
+        server = Server(config=os.path.join(FRAUD, "rtml.yaml"))  # config says 8080; --port 0 wins
+        self.assertNotEqual(server.port, 8080)
+        server.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(server.proc.wait(10), 0)
+        self.assertTrue(any("stopping" in line for line in server.log))
+        server.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,338 @@
+"""HTTP integration tests: a real `rtml serve` on loopback, real HTTP clients.
+
+Covers the README's example against XGBoost's own prediction, every route,
+every kind of bad input (status, reason and field), a burst of garbage, and
+concurrent keep-alive clients.
+"""
+import json
+import math
+import os
+import random
+import socket
+import subprocess
+import tempfile
+import threading
+import unittest
+
+import numpy as np
+import xgboost as xgb
+
+from harness import REPO, Server
+
+FRAUD = os.path.join(REPO, "examples", "fraud")
+FRAUD_MODEL = os.path.join(FRAUD, "models", "fraud", "1", "model.json")
+TESTDATA_MODELS = os.path.join(REPO, "tests", "testdata", "models")
+
+
+def readme_request():
+    with open(os.path.join(FRAUD, "request.json")) as f:
+        return json.load(f)
+
+
+class FraudDemoTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(config=os.path.join(FRAUD, "rtml.yaml"))
+        booster = xgb.Booster(model_file=FRAUD_MODEL)
+        booster.set_param({"nthread": 1})
+        cls.booster = booster
+        status, models, _ = cls.server.request("GET", "/v1/models")
+        assert status == 200, models
+        cls.inputs = models["models"][0]["inputs"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def xgboost_probability(self, features):
+        """XGBoost's prediction for a request row, defaults applied as model.yaml says."""
+        row = []
+        for spec in self.inputs:
+            v = features.get(spec["name"], spec.get("default", math.nan))
+            row.append(float(v) if v is not None else math.nan)
+        return float(self.booster.inplace_predict(np.asarray([row], dtype=np.float32))[0])
+
+    def test_readme_example_matches_xgboost(self):
+        body = readme_request()
+        status, resp, headers = self.server.request("POST", "/predict", body)
+        self.assertEqual(status, 200, resp)
+        self.assertEqual(resp["model"], "fraud")
+        self.assertEqual(resp["version"], 1)
+        self.assertAlmostEqual(resp["prediction"], self.xgboost_probability(body["features"]),
+                               delta=1e-6)
+        self.assertIn("user_age", resp["defaulted"])
+        self.assertEqual(resp["missing"], ["distance_from_last_txn_km", "seconds_since_last_txn"])
+
+    def test_random_rows_match_xgboost(self):
+        rng = random.Random(5)
+        for _ in range(50):
+            features = {}
+            for spec in self.inputs:
+                if rng.random() < 0.2 and spec["name"] != "amount":
+                    continue
+                lo, hi = spec.get("min", 0), min(spec.get("max", 100), 5000)
+                if spec["dtype"] == "bool":
+                    features[spec["name"]] = rng.random() < 0.5
+                elif spec["dtype"] == "int":
+                    features[spec["name"]] = rng.randint(int(lo), int(hi))
+                else:
+                    features[spec["name"]] = rng.uniform(lo, hi)
+            status, resp, _ = self.server.request("POST", "/predict", {"features": features})
+            self.assertEqual(status, 200, resp)
+            self.assertAlmostEqual(resp["prediction"], self.xgboost_probability(features),
+                                   delta=1e-6)
+
+    def test_every_predict_route_and_ordered_rows_agree(self):
+        features = readme_request()["features"]
+        ordered = [features.get(s["name"], s.get("default")) for s in self.inputs]
+        answers = []
+        for path, body in [("/predict", {"features": features}),
+                           ("/v1/models/fraud/predict", {"features": features}),
+                           ("/v1/models/fraud/versions/1/predict", {"features": ordered})]:
+            status, resp, _ = self.server.request("POST", path, body)
+            self.assertEqual(status, 200, (path, resp))
+            answers.append(resp["prediction"])
+        self.assertEqual(len(set(answers)), 1, answers)
+
+    def test_batch_returns_one_prediction_per_instance(self):
+        features = readme_request()["features"]
+        low = dict(features, amount=12.0, ip_risk=0.01, merchant_risk=0.01, device_change=False)
+        status, resp, _ = self.server.request(
+            "POST", "/predict", {"instances": [features, low, features], "id": 42})
+        self.assertEqual(status, 200, resp)
+        self.assertEqual(resp["id"], 42)
+        p = resp["predictions"]
+        self.assertEqual(len(p), 3)
+        self.assertEqual(p[0], p[2])
+        self.assertLess(p[1], p[0])
+        self.assertEqual(len(resp["defaulted"]), 3)
+
+    def test_models_listing_describes_inputs(self):
+        status, resp, _ = self.server.request("GET", "/v1/models")
+        self.assertEqual(status, 200)
+        self.assertEqual(resp["default_model"], "fraud")
+        m = resp["models"][0]
+        self.assertEqual((m["name"], m["default_version"]), ("fraud", 1))
+        self.assertEqual([v["version"] for v in m["versions"]], [1])
+        self.assertEqual(len(m["inputs"]), 30)
+        amount = m["inputs"][0]
+        self.assertEqual(amount, {"name": "amount", "dtype": "float", "min": 0, "max": 50000,
+                                  "required": True})
+        status, one, _ = self.server.request("GET", "/v1/models/fraud")
+        self.assertEqual((status, one["name"]), (200, "fraud"))
+
+    def test_health_ready_and_metrics_accepted_by_promtool(self):
+        self.assertEqual(self.server.request("GET", "/healthz")[:2], (200, {"status": "ok"}))
+        status, ready, _ = self.server.request("GET", "/readyz")
+        self.assertEqual((status, ready["ready"]), (200, True))
+        self.server.request("POST", "/predict", readme_request())
+        self.server.request("POST", "/predict", {"features": {"amount": "x"}})
+        status, text, headers = self.server.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+        self.assertRegex(text, r'rtml_requests_total\{model="fraud",version="1"\} [1-9]')
+        self.assertRegex(text, r'rtml_request_errors_total\{reason="wrong_type"\} [1-9]')
+        self.assertIn('rtml_request_duration_seconds_bucket{model="fraud",version="1",le="+Inf"}',
+                      text)
+        check = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                               capture_output=True)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+
+
+BAD_INPUTS = [
+    # (method, path, body, headers, status, reason, field)
+    ("POST", "/predict", '{"features": {"amount": 1,}}', None, 400, "malformed_json", None),
+    ("POST", "/predict", '{"features": ', None, 400, "malformed_json", None),
+    ("POST", "/predict", "not json", None, 400, "malformed_json", None),
+    ("POST", "/predict", "", None, 400, "malformed_json", None),
+    ("POST", "/predict", '{"features": {"amount": 1}}', {"Content-Type": "text/plain"}, 415,
+     "unsupported_media_type", "Content-Type"),
+    ("POST", "/predict", '{"features": {"amount": 1}}',
+     {"Content-Type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type", None),
+    ("POST", "/v1/models/nope/predict", '{"features": {"amount": 1}}', None, 404,
+     "unknown_model", None),
+    ("POST", "/v1/models/fraud/versions/7/predict", '{"features": {"amount": 1}}', None, 404,
+     "unknown_version", None),
+    ("POST", "/v1/models/fraud/versions/x/predict", '{"features": {"amount": 1}}', None, 404,
+     "unknown_version", None),
+    ("POST", "/predict", '{"features": {"amount": "12"}}', None, 400, "wrong_type",
+     "features.amount"),
+    ("POST", "/predict", '{"features": {"amount": 1, "is_online": "yes"}}', None, 400,
+     "wrong_type", "features.is_online"),
+    ("POST", "/predict", '{"features": {"amount": 1, "hour_of_day": 2.5}}', None, 400,
+     "wrong_type", "features.hour_of_day"),
+    ("POST", "/predict", '{"features": {"amount": 1, "hour_of_day": 24}}', None, 400,
+     "out_of_range", "features.hour_of_day"),
+    ("POST", "/predict", '{"features": {"amount": -3}}', None, 400, "out_of_range",
+     "features.amount"),
+    ("POST", "/predict", '{"features": {"hour_of_day": 3}}', None, 400, "missing_feature",
+     "features.amount"),
+    ("POST", "/predict", '{"features": {"amount": 1, "colour": "red"}}', None, 400,
+     "unknown_feature", "features.colour"),
+    ("POST", "/predict", '{"features": [1, 2, 3]}', None, 400, "wrong_length", "features"),
+    ("POST", "/predict", '{"instances": [{"amount": 1}, {"amount": "x"}]}', None, 400,
+     "wrong_type", "instances[1].amount"),
+    ("POST", "/predict", '{"rows": []}', None, 400, "bad_request", "rows"),
+    ("GET", "/predict", None, None, 405, "method_not_allowed", None),
+    ("DELETE", "/v1/models", None, None, 405, "method_not_allowed", None),
+    ("GET", "/nowhere", None, None, 404, "not_found", None),
+]
+
+
+class BadInputTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.TemporaryDirectory()
+        cls.config = os.path.join(cls.dir.name, "rtml.yaml")
+        with open(cls.config, "w") as f:
+            f.write(f"http: {{max_body_bytes: 4096}}\n"
+                    f"models: {{repository: {os.path.join(FRAUD, 'models')}}}\n"
+                    f"scoring: {{max_batch_size: 4}}\n")
+        cls.server = Server(config=cls.config)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.dir.cleanup()
+
+    def assertError(self, status, resp, want_status, reason, field=None):
+        self.assertEqual(status, want_status, resp)
+        self.assertIsInstance(resp, dict, resp)
+        err = resp["error"]
+        self.assertEqual(err["code"], want_status)
+        self.assertEqual(err["reason"], reason, err)
+        self.assertTrue(err["message"], err)
+        if field:
+            self.assertEqual(err.get("field"), field, err)
+
+    def test_each_bad_input_names_the_problem(self):
+        for method, path, body, headers, want, reason, field in BAD_INPUTS:
+            with self.subTest(path=path, body=body, headers=headers):
+                status, resp, _ = self.server.request(method, path, body, headers)
+                self.assertError(status, resp, want, reason, field)
+
+    def test_malformed_json_gives_the_byte_offset(self):
+        status, resp, _ = self.server.request("POST", "/predict", '{"features": {"amount" 1}}')
+        self.assertError(status, resp, 400, "malformed_json")
+        self.assertIn("at byte 23", resp["error"]["message"])
+
+    def test_body_over_the_limit_is_413(self):
+        body = json.dumps({"features": {"amount": 1}, "id": "x" * 5000})
+        status, resp, _ = self.server.request("POST", "/predict", body)
+        self.assertError(status, resp, 413, "body_too_large")
+
+    def test_batch_over_the_maximum_is_413(self):
+        status, resp, _ = self.server.request("POST", "/predict",
+                                              {"instances": [{"amount": 1}] * 5})
+        self.assertError(status, resp, 413, "batch_too_large", "instances")
+        self.assertIn("maximum of 4", resp["error"]["message"])
+
+    def test_wrong_method_says_which_is_allowed(self):
+        status, resp, headers = self.server.request("GET", "/v1/models/fraud/predict")
+        self.assertError(status, resp, 405, "method_not_allowed")
+        self.assertEqual(headers.get("Allow"), "POST")
+
+    def test_garbage_burst_never_gets_5xx_and_server_keeps_serving(self):
+        rng = random.Random(1234)
+        valid = json.dumps(readme_request())
+        bodies = []
+        for i in range(600):
+            kind = i % 6
+            if kind == 0:
+                bodies.append(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))))
+            elif kind == 1:
+                bodies.append(valid[:rng.randrange(len(valid))].encode())
+            elif kind == 2:
+                b = bytearray(valid.encode())
+                for _ in range(rng.randrange(1, 6)):
+                    b[rng.randrange(len(b))] = rng.randrange(256)
+                bodies.append(bytes(b))
+            elif kind == 3:
+                d = rng.randrange(1, 3000)
+                bodies.append(("[" * d + "]" * d).encode())
+            elif kind == 4:
+                bodies.append(json.dumps({"features": {"amount": rng.choice(
+                    [1e308, -0.0, 1e-320, 2**63, "∞", None, [], {}, True])}}).encode())
+            else:
+                bodies.append(json.dumps({"instances": [rng.choice(
+                    [1, "a", None, [], {}, {"amount": 5}])
+                    for _ in range(rng.randrange(0, 7))]}).encode())
+        conn = self.server.connection()
+        counts = {}
+        for body in bodies:
+            try:
+                status, resp, _ = self.server.request("POST", "/predict", body, conn=conn)
+            except (ConnectionError, OSError):  # a server may close after a bad request
+                conn.close()
+                conn = self.server.connection()
+                continue
+            counts[status] = counts.get(status, 0) + 1
+            self.assertLess(status, 500, (body[:80], resp))
+            if status != 200:
+                self.assertIn("error", resp)
+        conn.close()
+        self.assertGreater(counts.get(400, 0), 300, counts)
+        # Raw non-HTTP bytes on a socket: answered 400 or closed, never a crash.
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=5) as s:
+            s.sendall(b"\x00\xff GARBAGE \r\n\r\n" * 10)
+            reply = s.recv(4096)
+            self.assertTrue(reply == b"" or reply.startswith(b"HTTP/1.1 400"), reply[:60])
+        self.assertTrue(self.server.alive())
+        status, resp, _ = self.server.request("POST", "/predict", valid)
+        self.assertEqual(status, 200, resp)
+
+
+class ConcurrencyTest(unittest.TestCase):
+    def test_concurrent_keepalive_clients_get_consistent_answers(self):
+        server = Server(config=os.path.join(FRAUD, "rtml.yaml"))
+        try:
+            body = json.dumps(readme_request())
+            expected = server.request("POST", "/predict", body)[1]["prediction"]
+            errors = []
+
+            def client():
+                conn = server.connection()
+                for _ in range(200):
+                    status, resp, _ = server.request("POST", "/predict", body, conn=conn)
+                    if status != 200 or resp["prediction"] != expected:
+                        errors.append((status, resp))
+                conn.close()
+
+            threads = [threading.Thread(target=client) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertEqual(errors, [])
+            text = server.request("GET", "/metrics")[1]
+            self.assertRegex(text, r'rtml_requests_total\{model="fraud",version="1"\} 1601\n')
+        finally:
+            self.assertEqual(server.stop(), 0)
+
+
+class MultiModelTest(unittest.TestCase):
+    def test_versions_backends_and_classes(self):
+        server = Server("--models", TESTDATA_MODELS)
+        try:
+            row = {"features": {"f1": 0.5, "f2": 1.0, "f3": -2.0}}
+            # Several models and no models.default: POST /predict says what to do.
+            status, resp, _ = server.request("POST", "/predict", row)
+            self.assertEqual((status, resp["error"]["reason"]), (404, "unknown_model"))
+            self.assertIn("models.default", resp["error"]["message"])
+            native = server.request("POST", "/v1/models/binary/versions/1/predict", row)[1]
+            reference = server.request("POST", "/v1/models/binary/predict", row)[1]
+            self.assertEqual(reference["version"], 2)
+            self.assertAlmostEqual(native["prediction"], reference["prediction"], delta=1e-6)
+            status, classes, _ = server.request("POST", "/v1/models/iris/predict", row)
+            self.assertEqual(status, 200, classes)
+            self.assertEqual(sorted(classes["prediction"]), ["high", "low", "mid"])
+            self.assertAlmostEqual(sum(classes["prediction"].values()), 1.0, places=5)
+            status, reg, _ = server.request("POST", "/v1/models/reg/predict",
+                                            {"features": {"f1": 1, "extra": 3}})
+            self.assertEqual(status, 200, reg)  # reg ignores unknown features
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
