@@ -18,7 +18,7 @@ PACKAGES=(
   python3-xgboost python3-pandas python3-fastapi python3-uvicorn python3-uvloop
   python3-httptools python3-pydantic python3-redis
   # benchmark
-  wrk
+  wrk nginx-light
 )
 
 missing=()

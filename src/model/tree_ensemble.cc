@@ -162,7 +162,9 @@ void TreeEnsemble::PaddedRow(const float* x, float* sums) const {
     const float v = x[p_feature_[at]];
     uint32_t right;
     if constexpr (kHasMissing) {
-      right = std::isnan(v) ? p_default_right_[at] : (v >= p_threshold_[at]);
+      // Branch-free: NaN compares false, so it goes right only by default.
+      right = static_cast<uint32_t>(v >= p_threshold_[at]) |
+              (static_cast<uint32_t>(v != v) & p_default_right_[at]);
     } else {
       right = v >= p_threshold_[at];
     }

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# HTTP benchmark: single-row POST /predict with keep-alive, measured with wrk
+# against rtml and, in the same run on the same machine, the Python reference
+# service (../shared/peers/seed-python: FastAPI + uvicorn + XGBoost) and nginx
+# returning a fixed answer (the machine's HTTP ceiling).
+#
+#   bench/http_predict.sh [--runs 3] [--duration 8] [--connections 32]
+#
+# Every server gets the same body: the fraud demo row as 30 ordered floats
+# (the Python service's format); rtml is also measured with named features.
+# Prints a Markdown table of medians over the runs (requests/s, p50, p99, and
+# the server's CPU time per request, summed over its processes) and the ratios
+# to the Python service; writes it to bench/results/ too. wrk shares the two
+# cores with the server, so CPU per request is the steadier efficiency figure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+RUNS=3 DURATION=8 CONNS=32
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) RUNS=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --connections) CONNS=$2; shift 2 ;;
+    *) echo "usage: $0 [--runs N] [--duration S] [--connections C]" >&2; exit 2 ;;
+  esac
+done
+RTML=${RTML_BIN:-$REPO/build/rtml}
+PEERS=${PEERS_DIR:-$REPO/../shared/peers}
+MODEL=$REPO/examples/fraud/models/fraud/1/model.json
+[ -x "$RTML" ] || { echo "build rtml first: make build" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk is missing: scripts/install-deps.sh" >&2; exit 1; }
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() {  # wait_http URL: poll until it answers, 30 s at most
+  for _ in $(seq 300); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "server at $1 did not come up" >&2; return 1
+}
+
+# Bodies: the README's example as ordered floats, and as named features.
+/usr/bin/python3 - "$REPO" "$WORK" <<'PY'
+import json, sys
+repo, work = sys.argv[1], sys.argv[2]
+sys.path.insert(0, repo + "/examples/fraud")
+import transactions
+req = json.load(open(repo + "/examples/fraud/request.json"))["features"]
+row = []
+for name, dtype, lo, hi, default in transactions.FEATURES:
+    v = req.get(name, default)
+    row.append(float(v) if v is not None else 0.0)
+json.dump({"features": row}, open(work + "/ordered.json", "w"))
+json.dump({"features": req}, open(work + "/named.json", "w"))
+PY
+for b in ordered named; do
+  cat > "$WORK/$b.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$WORK/$b.json"); wrk.body = f:read("*a"); f:close()
+LUA
+done
+
+declare -A RESULT
+SERVER_PID=""
+# cpu_ticks PID: user+system clock ticks of PID and all its descendants.
+cpu_ticks() {
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" 2>/dev/null); do
+    if [ "$p" != "$1" ]; then total=$((total + $(cpu_ticks "$p"))); continue; fi
+    read -r -a f < "/proc/$p/stat" 2>/dev/null || continue
+    total=$((total + f[13] + f[14]))
+  done
+  echo "$total"
+}
+# run_wrk LABEL URL BODY: RUNS runs; stores "rps p50_ms p99_ms cpu_us_per_req" medians.
+run_wrk() {
+  local label=$1 url=$2 body=$3 rps=() p50=() p99=() cpu=()
+  curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' -d @"$WORK/$body.json" "$url" \
+    || { echo "$label: $url does not answer the request" >&2; return 1; }
+  wrk -t2 -c"$CONNS" -d2s -s "$WORK/$body.lua" "$url" >/dev/null  # warm-up
+  for r in $(seq "$RUNS"); do
+    t0=$(cpu_ticks "$SERVER_PID")
+    out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/$body.lua" "$url")
+    t1=$(cpu_ticks "$SERVER_PID")
+    n=$(awk '/requests in/ {print $1}' <<<"$out")
+    cpu+=("$(awk -v t=$((t1 - t0)) -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}')")
+    rps+=("$(awk '/Requests\/sec/ {print $2}' <<<"$out")")
+    p50+=("$(awk '$1=="50%" {print $2}' <<<"$out")")
+    p99+=("$(awk '$1=="99%" {print $2}' <<<"$out")")
+    printf '  %-34s run %d/%d: %8.0f req/s  p50 %-8s p99 %-8s CPU %s us/req\n' "$label" "$r" "$RUNS" "${rps[-1]}" "${p50[-1]}" "${p99[-1]}" "${cpu[-1]}" >&2
+  done
+  RESULT[$label]="$(median "${rps[@]}") $(median_ms "${p50[@]}") $(median_ms "${p99[@]}") $(median "${cpu[@]}")"
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.3f\n", v}'; }
+median_ms() { printf '%s\n' "$@" | to_ms | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+start_rtml() {  # start_rtml THREADS -> sets URL
+  local port; port=$(free_port)
+  "$RTML" serve --config examples/fraud/rtml.yaml --port "$port" --threads "$1" --log-level warn &
+  PIDS+=($!); SERVER_PID=$!; URL="http://127.0.0.1:$port"; wait_http "$URL/readyz"
+}
+start_python() {  # start_python WORKERS -> sets URL
+  local port; port=$(free_port)
+  MODEL=$MODEL "$PEERS/seed-python/serve.sh" "$port" "$1" >"$WORK/python.log" 2>&1 &
+  PIDS+=($!); SERVER_PID=$!; URL="http://127.0.0.1:$port"; wait_http "$URL/health"
+}
+stop_last() { kill "${PIDS[-1]}" 2>/dev/null || true; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'; }
+
+echo "wrk -t2 -c$CONNS -d${DURATION}s, $RUNS runs each, medians; $(nproc) cores" >&2
+for loops in 1 2; do
+  start_rtml "$loops"
+  run_wrk "rtml ($loops loop, ordered)" "$URL/predict" ordered
+  run_wrk "rtml ($loops loop, named)" "$URL/predict" named
+  stop_last
+done
+if [ -x "$PEERS/seed-python/serve.sh" ]; then
+  for workers in 1 2; do
+    start_python "$workers"
+    run_wrk "python ($workers worker)" "$URL/predict" ordered
+    stop_last
+  done
+else
+  echo "no Python reference at $PEERS/seed-python (set PEERS_DIR): skipped" >&2
+fi
+if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then
+  port=$(free_port); mkdir -p "$WORK/ngx"
+  cat > "$WORK/nginx.conf" <<NGX
+worker_processes 2; daemon off; pid $WORK/ngx/nginx.pid; error_log /dev/null;
+events { worker_connections 4096; }
+http { access_log off; server { listen 127.0.0.1:$port;
+  location / { default_type application/json; return 200 '{"prediction":0.5}'; } } }
+NGX
+  /usr/sbin/nginx -p "$WORK/ngx" -c "$WORK/nginx.conf" & PIDS+=($!); SERVER_PID=$!
+  wait_http "http://127.0.0.1:$port/"
+  run_wrk "nginx (fixed answer, 2 workers)" "http://127.0.0.1:$port/predict" ordered
+  stop_last
+fi
+
+mkdir -p bench/results
+out=bench/results/http-$(date -u +%Y%m%dT%H%M%SZ).md
+read -r py1 _ _ py1cpu <<<"${RESULT[python (1 worker)]:-0 0 0 0}"
+read -r py2 _ _ py2cpu <<<"${RESULT[python (2 worker)]:-0 0 0 0}"
+{
+  echo "| server | req/s | p50 ms | p99 ms | server CPU µs/req | req/s vs Python | CPU/req vs Python |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  for label in "rtml (1 loop, ordered)" "rtml (1 loop, named)" "python (1 worker)" \
+               "rtml (2 loop, ordered)" "rtml (2 loop, named)" "python (2 worker)" \
+               "nginx (fixed answer, 2 workers)"; do
+    [ -n "${RESULT[$label]:-}" ] || continue
+    read -r rps p50 p99 cpu <<<"${RESULT[$label]}"
+    base=$py1 basecpu=$py1cpu; [[ $label == *"2 "* ]] && base=$py2 basecpu=$py2cpu
+    ratio=$(awk -v a="$rps" -v b="$base" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "-" }')
+    cratio=$(awk -v a="$cpu" -v b="$basecpu" 'BEGIN { if (a > 0 && b > 0) printf "%.1fx less", b / a; else print "-" }')
+    printf '| %s | %.0f | %s | %s | %s | %s | %s |\n' "$label" "$rps" "$p50" "$p99" "$cpu" "$ratio" "$cratio"
+  done
+} | tee "$out"
+echo "(written to $out)" >&2
