@@ -107,6 +107,17 @@ class FraudDemoTest(unittest.TestCase):
         self.assertLess(p[1], p[0])
         self.assertEqual(len(resp["defaulted"]), 3)
 
+    def test_expect_100_continue_is_answered_before_the_body(self):
+        body = json.dumps(readme_request()).encode()
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=5) as s:
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+            self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 100 Continue"))
+            s.sendall(body)
+            reply = s.recv(65536)
+        self.assertTrue(reply.startswith(b"HTTP/1.1 200"), reply[:80])
+        self.assertIn(b'"prediction"', reply)
+
     def test_models_listing_describes_inputs(self):
         status, resp, _ = self.server.request("GET", "/v1/models")
         self.assertEqual(status, 200)
