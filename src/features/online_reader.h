@@ -1,0 +1,78 @@
+// OnlineReader: Feast's get_online_features over an OnlineStore.
+//
+// Built once for a list of feature references (a feature service, or the
+// features of a request): it groups them by view and works out which join
+// keys the caller must supply. Read() then fetches every view for every row
+// in one StoreSession::Read (one round trip), and Get() gives each (row,
+// feature) its value and Feast status: PRESENT, NOT_FOUND (no record),
+// NULL_VALUE (record without that value) or OUTSIDE_MAX_AGE (older than the
+// view's TTL at `now`).
+// Thread-safety: immutable after Create(); each thread passes its own Scratch.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "features/definitions.h"
+#include "features/online_store.h"
+
+namespace rtml::features {
+
+enum class FeatureStatus { kPresent, kNotFound, kNullValue, kOutsideMaxAge };
+std::string_view FeatureStatusName(FeatureStatus s);
+
+class OnlineReader {
+ public:
+  struct Scratch {
+    std::vector<std::vector<std::string>> keys;       // per planned view: entity key per row
+    std::vector<std::vector<StoredRecord>> records;   // per planned view: record per row
+    std::vector<ReadRequest> requests;
+  };
+  struct Cell {
+    FeatureStatus status = FeatureStatus::kNotFound;
+    int64_t event_ts_us = 0;
+    const EncodedValue* value = nullptr;  // set when PRESENT; owned by the Scratch
+  };
+
+  // Fails if a reference is unknown or its view is not online.
+  static Result<OnlineReader> Create(const Definitions& defs, std::vector<FeatureRef> refs);
+
+  const Definitions& definitions() const { return *defs_; }
+  const std::vector<FeatureRef>& refs() const { return refs_; }
+  // Join keys the caller supplies per row, in this order.
+  const std::vector<std::string>& join_keys() const { return join_keys_; }
+  ValueType join_key_type(size_t i) const { return join_key_types_[i]; }
+
+  // REQUIRES: join_values.size() == n_rows * join_keys().size() (canonical
+  // text: decimal for int64 keys).
+  Status Read(StoreSession& session, size_t n_rows, std::span<const std::string> join_values,
+              Scratch* scratch) const;
+  // The value and status of refs()[ref] for `row` after Read().
+  Cell Get(const Scratch& scratch, size_t row, size_t ref, int64_t now_us) const;
+
+ private:
+  struct ViewPlan {
+    int view = 0;
+    std::vector<int> key_columns;  // positions in join_keys_, in the view's entity order
+  };
+  struct RefPlan {
+    int plan = 0;     // index into plans_
+    int feature = 0;  // index into the view's features
+  };
+
+  const Definitions* defs_ = nullptr;
+  std::vector<FeatureRef> refs_;
+  std::vector<std::string> join_keys_;
+  std::vector<ValueType> join_key_types_;
+  std::vector<ViewPlan> plans_;
+  std::vector<RefPlan> ref_plans_;
+};
+
+// Decodes a stored value of type `t` as a model input (bool 0/1; strings fail).
+Result<double> DecodeNumeric(ValueType t, const std::string& encoded);
+
+}  // namespace rtml::features

@@ -1,0 +1,214 @@
+#include "features/redis_store.h"
+
+#include <hiredis/hiredis.h>
+
+#include <cstring>
+
+#include "resilience/circuit_breaker.h"
+
+namespace rtml::features {
+namespace {
+
+constexpr char kWriteScript[] =
+    "local cur = redis.call('HGET', KEYS[1], '_ts')\n"
+    "if cur and tonumber(cur) > tonumber(ARGV[1]) then return 0 end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "redis.call('HSET', KEYS[1], '_ts', ARGV[1], unpack(ARGV, 2))\n"
+    "return 1\n";
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+class RedisSession final : public StoreSession {
+ public:
+  RedisSession(const RedisOptions& o, const Clock& clock)
+      : o_(o), breaker_(/*failure_threshold=*/1, o.retry_after_ms, clock) {}
+  ~RedisSession() override { Drop(); }
+
+  Status Write(const FeatureView& view, std::span<const WriteRecord> records,
+               WriteCounts* counts) override {
+    RETURN_IF_ERROR(Ready());
+    constexpr size_t kChunk = 512;
+    for (size_t start = 0; start < records.size(); start += kChunk) {
+      const size_t end = std::min(records.size(), start + kChunk);
+      for (size_t i = start; i < end; ++i) AppendWrite(view, records[i]);
+      for (size_t i = start; i < end; ++i) {
+        ASSIGN_OR_RETURN(Reply r, NextReply());
+        if (r->type != REDIS_REPLY_INTEGER) return Fail("unexpected reply to a write", r.get());
+        ++(r->integer == 1 ? counts->written : counts->stale);
+      }
+    }
+    breaker_.RecordSuccess();
+    return Status::Ok();
+  }
+
+  Status Read(std::span<const ReadRequest> requests) override {
+    RETURN_IF_ERROR(Ready());
+    for (const ReadRequest& req : requests) {
+      for (const std::string& e : req.entity_keys) AppendRead(*req.view, e);
+    }
+    for (const ReadRequest& req : requests) {
+      req.out->assign(req.entity_keys.size(), StoredRecord{});
+      for (size_t i = 0; i < req.entity_keys.size(); ++i) {
+        ASSIGN_OR_RETURN(Reply r, NextReply());
+        RETURN_IF_ERROR(Decode(r.get(), req.view->features.size(), &(*req.out)[i]));
+      }
+    }
+    breaker_.RecordSuccess();
+    return Status::Ok();
+  }
+
+  Status PutMeta(std::string_view key, std::string_view value) override {
+    RETURN_IF_ERROR(Ready());
+    const std::string k = o_.key_prefix + ":meta:" + std::string(key);
+    const char* argv[] = {"SET", k.data(), value.data()};
+    const size_t len[] = {3, k.size(), value.size()};
+    redisAppendCommandArgv(ctx_, 3, argv, len);
+    ASSIGN_OR_RETURN(Reply r, NextReply());
+    breaker_.RecordSuccess();
+    return Status::Ok();
+  }
+
+  Result<std::optional<std::string>> GetMeta(std::string_view key) override {
+    RETURN_IF_ERROR(Ready());
+    const std::string k = o_.key_prefix + ":meta:" + std::string(key);
+    const char* argv[] = {"GET", k.data()};
+    const size_t len[] = {3, k.size()};
+    redisAppendCommandArgv(ctx_, 2, argv, len);
+    ASSIGN_OR_RETURN(Reply r, NextReply());
+    breaker_.RecordSuccess();
+    if (r->type == REDIS_REPLY_NIL) return std::optional<std::string>();
+    return std::optional<std::string>(std::string(r->str, r->len));
+  }
+
+ private:
+  // Connects if needed; fails fast while the breaker is open.
+  Status Ready() {
+    if (ctx_ != nullptr) return Status::Ok();
+    if (!breaker_.Allow()) {
+      return Status(StatusCode::kUnavailable,
+                    "Redis at " + Address() + " is unavailable (retrying every " +
+                        std::to_string(o_.retry_after_ms) + " ms)",
+                    "feature_store_unavailable");
+    }
+    timeval tv{o_.timeout_ms / 1000, (o_.timeout_ms % 1000) * 1000};
+    ctx_ = redisConnectWithTimeout(o_.host.c_str(), o_.port, tv);
+    if (ctx_ == nullptr || ctx_->err) return Fail("cannot connect", nullptr);
+    redisSetTimeout(ctx_, tv);
+    if (!o_.password.empty()) RETURN_IF_ERROR(Simple({"AUTH", o_.password}));
+    if (o_.db != 0) RETURN_IF_ERROR(Simple({"SELECT", std::to_string(o_.db)}));
+    return Status::Ok();
+  }
+
+  Status Simple(std::vector<std::string> args) {
+    std::vector<const char*> argv;
+    std::vector<size_t> len;
+    for (const auto& a : args) argv.push_back(a.data()), len.push_back(a.size());
+    redisAppendCommandArgv(ctx_, static_cast<int>(args.size()), argv.data(), len.data());
+    ASSIGN_OR_RETURN(Reply r, NextReply());
+    return Status::Ok();
+  }
+
+  std::string Address() const { return o_.host + ":" + std::to_string(o_.port); }
+  std::string Key(const FeatureView& view, std::string_view entity) const {
+    return o_.key_prefix + ":fv:" + view.name + ":" + std::string(entity);
+  }
+
+  void AppendWrite(const FeatureView& view, const WriteRecord& r) {
+    std::vector<std::string> args{"EVAL", kWriteScript, "1", Key(view, r.entity_key),
+                                  std::to_string(r.event_ts_us)};
+    for (size_t f = 0; f < r.values.size() && f < view.features.size(); ++f) {
+      if (!r.values[f]) continue;
+      args.push_back(view.features[f].name);
+      args.push_back(*r.values[f]);
+    }
+    AppendArgs(args);
+  }
+
+  void AppendRead(const FeatureView& view, std::string_view entity) {
+    std::vector<std::string> args{"HMGET", Key(view, entity), "_ts"};
+    for (const Feature& f : view.features) args.push_back(f.name);
+    AppendArgs(args);
+  }
+
+  void AppendArgs(const std::vector<std::string>& args) {
+    argv_.clear();
+    len_.clear();
+    for (const auto& a : args) argv_.push_back(a.data()), len_.push_back(a.size());
+    redisAppendCommandArgv(ctx_, static_cast<int>(args.size()), argv_.data(), len_.data());
+  }
+
+  Result<Reply> NextReply() {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
+      return Fail("connection failed", nullptr);
+    }
+    Reply r(static_cast<redisReply*>(raw));
+    if (r->type == REDIS_REPLY_ERROR) {
+      return Status(StatusCode::kUnavailable,
+                    "Redis at " + Address() + " answered an error: " +
+                        std::string(r->str, r->len),
+                    "feature_store_error");
+    }
+    return r;
+  }
+
+  Status Decode(const redisReply* r, size_t n_features, StoredRecord* out) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n_features + 1) {
+      return Fail("unexpected reply to a read", r);
+    }
+    if (r->element[0]->type != REDIS_REPLY_STRING) return Status::Ok();  // no record
+    out->found = true;
+    out->event_ts_us = std::strtoll(r->element[0]->str, nullptr, 10);
+    out->values.assign(n_features, std::nullopt);
+    for (size_t f = 0; f < n_features; ++f) {
+      const redisReply* v = r->element[f + 1];
+      if (v->type == REDIS_REPLY_STRING) out->values[f] = std::string(v->str, v->len);
+    }
+    return Status::Ok();
+  }
+
+  // Drops the connection (its pipeline state is unknown) and opens the breaker.
+  Status Fail(std::string_view what, const redisReply*) {
+    std::string detail = ctx_ != nullptr && ctx_->err ? std::string(": ") + ctx_->errstr : "";
+    Drop();
+    breaker_.RecordFailure();
+    return Status(StatusCode::kUnavailable,
+                  "Redis at " + Address() + ": " + std::string(what) + detail,
+                  "feature_store_unavailable");
+  }
+
+  void Drop() {
+    if (ctx_ != nullptr) redisFree(ctx_);
+    ctx_ = nullptr;
+  }
+
+  const RedisOptions& o_;
+  resilience::CircuitBreaker breaker_;
+  redisContext* ctx_ = nullptr;
+  std::vector<const char*> argv_;
+  std::vector<size_t> len_;
+};
+
+class RedisStore final : public OnlineStore {
+ public:
+  RedisStore(RedisOptions o, const Clock& clock) : o_(std::move(o)), clock_(clock) {}
+  std::string_view backend() const override { return "redis"; }
+  std::unique_ptr<StoreSession> NewSession() override {
+    return std::make_unique<RedisSession>(o_, clock_);
+  }
+
+ private:
+  RedisOptions o_;
+  const Clock& clock_;
+};
+
+}  // namespace
+
+std::unique_ptr<OnlineStore> NewRedisStore(const RedisOptions& options, const Clock& clock) {
+  return std::make_unique<RedisStore>(options, clock);
+}
+
+}  // namespace rtml::features
