@@ -15,6 +15,7 @@
 #include "http/server.h"
 #include "model/repository.h"
 #include "observability/metrics.h"
+#include "features/feature_store.h"
 #include "pipeline/scorer.h"
 
 namespace rtml::cli {
@@ -106,13 +107,30 @@ int RunServe(const ServeOptions& options) {
                    number == e->default_version ? " (default)" : "");
     }
   }
+  std::unique_ptr<features::FeatureStore> store;
+  if (!cfg->features.definitions.empty()) {
+    auto opened = features::FeatureStore::Open(cfg->features);
+    if (!opened.ok()) {
+      spdlog::error("cannot open the feature store: {}", opened.status().message());
+      return 2;
+    }
+    store = std::move(opened).value();
+    spdlog::info("feature store: {} definitions ({} views, version {}), {} backend",
+                 store->definitions().project(), store->definitions().views().size(),
+                 store->definitions().version_hash(), store->online().backend());
+  }
   observability::Registry metrics;
   AddProcessMetrics(&metrics, **repo);
-  pipeline::Scorer scorer(**repo,
-                          {.max_batch_size = cfg->scoring.max_batch_size,
-                           .ignore_unknown_features = cfg->scoring.ignore_unknown_features},
-                          &metrics);
-  http::Routes routes(scorer, &metrics);
+  auto scorer = pipeline::Scorer::Create(
+      **repo, store.get(),
+      {.max_batch_size = cfg->scoring.max_batch_size,
+       .ignore_unknown_features = cfg->scoring.ignore_unknown_features},
+      &metrics);
+  if (!scorer.ok()) {
+    spdlog::error("{}", scorer.status().message());
+    return 2;
+  }
+  http::Routes routes(**scorer, store.get(), &metrics);
   const sigset_t stop_signals = BlockStopSignals();
   http::HttpServer server({.host = cfg->http.host,
                            .port = cfg->http.port,

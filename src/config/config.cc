@@ -36,6 +36,30 @@ Status ReadScoring(const YAML::Node& n, ScoringConfig* c) {
   return Status::Ok();
 }
 
+Status ReadFeatures(const YAML::Node& n, const std::string& base_dir, FeaturesConfig* c) {
+  RETURN_IF_ERROR(CheckKeys(n, "features", {"definitions", "store", "rocksdb", "redis"}));
+  RETURN_IF_ERROR(Read(n, "features", "definitions", &c->definitions));
+  RETURN_IF_ERROR(Read(n, "features", "store", &c->store));
+  if (c->store != "rocksdb" && c->store != "redis" && c->store != "memory") {
+    return FailedPrecondition("features.store must be rocksdb, redis or memory, not '" +
+                              c->store + "'");
+  }
+  const YAML::Node rocks = n ? n["rocksdb"] : YAML::Node();
+  RETURN_IF_ERROR(CheckKeys(rocks, "features.rocksdb", {"path"}));
+  RETURN_IF_ERROR(Read(rocks, "features.rocksdb", "path", &c->rocksdb_path));
+  const YAML::Node redis = n ? n["redis"] : YAML::Node();
+  RETURN_IF_ERROR(CheckKeys(redis, "features.redis",
+                            {"host", "port", "db", "password", "timeout_ms", "retry_after_ms"}));
+  RETURN_IF_ERROR(Read(redis, "features.redis", "host", &c->redis_host));
+  RETURN_IF_ERROR(Read(redis, "features.redis", "port", &c->redis_port));
+  RETURN_IF_ERROR(Read(redis, "features.redis", "db", &c->redis_db));
+  RETURN_IF_ERROR(Read(redis, "features.redis", "password", &c->redis_password));
+  RETURN_IF_ERROR(Read(redis, "features.redis", "timeout_ms", &c->redis_timeout_ms));
+  RETURN_IF_ERROR(Read(redis, "features.redis", "retry_after_ms", &c->redis_retry_after_ms));
+  if (!c->definitions.empty()) c->definitions = ResolvePath(base_dir, c->definitions);
+  return Status::Ok();
+}
+
 Status ReadLog(const YAML::Node& n, LogConfig* c) {
   RETURN_IF_ERROR(CheckKeys(n, "log", {"level", "format"}));
   RETURN_IF_ERROR(Read(n, "log", "level", &c->level));
@@ -51,11 +75,14 @@ Status ReadLog(const YAML::Node& n, LogConfig* c) {
 Result<Config> FromYaml(const YAML::Node& root, const std::string& base_dir) {
   Config c;
   c.models.repository = ResolvePath(base_dir, c.models.repository);
+  c.features.rocksdb_path = ResolvePath(base_dir, c.features.rocksdb_path);
   if (!root || root.IsNull()) return c;
-  RETURN_IF_ERROR(CheckKeys(root, "config", {"http", "models", "scoring", "log"}));
+  RETURN_IF_ERROR(CheckKeys(root, "config", {"http", "models", "scoring", "features", "log"}));
   RETURN_IF_ERROR(ReadHttp(root["http"], &c.http));
   RETURN_IF_ERROR(ReadModels(root["models"], base_dir, &c.models));
   RETURN_IF_ERROR(ReadScoring(root["scoring"], &c.scoring));
+  RETURN_IF_ERROR(ReadFeatures(root["features"], base_dir, &c.features));
+  c.features.rocksdb_path = ResolvePath(base_dir, c.features.rocksdb_path);
   RETURN_IF_ERROR(ReadLog(root["log"], &c.log));
   RETURN_IF_ERROR(Validate(c));
   return c;
@@ -72,6 +99,12 @@ Status Validate(const Config& c) {
   if (c.http.idle_timeout_s <= 0) return FailedPrecondition("http.idle_timeout_s must be > 0");
   if (c.scoring.max_batch_size <= 0) {
     return FailedPrecondition("scoring.max_batch_size must be > 0");
+  }
+  if (c.features.redis_port <= 0 || c.features.redis_port > 65535) {
+    return FailedPrecondition("features.redis.port must be 1..65535");
+  }
+  if (c.features.redis_timeout_ms <= 0) {
+    return FailedPrecondition("features.redis.timeout_ms must be > 0");
   }
   const std::string& l = c.log.level;
   if (l != "trace" && l != "debug" && l != "info" && l != "warn" && l != "error") {

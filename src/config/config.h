@@ -29,6 +29,18 @@ struct ScoringConfig {
   bool ignore_unknown_features = false;  // unknown_features: reject | ignore
 };
 
+struct FeaturesConfig {
+  std::string definitions;          // features.yaml; empty = no feature store
+  std::string store = "rocksdb";    // rocksdb | redis | memory
+  std::string rocksdb_path = "data/online";  // relative to the config file
+  std::string redis_host = "127.0.0.1";
+  int redis_port = 6379;
+  int redis_db = 0;
+  std::string redis_password;
+  int redis_timeout_ms = 100;       // connect and per-command
+  int redis_retry_after_ms = 1000;  // after a failure, fail fast this long, then probe
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error
   bool json = false;           // format: text | json
@@ -38,6 +50,7 @@ struct Config {
   HttpConfig http;
   ModelsConfig models;
   ScoringConfig scoring;
+  FeaturesConfig features;
   LogConfig log;
 };
 

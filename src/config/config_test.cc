@@ -52,6 +52,23 @@ TEST(ConfigTest, RejectsTyposAndBadValuesNamingTheKey) {
   ExpectFails("http: [1, 2", "invalid YAML");
 }
 
+TEST(ConfigTest, ReadsTheFeatureStoreSection) {
+  auto c = ParseConfig(R"(
+features:
+  definitions: features.yaml
+  store: redis
+  redis: {host: 10.0.0.5, port: 6380, db: 2, timeout_ms: 20}
+)", "/etc/rtml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->features.definitions, "/etc/rtml/features.yaml");
+  EXPECT_EQ(c->features.store, "redis");
+  EXPECT_EQ(c->features.redis_port, 6380);
+  EXPECT_EQ(c->features.redis_db, 2);
+  EXPECT_EQ(c->features.rocksdb_path, "/etc/rtml/data/online");
+  ExpectFails("features: {store: cassandra}", "features.store");
+  ExpectFails("features: {redis: {prot: 1}}", "unknown key 'prot'");
+}
+
 TEST(ConfigTest, MissingFileSaysSo) {
   auto c = LoadConfig("/nonexistent/rtml.yaml");
   ASSERT_FALSE(c.ok());

@@ -14,12 +14,15 @@ constexpr const char* kReasons[] = {
     "missing_feature", "unknown_feature", "duplicate_feature", "wrong_length",
     "batch_too_large", "body_too_large",  "unsupported_media_type", "unknown_model",
     "unknown_version", "not_found",       "method_not_allowed", "internal",
-    "unavailable",     "other"};
+    "unavailable",     "feature_store_unavailable", "feature_store_error",
+    "unknown_feature_view", "unknown_feature_service", "missing_entity_key", "bad_entity_key",
+    "ragged_columns",  "missing_column",  "offline_view",     "other"};
 
 constexpr unsigned kCodes[] = {200, 400, 404, 405, 413, 415, 500, 503};
 
 struct Scratch : ThreadState {
   pipeline::ScoreScratch score;
+  std::unique_ptr<features::StoreSession> store;  // this loop's connection to the store
 };
 
 bool IsJsonContentType(std::string_view ct) {
@@ -112,8 +115,9 @@ bhttp::status HttpStatusFor(StatusCode code) {
   return bhttp::status::internal_server_error;
 }
 
-Routes::Routes(const pipeline::Scorer& scorer, observability::Registry* metrics)
-    : scorer_(scorer), metrics_(metrics) {
+Routes::Routes(const pipeline::Scorer& scorer, const features::FeatureStore* store,
+               observability::Registry* metrics)
+    : scorer_(scorer), store_(store), metrics_(metrics) {
   for (const char* reason : kReasons) {
     errors_.push_back({reason, metrics->AddCounter("rtml_request_errors_total",
                                                    "Requests refused, by reason.",
@@ -126,7 +130,11 @@ Routes::Routes(const pipeline::Scorer& scorer, observability::Registry* metrics)
   }
 }
 
-std::unique_ptr<ThreadState> Routes::NewThreadState() { return std::make_unique<Scratch>(); }
+std::unique_ptr<ThreadState> Routes::NewThreadState() {
+  auto s = std::make_unique<Scratch>();
+  if (store_ != nullptr) s->store = store_->online().NewSession();
+  return s;
+}
 
 void Routes::Handle(const Request& req, Response& res, ThreadState& state) {
   const std::vector<std::string_view> p = PathSegments(req.target());
@@ -149,6 +157,12 @@ void Routes::Handle(const Request& req, Response& res, ThreadState& state) {
     post ? Predict(req, p[2], p[4], res, state) : wrong_method("POST");
   } else if ((p.size() == 2 || p.size() == 3) && p[0] == "v1" && p[1] == "models") {
     get ? ListModels(p.size() == 3 ? p[2] : "", res) : wrong_method("GET");
+  } else if ((p.size() == 1 && (p[0] == "push" || p[0] == "get-online-features")) ||
+             (p.size() == 3 && p[0] == "v1" && p[1] == "features" &&
+              (p[2] == "push" || p[2] == "get-online-features"))) {
+    post ? FeatureApi(req, p.back(), res, state) : wrong_method("POST");
+  } else if (p.size() == 2 && p[0] == "v1" && p[1] == "features") {
+    get ? ListFeatures(res) : wrong_method("GET");
   } else if (p.size() == 1 && p[0] == "healthz") {
     get ? Health(res) : wrong_method("GET");
   } else if (p.size() == 1 && p[0] == "readyz") {
@@ -190,6 +204,38 @@ void Routes::Predict(const Request& req, std::string_view model, std::string_vie
   auto& scratch = static_cast<Scratch&>(state);
   Status s = scorer_.ScoreJson(target, req.body(), &scratch.score, &res.body());
   if (!s.ok()) return Error(s, res);
+  SetJson(res, bhttp::status::ok);
+}
+
+void Routes::FeatureApi(const Request& req, std::string_view op, Response& res,
+                        ThreadState& state) {
+  if (store_ == nullptr) {
+    return Error(NotFound("no feature store is configured (set features.definitions)",
+                          "not_found"),
+                 res);
+  }
+  auto it = req.find(bhttp::field::content_type);
+  if (it != req.end() && !IsJsonContentType(it->value())) {
+    return Error(Status(StatusCode::kUnsupportedMedia,
+                        "Content-Type must be application/json, not '" +
+                            std::string(it->value()) + "'",
+                        "unsupported_media_type", "Content-Type"),
+                 res);
+  }
+  auto& session = *static_cast<Scratch&>(state).store;
+  Status s = op == "push" ? store_->PushJson(req.body(), session, &res.body())
+                          : store_->GetOnlineFeaturesJson(req.body(), session, &res.body());
+  if (!s.ok()) return Error(s, res);
+  SetJson(res, bhttp::status::ok);
+}
+
+void Routes::ListFeatures(Response& res) {
+  if (store_ == nullptr) {
+    return Error(NotFound("no feature store is configured (set features.definitions)",
+                          "not_found"),
+                 res);
+  }
+  res.body() = store_->definitions().ToJson();
   SetJson(res, bhttp::status::ok);
 }
 

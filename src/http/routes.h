@@ -5,6 +5,9 @@
 //   POST /v1/models/{name}/versions/{v}/predict    one version
 //   GET  /v1/models, /v1/models/{name}             loaded models and their inputs
 //   GET  /healthz, /readyz, /metrics
+//   POST /push, /v1/features/push                   Feast push (when a feature store is set)
+//   POST /get-online-features, /v1/features/get-online-features
+//   GET  /v1/features                               the feature registry
 //
 // Every error is a JSON body {"error": {"code", "reason", "field", "message"}}
 // with a 4xx status for client errors, counted in rtml_request_errors_total
@@ -19,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "features/feature_store.h"
 #include "http/server.h"
 #include "observability/metrics.h"
 #include "pipeline/scorer.h"
@@ -27,7 +31,9 @@ namespace rtml::http {
 
 class Routes final : public Handler {
  public:
-  Routes(const pipeline::Scorer& scorer, observability::Registry* metrics);
+  // `store` may be null (no feature store configured).
+  Routes(const pipeline::Scorer& scorer, const features::FeatureStore* store,
+         observability::Registry* metrics);
 
   // Readiness reported by /readyz (set once models are loaded and serving).
   void set_ready(bool ready) { ready_.store(ready); }
@@ -45,6 +51,8 @@ class Routes final : public Handler {
   void Predict(const Request& req, std::string_view model, std::string_view version,
                Response& res, ThreadState& state);
   void ListModels(std::string_view name, Response& res);
+  void FeatureApi(const Request& req, std::string_view op, Response& res, ThreadState& state);
+  void ListFeatures(Response& res);
   void Health(Response& res);
   void Ready(Response& res);
   void Metrics(Response& res);
@@ -52,6 +60,7 @@ class Routes final : public Handler {
   void CountResponse(unsigned code);
 
   const pipeline::Scorer& scorer_;
+  const features::FeatureStore* store_;
   observability::Registry* metrics_;
   std::atomic<bool> ready_{false};
   std::vector<ErrorCounter> errors_;       // one per known reason, plus "other"

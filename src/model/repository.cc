@@ -129,7 +129,7 @@ Result<ModelSpec> SpecFromYaml(const YAML::Node& root, std::string_view where) {
   const std::string w(where);
   if (!root.IsMap()) return FailedPrecondition(w + ": must be a mapping");
   RETURN_IF_ERROR(CheckKeys(root, w, {"backend", "file", "description", "output", "inputs",
-                                      "unknown_features"}));
+                                      "unknown_features", "feature_service"}));
   ModelSpec spec;
   RETURN_IF_ERROR(Read(root, w, "backend", &spec.backend));
   if (spec.backend != "native" && spec.backend != "xgboost") {
@@ -138,6 +138,7 @@ Result<ModelSpec> SpecFromYaml(const YAML::Node& root, std::string_view where) {
   }
   RETURN_IF_ERROR(Read(root, w, "file", &spec.file));
   RETURN_IF_ERROR(Read(root, w, "description", &spec.description));
+  RETURN_IF_ERROR(Read(root, w, "feature_service", &spec.feature_service));
   RETURN_IF_ERROR(ParseOutput(root["output"], w, &spec));
   std::string unknown;
   RETURN_IF_ERROR(Read(root, w, "unknown_features", &unknown));

@@ -38,6 +38,9 @@ struct ModelSpec {
   std::vector<std::string> labels;  // for kClasses, one per output
   std::vector<schema::FeatureSpec> inputs;
   std::optional<bool> ignore_unknown_features;  // overrides scoring.unknown_features
+  // A feature service whose features fill the inputs a request leaves out,
+  // looked up by the entity keys the request carries (see pipeline/scorer.h).
+  std::string feature_service;
 };
 
 // Parses model.yaml text. `where` names it in errors.

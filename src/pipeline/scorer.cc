@@ -47,29 +47,104 @@ void WriteNames(JsonWriter& w, const schema::InputSchema& schema, const Cell* ce
 
 }  // namespace
 
-Scorer::Scorer(const model::ModelRepository& repo, ScoringOptions options,
-               observability::Registry* metrics)
-    : repo_(repo), options_(options) {
-  for (const model::ModelEntry* entry : repo.models()) {
-    for (const auto& [version, v] : entry->versions) {
-      observability::Labels labels{{"model", entry->name}, {"version", std::to_string(version)}};
-      metrics_[v.get()] = VersionMetrics{
-          metrics->AddCounter("rtml_requests_total",
-                              "Predict requests answered successfully, by model and version.",
-                              labels),
-          metrics->AddCounter("rtml_predictions_total", "Rows scored, by model and version.",
-                              labels),
-          metrics->AddHistogram("rtml_request_duration_seconds",
-                                "Time to decode, score and encode a predict request.", labels,
-                                observability::LatencyBucketsSeconds())};
+Result<std::unique_ptr<Scorer>> Scorer::Create(const model::ModelRepository& repo,
+                                               const features::FeatureStore* store,
+                                               ScoringOptions options,
+                                               observability::Registry* metrics) {
+  auto s = std::unique_ptr<Scorer>(new Scorer(repo, store, options));
+  if (store != nullptr) {
+    const std::string backend(store->online().backend());
+    s->store_reads_ok_ = metrics->AddCounter(
+        "rtml_feature_store_reads_total", "Feature-store batch reads by backend and outcome.",
+        {{"backend", backend}, {"outcome", "ok"}});
+    s->store_reads_failed_ = metrics->AddCounter(
+        "rtml_feature_store_reads_total", "Feature-store batch reads by backend and outcome.",
+        {{"backend", backend}, {"outcome", "error"}});
+    s->store_latency_ = metrics->AddHistogram(
+        "rtml_feature_store_read_duration_seconds", "Time of one feature-store batch read.",
+        {{"backend", backend}}, observability::LatencyBucketsSeconds());
+    for (auto st : {features::FeatureStatus::kPresent, features::FeatureStatus::kNotFound,
+                    features::FeatureStatus::kNullValue,
+                    features::FeatureStatus::kOutsideMaxAge}) {
+      s->store_values_.push_back(metrics->AddCounter(
+          "rtml_feature_store_values_total",
+          "Stored feature values looked up for scoring, by Feast status.",
+          {{"backend", backend}, {"status", std::string(features::FeatureStatusName(st))}}));
     }
   }
+  for (const model::ModelEntry* entry : repo.models()) {
+    for (const auto& [version, v] : entry->versions) RETURN_IF_ERROR(s->Prepare(*v, metrics));
+  }
+  return s;
+}
+
+Status Scorer::Prepare(const ModelVersion& v, observability::Registry* metrics) {
+  observability::Labels labels{{"model", v.name}, {"version", std::to_string(v.version)}};
+  metrics_[&v] = VersionMetrics{
+      metrics->AddCounter("rtml_requests_total",
+                          "Predict requests answered successfully, by model and version.",
+                          labels),
+      metrics->AddCounter("rtml_predictions_total", "Rows scored, by model and version.", labels),
+      metrics->AddCounter("rtml_degraded_requests_total",
+                          "Requests scored on defaults because the feature store failed.",
+                          labels),
+      metrics->AddHistogram("rtml_request_duration_seconds",
+                            "Time to decode, enrich, score and encode a predict request.",
+                            labels, observability::LatencyBucketsSeconds())};
+  const std::string& service_name = v.spec.feature_service;
+  if (service_name.empty()) return Status::Ok();
+  const std::string where = "model " + v.name + " version " + std::to_string(v.version);
+  if (store_ == nullptr) {
+    return FailedPrecondition(where + " uses feature service '" + service_name +
+                              "' but no feature store is configured (set features.definitions)");
+  }
+  const features::Definitions& defs = store_->definitions();
+  const features::FeatureService* service = defs.FindService(service_name);
+  if (service == nullptr) {
+    return FailedPrecondition(where + ": unknown feature service '" + service_name + "'");
+  }
+  Enrichment e;
+  for (features::FeatureRef ref : service->features) {
+    const features::Feature& f = defs.views()[ref.view].features[ref.feature];
+    const int column = v.schema.IndexOf(f.name);
+    if (column < 0) {
+      return FailedPrecondition(where + ": feature service '" + service_name + "' provides '" +
+                                defs.RefName(ref) + "', which is not an input of the model");
+    }
+    if (f.dtype == features::ValueType::kString) {
+      return FailedPrecondition(where + ": '" + defs.RefName(ref) +
+                                "' is a string feature and cannot be a model input");
+    }
+    e.columns.push_back(column);
+    e.types.push_back(f.dtype);
+  }
+  auto reader = features::OnlineReader::Create(defs, service->features);
+  if (!reader.ok()) return reader.status().Annotate(where);
+  e.reader = std::make_unique<features::OnlineReader>(std::move(reader).value());
+  for (size_t k = 0; k < e.reader->join_keys().size(); ++k) {
+    if (v.schema.IndexOf(e.reader->join_keys()[k]) >= 0) {
+      return FailedPrecondition(where + ": join key '" + e.reader->join_keys()[k] +
+                                "' cannot also be a model input");
+    }
+    e.keys.push_back({e.reader->join_keys()[k],
+                      e.reader->join_key_type(k) == features::ValueType::kInt});
+  }
+  enrichment_.emplace(&v, std::move(e));
+  return Status::Ok();
 }
 
 schema::RowDecoder Scorer::DecoderFor(const ModelVersion& v) const {
   const bool ignore = v.spec.ignore_unknown_features.value_or(options_.ignore_unknown_features);
-  return schema::RowDecoder(v.schema, ignore ? schema::UnknownFeatures::kIgnore
-                                             : schema::UnknownFeatures::kReject);
+  const Enrichment* e = EnrichmentFor(v);
+  return schema::RowDecoder(
+      v.schema, ignore ? schema::UnknownFeatures::kIgnore : schema::UnknownFeatures::kReject,
+      e != nullptr ? std::span<const schema::KeySpec>(e->keys)
+                   : std::span<const schema::KeySpec>());
+}
+
+const Scorer::Enrichment* Scorer::EnrichmentFor(const ModelVersion& v) const {
+  auto it = enrichment_.find(&v);
+  return it == enrichment_.end() ? nullptr : &it->second;
 }
 
 Result<const ModelVersion*> Scorer::Resolve(const ScoreTarget& target) const {
@@ -97,6 +172,8 @@ Status Scorer::ScoreJson(const ScoreTarget& target, std::string_view body, Score
   ASSIGN_OR_RETURN(const ModelVersion* v, Resolve(target));
   Decoded d;
   RETURN_IF_ERROR(Decode(*v, body, scratch, &d));
+  RETURN_IF_ERROR(Enrich(*v, scratch, &d));
+  RETURN_IF_ERROR(FinishRows(*v, d, scratch));
   const int n_out = v->model->num_outputs();
   scratch->outputs.resize(d.n_rows * n_out);
   RETURN_IF_ERROR(v->model->Predict(
@@ -106,6 +183,7 @@ Status Scorer::ScoreJson(const ScoreTarget& target, std::string_view body, Score
   const VersionMetrics& m = metrics_.at(v);
   m.requests->Inc();
   m.predictions->Inc(d.n_rows);
+  if (d.degraded) m.degraded->Inc();
   m.latency->Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return Status::Ok();
@@ -139,46 +217,37 @@ Status Scorer::Decode(const ModelVersion& v, std::string_view body, ScoreScratch
   return s;
 }
 
+void Scorer::ReserveRows(const ModelVersion& v, size_t n, ScoreScratch* scratch) const {
+  const Enrichment* e = EnrichmentFor(v);
+  scratch->rows.resize(n * v.schema.size());
+  scratch->cells.resize(n * v.schema.size());
+  scratch->keys.resize(n * (e != nullptr ? e->keys.size() : 0));
+}
+
+// Top-level fields: "features" (one row), "instances" (a batch), "id", or, in
+// the flat form, the row's own fields ({"user_id": 1, "amount": 9.5}).
 Status Scorer::DecodeTop(const ModelVersion& v, od::object top, ScoreScratch* scratch,
                          Decoded* out) const {
-  const int n_features = v.schema.size();
   const schema::RowDecoder decoder = DecoderFor(v);
-  bool have_rows = false;
+  enum class Form { kNone, kFeatures, kInstances, kFlat } form = Form::kNone;
+  auto take_form = [&](Form f, std::string_view key) -> Status {
+    if (form == Form::kNone) {
+      form = f;
+      return Status::Ok();
+    }
+    if (form == f && f == Form::kFlat) return Status::Ok();
+    return BadStructure("give one of \"features\", \"instances\" or a flat row, once",
+                        std::string(key));
+  };
   for (auto f : top) {
     od::field field;
     std::string_view key;
     if (auto e = std::move(f).get(field)) return JsonFail(e);
-    if (auto e = field.unescaped_key().get(key)) {
-      return JsonFail(e);
-    }
-    if (key == "features" || key == "instances") {
-      if (have_rows) {
-        return BadStructure("give either \"features\" or \"instances\", once", std::string(key));
-      }
-      have_rows = true;
-    }
+    if (auto e = field.unescaped_key().get(key)) return JsonFail(e);
     od::value value = field.value();
     od::json_type type;
     if (auto e = value.type().get(type)) return JsonFail(e);
-    if (key == "features") {
-      scratch->rows.resize(n_features);
-      scratch->cells.resize(n_features);
-      out->n_rows = 1;
-      if (type == od::json_type::object) {
-        RETURN_IF_ERROR(decoder.DecodeObject(value.get_object(), -1, scratch->rows, scratch->cells));
-      } else if (type == od::json_type::array) {
-        RETURN_IF_ERROR(decoder.DecodeArray(value.get_array(), -1, scratch->rows, scratch->cells));
-      } else {
-        return InvalidArgument("\"features\" must be an object of name: value or an ordered array",
-                               "wrong_type", "features");
-      }
-    } else if (key == "instances") {
-      if (type != od::json_type::array) {
-        return InvalidArgument("\"instances\" must be an array of rows", "wrong_type", "instances");
-      }
-      out->batch = true;
-      RETURN_IF_ERROR(DecodeInstances(v, value.get_array(), scratch, out));
-    } else if (key == "id") {
+    if (key == "id") {
       if (type != od::json_type::string && type != od::json_type::number) {
         return InvalidArgument("\"id\" must be a string or a number", "wrong_type", "id");
       }
@@ -188,41 +257,75 @@ Status Scorer::DecodeTop(const ModelVersion& v, od::object top, ScoreScratch* sc
         if (auto e = value.get_string().get(unused)) return JsonFail(e);
       }
       out->id = TrimRight(raw);
+    } else if (key == "features") {
+      RETURN_IF_ERROR(take_form(Form::kFeatures, key));
+      ReserveRows(v, 1, scratch);
+      out->n_rows = 1;
+      std::span<std::string> keys(scratch->keys.data(), scratch->keys.size());
+      if (type == od::json_type::object) {
+        RETURN_IF_ERROR(decoder.DecodeObject(value.get_object(), -1, scratch->rows,
+                                             scratch->cells, keys));
+      } else if (type == od::json_type::array) {
+        decoder.Begin(scratch->cells, keys);
+        RETURN_IF_ERROR(decoder.DecodeArray(value.get_array(), -1, scratch->rows, scratch->cells));
+      } else {
+        return InvalidArgument("\"features\" must be an object of name: value or an ordered array",
+                               "wrong_type", "features");
+      }
+    } else if (key == "instances") {
+      RETURN_IF_ERROR(take_form(Form::kInstances, key));
+      if (type != od::json_type::array) {
+        return InvalidArgument("\"instances\" must be an array of rows", "wrong_type",
+                               "instances");
+      }
+      out->batch = true;
+      RETURN_IF_ERROR(DecodeInstances(v, value.get_array(), scratch, out));
     } else {
-      return BadStructure("unknown field \"" + std::string(key) +
-                              "\" (expected \"features\", \"instances\" or \"id\")",
-                          std::string(key));
+      if (form != Form::kFlat) {
+        RETURN_IF_ERROR(take_form(Form::kFlat, key));
+        ReserveRows(v, 1, scratch);
+        decoder.Begin(scratch->cells, scratch->keys);
+        out->n_rows = 1;
+        out->flat = true;
+      }
+      RETURN_IF_ERROR(decoder.DecodeField(key, value, schema::kFlatRow, scratch->rows,
+                                          scratch->cells, scratch->keys));
     }
   }
-  if (!have_rows) {
-    return BadStructure("request needs \"features\" (one row) or \"instances\" (a batch)", "");
+  if (form == Form::kNone) {
+    return BadStructure("request needs \"features\" (one row), \"instances\" (a batch) or the "
+                        "row's fields",
+                        "");
   }
   return Status::Ok();
 }
 
 Status Scorer::DecodeInstances(const ModelVersion& v, od::array arr, ScoreScratch* scratch,
                                Decoded* out) const {
-  const int n_features = v.schema.size();
+  const size_t n_features = v.schema.size();
+  const Enrichment* e = EnrichmentFor(v);
+  const size_t n_keys = e != nullptr ? e->keys.size() : 0;
   const schema::RowDecoder decoder = DecoderFor(v);
   size_t n = 0;
   for (auto element : arr) {
     od::value row;
-    if (auto e = std::move(element).get(row)) return JsonFail(e);
+    if (auto err = std::move(element).get(row)) return JsonFail(err);
     if (n >= static_cast<size_t>(options_.max_batch_size)) {
       return Status(StatusCode::kPayloadTooLarge,
                     "batch has more than the maximum of " +
                         std::to_string(options_.max_batch_size) + " instances",
                     "batch_too_large", "instances");
     }
-    scratch->rows.resize((n + 1) * n_features);
-    scratch->cells.resize((n + 1) * n_features);
+    ReserveRows(v, n + 1, scratch);
     std::span<float> r(scratch->rows.data() + n * n_features, n_features);
     std::span<Cell> c(scratch->cells.data() + n * n_features, n_features);
+    std::span<std::string> k(scratch->keys.data() + n * n_keys, n_keys);
     od::json_type type;
-    if (auto e = row.type().get(type)) return JsonFail(e);
+    if (auto err = row.type().get(type)) return JsonFail(err);
     if (type == od::json_type::object) {
-      RETURN_IF_ERROR(decoder.DecodeObject(row.get_object(), static_cast<int>(n), r, c));
+      RETURN_IF_ERROR(decoder.DecodeObject(row.get_object(), static_cast<int>(n), r, c, k));
     } else if (type == od::json_type::array) {
+      decoder.Begin(c, k);
       RETURN_IF_ERROR(decoder.DecodeArray(row.get_array(), static_cast<int>(n), r, c));
     } else {
       return InvalidArgument("each instance must be an object or an ordered array", "wrong_type",
@@ -235,12 +338,101 @@ Status Scorer::DecodeInstances(const ModelVersion& v, od::array arr, ScoreScratc
   return Status::Ok();
 }
 
+namespace {
+int InstanceOf(bool batch, bool flat, size_t row) {
+  return batch ? static_cast<int>(row) : flat ? schema::kFlatRow : -1;
+}
+}  // namespace
+
+// Fills the inputs the request left unset from the online store, one read for
+// the whole batch. Leaves unset whatever the store cannot give (Finish then
+// applies defaults) and records why in scratch->statuses.
+Status Scorer::Enrich(const ModelVersion& v, ScoreScratch* scratch, Decoded* d) const {
+  const Enrichment* e = EnrichmentFor(v);
+  if (e == nullptr) return Status::Ok();
+  const size_t n_features = v.schema.size(), n_keys = e->keys.size(), n_refs = e->columns.size();
+  scratch->statuses.assign(d->n_rows * n_refs, features::FeatureStatus::kPresent);
+  bool any = false;
+  for (size_t row = 0; row < d->n_rows; ++row) {
+    const Cell* cells = scratch->cells.data() + row * n_features;
+    bool need = false;
+    for (int col : e->columns) need = need || cells[col] == Cell::kUnset;
+    if (!need) continue;
+    for (size_t k = 0; k < n_keys; ++k) {
+      if (scratch->keys[row * n_keys + k].empty()) {
+        return InvalidArgument("entity key '" + e->keys[k].name +
+                                   "' is needed to look up the model's stored features",
+                               "missing_entity_key",
+                               schema::FieldPath(InstanceOf(d->batch, d->flat, row),
+                                                 e->keys[k].name));
+      }
+    }
+    any = true;
+  }
+  if (!any) return Status::Ok();
+  if (scratch->store == nullptr) scratch->store = store_->online().NewSession();
+  const auto t0 = std::chrono::steady_clock::now();
+  Status read = e->reader->Read(*scratch->store, d->n_rows, scratch->keys, &scratch->lookup);
+  store_latency_->Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  if (!read.ok()) {
+    store_reads_failed_->Inc();
+    for (size_t row = 0; row < d->n_rows; ++row) {
+      for (int col : e->columns) {
+        if (scratch->cells[row * n_features + col] == Cell::kUnset &&
+            !v.schema.feature(col).default_value) {
+          return Status(StatusCode::kUnavailable,
+                        "the feature store failed and input '" + v.schema.feature(col).name +
+                            "' has no default: " + read.message(),
+                        "feature_store_unavailable");
+        }
+      }
+    }
+    d->degraded = true;
+    return Status::Ok();
+  }
+  store_reads_ok_->Inc();
+  const int64_t now = store_->clock().NowMicros();
+  for (size_t row = 0; row < d->n_rows; ++row) {
+    for (size_t ref = 0; ref < n_refs; ++ref) {
+      const size_t at = row * n_features + e->columns[ref];
+      if (scratch->cells[at] != Cell::kUnset) continue;
+      const features::OnlineReader::Cell c = e->reader->Get(scratch->lookup, row, ref, now);
+      store_values_[static_cast<int>(c.status)]->Inc();
+      if (c.status == features::FeatureStatus::kPresent) {
+        auto value = features::DecodeNumeric(e->types[ref], **c.value);
+        if (value.ok()) {
+          scratch->rows[at] = static_cast<float>(*value);
+          scratch->cells[at] = Cell::kStored;
+          continue;
+        }
+      }
+      scratch->statuses[row * n_refs + ref] = c.status == features::FeatureStatus::kPresent
+                                                  ? features::FeatureStatus::kNullValue
+                                                  : c.status;
+    }
+  }
+  return Status::Ok();
+}
+
+Status Scorer::FinishRows(const ModelVersion& v, const Decoded& d, ScoreScratch* scratch) const {
+  const size_t n = v.schema.size();
+  const schema::RowDecoder decoder = DecoderFor(v);
+  for (size_t row = 0; row < d.n_rows; ++row) {
+    RETURN_IF_ERROR(decoder.Finish(InstanceOf(d.batch, d.flat, row),
+                                   std::span<float>(scratch->rows.data() + row * n, n),
+                                   std::span<Cell>(scratch->cells.data() + row * n, n)));
+  }
+  return Status::Ok();
+}
+
 void Scorer::WriteResponse(const ModelVersion& v, const Decoded& d, const ScoreScratch& scratch,
                            std::string* response) const {
   response->clear();
   JsonWriter w(response);
   const int n_out = v.model->num_outputs();
   const int n_features = v.schema.size();
+  const Enrichment* e = EnrichmentFor(v);
   auto write_prediction = [&](size_t row) {
     const float* p = scratch.outputs.data() + row * n_out;
     if (v.spec.output != OutputKind::kClasses) {
@@ -249,6 +441,16 @@ void Scorer::WriteResponse(const ModelVersion& v, const Decoded& d, const ScoreS
     }
     w.BeginObject();
     for (int k = 0; k < n_out; ++k) w.Key(v.spec.labels[k]).Float(p[k]);
+    w.EndObject();
+  };
+  // Stored features that could not be used, with their Feast status.
+  auto write_statuses = [&](size_t row) {
+    w.BeginObject();
+    for (size_t ref = 0; ref < e->columns.size(); ++ref) {
+      const auto st = scratch.statuses[row * e->columns.size() + ref];
+      if (st == features::FeatureStatus::kPresent) continue;
+      w.Key(v.schema.feature(e->columns[ref]).name).String(features::FeatureStatusName(st));
+    }
     w.EndObject();
   };
   w.BeginObject();
@@ -261,6 +463,10 @@ void Scorer::WriteResponse(const ModelVersion& v, const Decoded& d, const ScoreS
     WriteNames(w, v.schema, scratch.cells.data(), Cell::kDefaulted);
     w.Key("missing");
     WriteNames(w, v.schema, scratch.cells.data(), Cell::kMissing);
+    if (e != nullptr) {
+      w.Key("feature_statuses");
+      write_statuses(0);
+    }
   } else {
     w.Key("predictions").BeginArray();
     for (size_t r = 0; r < d.n_rows; ++r) write_prediction(r);
@@ -272,7 +478,13 @@ void Scorer::WriteResponse(const ModelVersion& v, const Decoded& d, const ScoreS
       }
       w.EndArray();
     }
+    if (e != nullptr) {
+      w.Key("feature_statuses").BeginArray();
+      for (size_t r = 0; r < d.n_rows; ++r) write_statuses(r);
+      w.EndArray();
+    }
   }
+  if (e != nullptr) w.Key("feature_store").String(d.degraded ? "degraded" : "ok");
   w.EndObject();
 }
 

@@ -1,23 +1,33 @@
 // Scorer: the one path from a predict request body to a response, shared by
-// HTTP and (later) the Kafka stream worker so both validate, default and score
+// HTTP and the Kafka stream worker so both validate, enrich, default and score
 // identically.
 //
 // ScoreJson resolves the target model version, decodes the JSON body
-// ({"features": {...} | [...]} or {"instances": [...]}) through the version's
-// input schema into dense rows, runs the model on the whole batch, and writes
-// the JSON response. Client errors come back as a Status whose code maps to an
-// HTTP status and whose reason()/field() say what was wrong; malformed JSON
-// names the byte offset.
-// Thread-safety: Scorer is immutable after construction and shared by all
-// threads; each thread passes its own ScoreScratch (reused buffers, so steady
-// state allocates nothing per request).
-// Ownership: borrows the repository and metrics registry, which must outlive it.
+// ({"features": {...} | [...]}, {"instances": [...]}, or a flat object of
+// features) through the version's input schema into dense rows, fills the
+// inputs the request left out from the online feature store when the model
+// names a feature service (one store read for the whole batch), applies
+// defaults, runs the model on the batch, and writes the JSON response.
+//
+// A missing or stale stored feature falls back to its default and is listed
+// in "defaulted" with its status in "feature_statuses". If the store fails,
+// the request still scores on defaults ("feature_store": "degraded") when
+// every affected input has a default; otherwise it fails with 503.
+//
+// Client errors come back as a Status whose code maps to an HTTP status and
+// whose reason()/field() say what was wrong; malformed JSON names the byte.
+// Thread-safety: Scorer is immutable after Create() and shared by all
+// threads; each thread passes its own ScoreScratch (reused buffers and its
+// own feature-store session).
+// Ownership: borrows the repository, feature store and metrics registry,
+// which must outlive it.
 #pragma once
 
 #include <simdjson.h>
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +35,8 @@
 #include <vector>
 
 #include "common/status.h"
+#include "features/feature_store.h"
+#include "features/online_reader.h"
 #include "model/repository.h"
 #include "observability/metrics.h"
 #include "schema/schema.h"
@@ -50,12 +62,21 @@ struct ScoreScratch {
   std::vector<float> rows;
   std::vector<float> outputs;
   std::vector<schema::Cell> cells;
+  std::vector<std::string> keys;  // entity join keys per row
+  std::vector<features::FeatureStatus> statuses;  // per row and stored feature
+  std::unique_ptr<features::StoreSession> store;  // opened on first use
+  features::OnlineReader::Scratch lookup;
 };
 
 class Scorer {
  public:
-  Scorer(const model::ModelRepository& repo, ScoringOptions options,
-         observability::Registry* metrics);
+  // Resolves every model's feature service against the store's definitions
+  // (each service feature must be a numeric input of the model). `store` may
+  // be null when no model uses one.
+  static Result<std::unique_ptr<Scorer>> Create(const model::ModelRepository& repo,
+                                                const features::FeatureStore* store,
+                                                ScoringOptions options,
+                                                observability::Registry* metrics);
 
   // Resolves `target` to a loaded version, or a NotFound status naming what
   // is unknown.
@@ -66,32 +87,58 @@ class Scorer {
                    std::string* response) const;
 
   const model::ModelRepository& repository() const { return repo_; }
+  const features::FeatureStore* feature_store() const { return store_; }
 
  private:
   struct VersionMetrics {
     observability::Counter* requests;
     observability::Counter* predictions;
+    observability::Counter* degraded;
     observability::Histogram* latency;
+  };
+  // How a version's inputs come from the store: resolved once at Create().
+  struct Enrichment {
+    std::unique_ptr<features::OnlineReader> reader;
+    std::vector<schema::KeySpec> keys;  // the reader's join keys
+    std::vector<int> columns;           // schema column per reader ref
+    std::vector<features::ValueType> types;
   };
   struct Decoded {
     size_t n_rows = 0;
     bool batch = false;
+    bool flat = false;  // the body was the row itself
+    bool degraded = false;
     std::string_view id;  // raw JSON of "id", if given
   };
 
+  Scorer(const model::ModelRepository& repo, const features::FeatureStore* store,
+         ScoringOptions options)
+      : repo_(repo), store_(store), options_(options) {}
+  Status Prepare(const model::ModelVersion& v, observability::Registry* metrics);
+
   schema::RowDecoder DecoderFor(const model::ModelVersion& v) const;
+  const Enrichment* EnrichmentFor(const model::ModelVersion& v) const;
   Status Decode(const model::ModelVersion& v, std::string_view body, ScoreScratch* scratch,
                 Decoded* out) const;
   Status DecodeTop(const model::ModelVersion& v, simdjson::ondemand::object top,
                    ScoreScratch* scratch, Decoded* out) const;
   Status DecodeInstances(const model::ModelVersion& v, simdjson::ondemand::array arr,
                          ScoreScratch* scratch, Decoded* out) const;
+  void ReserveRows(const model::ModelVersion& v, size_t n, ScoreScratch* scratch) const;
+  Status Enrich(const model::ModelVersion& v, ScoreScratch* scratch, Decoded* d) const;
+  Status FinishRows(const model::ModelVersion& v, const Decoded& d, ScoreScratch* scratch) const;
   void WriteResponse(const model::ModelVersion& v, const Decoded& d, const ScoreScratch& scratch,
                      std::string* response) const;
 
   const model::ModelRepository& repo_;
+  const features::FeatureStore* store_;
   ScoringOptions options_;
   std::unordered_map<const model::ModelVersion*, VersionMetrics> metrics_;
+  std::unordered_map<const model::ModelVersion*, Enrichment> enrichment_;
+  observability::Counter* store_reads_ok_ = nullptr;
+  observability::Counter* store_reads_failed_ = nullptr;
+  observability::Histogram* store_latency_ = nullptr;
+  std::vector<observability::Counter*> store_values_;  // by FeatureStatus
 };
 
 }  // namespace rtml::pipeline

@@ -17,7 +17,10 @@ class ScorerTest : public ::testing::Test {
     repo_ = std::move(r).value().release();
   }
 
-  Scorer MakeScorer(ScoringOptions opts = {}) { return Scorer(*repo_, opts, &metrics_); }
+  Scorer& MakeScorer(ScoringOptions opts = {}) {
+    scorers_.push_back(Scorer::Create(*repo_, nullptr, opts, &metrics_).value());
+    return *scorers_.back();
+  }
 
   // Scores and parses the response; fails the test on error.
   simdjson::dom::element Score(Scorer& s, std::string_view body, ScoreTarget t = {}) {
@@ -41,6 +44,7 @@ class ScorerTest : public ::testing::Test {
 
   static model::ModelRepository* repo_;
   observability::Registry metrics_;
+  std::vector<std::unique_ptr<Scorer>> scorers_;
   ScoreScratch scratch_;
   std::string response_;
   simdjson::dom::parser parser_;
@@ -48,7 +52,7 @@ class ScorerTest : public ::testing::Test {
 model::ModelRepository* ScorerTest::repo_ = nullptr;
 
 TEST_F(ScorerTest, ScoresOneNamedRowLikeTheModelItself) {
-  Scorer s = MakeScorer();
+  Scorer& s = MakeScorer();
   auto r = Score(s, R"({"features": {"f1": 0.5, "f2": -1.25, "f3": 3, "f4": 0.1}, "id": "t-1"})");
   EXPECT_EQ(std::string_view(r["model"]), "binary");
   EXPECT_EQ(int64_t(r["version"]), 2);  // highest version by default
@@ -62,8 +66,16 @@ TEST_F(ScorerTest, ScoresOneNamedRowLikeTheModelItself) {
   EXPECT_EQ(r["missing"].get_array().size(), 0u);
 }
 
+TEST_F(ScorerTest, FlatBodyIsOneRow) {
+  Scorer& s = MakeScorer();
+  auto r = Score(s, R"({"f1": 0.5, "f2": -1.25, "id": 9})", {"binary", 1});
+  EXPECT_EQ(int64_t(r["id"]), 9);
+  EXPECT_EQ(static_cast<float>(double(r["prediction"])),
+            Direct({0.25f, 0.5f, -1.25f, NAN, NAN, 1}));
+}
+
 TEST_F(ScorerTest, OrderedRowsAndExplicitVersion) {
-  Scorer s = MakeScorer();
+  Scorer& s = MakeScorer();
   auto r = Score(s, R"({"features": [1, 2, 3, null, 5, 6]})", {"binary", 1});
   EXPECT_EQ(int64_t(r["version"]), 1);
   EXPECT_EQ(static_cast<float>(double(r["prediction"])), Direct({1, 2, 3, NAN, 5, 6}));
@@ -71,7 +83,7 @@ TEST_F(ScorerTest, OrderedRowsAndExplicitVersion) {
 }
 
 TEST_F(ScorerTest, NativeAndXgboostBackendsAgree) {
-  Scorer s = MakeScorer();
+  Scorer& s = MakeScorer();
   const char* body = R"({"features": {"f0": 1.5, "f1": -0.5, "f2": 2, "f4": -3, "f5": 2}})";
   const double native = double(Score(s, body, {"binary", 1})["prediction"]);
   const double reference = double(Score(s, body, {"binary", 2})["prediction"]);
@@ -79,7 +91,7 @@ TEST_F(ScorerTest, NativeAndXgboostBackendsAgree) {
 }
 
 TEST_F(ScorerTest, BatchesMixObjectsAndArrays) {
-  Scorer s = MakeScorer();
+  Scorer& s = MakeScorer();
   auto r = Score(s, R"({"instances": [{"f1": 1}, [1, 2, 3, 4, 5, 6], {"f1": 2, "f3": 7}]})",
                  {"binary", 1});
   auto preds = r["predictions"].get_array();
@@ -91,7 +103,7 @@ TEST_F(ScorerTest, BatchesMixObjectsAndArrays) {
 }
 
 TEST_F(ScorerTest, ClassesAreLabelledProbabilities) {
-  Scorer s = MakeScorer();
+  Scorer& s = MakeScorer();
   auto r = Score(s, R"({"features": {"f1": 1, "f2": 0.5}})", {"iris", std::nullopt});
   auto p = r["prediction"];
   const double sum = double(p["low"]) + double(p["mid"]) + double(p["high"]);
@@ -99,10 +111,10 @@ TEST_F(ScorerTest, ClassesAreLabelledProbabilities) {
 }
 
 TEST_F(ScorerTest, UnknownFeaturePolicyPerModel) {
-  Scorer s = MakeScorer();
+  Scorer& s = MakeScorer();
   EXPECT_EQ(Error(s, R"({"features": {"f1": 1, "zz": 2}})").reason(), "unknown_feature");
   Score(s, R"({"features": {"f1": 1, "zz": 2}})", {"reg", std::nullopt});  // model says ignore
-  Scorer lenient = MakeScorer({.ignore_unknown_features = true});
+  Scorer& lenient = MakeScorer({.ignore_unknown_features = true});
   Score(lenient, R"({"features": {"f1": 1, "zz": 2}})");
 }
 
@@ -115,7 +127,7 @@ struct BadCase {
 };
 
 TEST_F(ScorerTest, RejectsEachBadInputWithReasonAndField) {
-  Scorer s = MakeScorer({.max_batch_size = 2});
+  Scorer& s = MakeScorer({.max_batch_size = 2});
   const BadCase cases[] = {
       {R"({"features": {"f1": 1,}})", StatusCode::kInvalidArgument, "malformed_json", "",
        "at byte 22"},
@@ -124,6 +136,8 @@ TEST_F(ScorerTest, RejectsEachBadInputWithReasonAndField) {
       {"", StatusCode::kInvalidArgument, "malformed_json", "", "at byte 0"},
       {"[1,2]", StatusCode::kInvalidArgument, "bad_request", "", "JSON object"},
       {R"({"id": 3})", StatusCode::kInvalidArgument, "bad_request", "", "needs \"features\""},
+      {R"({"f1": 1, "features": {"f1": 1}})", StatusCode::kInvalidArgument, "bad_request",
+       "features", "once"},
       {R"({"features": {"f1": "x"}})", StatusCode::kInvalidArgument, "wrong_type",
        "features.f1", "must be a number"},
       {R"({"features": {"f1": 1, "f2": 101}})", StatusCode::kInvalidArgument, "out_of_range",
@@ -142,9 +156,12 @@ TEST_F(ScorerTest, RejectsEachBadInputWithReasonAndField) {
       {R"({"instances": []})", StatusCode::kInvalidArgument, "bad_request", "instances", "empty"},
       {R"({"instances": [3]})", StatusCode::kInvalidArgument, "wrong_type", "instances[0]", ""},
       {R"({"features": {"f1": 1}, "colour": 1})", StatusCode::kInvalidArgument, "bad_request",
-       "colour", "unknown field"},
+       "colour", "once"},
+      {R"({"f1": 1, "colour": 1})", StatusCode::kInvalidArgument, "unknown_feature", "colour",
+       "unknown feature"},
+      {R"({"f2": 1})", StatusCode::kInvalidArgument, "missing_feature", "f1", "required"},
       {R"({"features": {"f1": 1}, "instances": []})", StatusCode::kInvalidArgument,
-       "bad_request", "instances", "either"},
+       "bad_request", "instances", "once"},
       {R"({"features": {"f1": 1}, "id": [1]})", StatusCode::kInvalidArgument, "wrong_type", "id",
        ""},
   };
@@ -160,7 +177,7 @@ TEST_F(ScorerTest, RejectsEachBadInputWithReasonAndField) {
 }
 
 TEST_F(ScorerTest, UnknownModelOrVersionIsNotFound) {
-  Scorer s = MakeScorer();
+  Scorer& s = MakeScorer();
   Status a = Error(s, R"({"features": {"f1": 1}})", {"nope", std::nullopt});
   EXPECT_EQ(a.code(), StatusCode::kNotFound);
   EXPECT_EQ(a.reason(), "unknown_model");
@@ -170,7 +187,7 @@ TEST_F(ScorerTest, UnknownModelOrVersionIsNotFound) {
 }
 
 TEST_F(ScorerTest, CountsRequestsAndPredictions) {
-  Scorer s = MakeScorer();
+  Scorer& s = MakeScorer();
   Score(s, R"({"instances": [{"f1": 1}, {"f1": 2}]})", {"binary", 1});
   const std::string text = metrics_.Render();
   EXPECT_NE(text.find("rtml_predictions_total{model=\"binary\",version=\"1\"} 2"),

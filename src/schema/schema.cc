@@ -53,6 +53,7 @@ Result<DType> ParseDType(std::string_view name) {
 }
 
 std::string FieldPath(int instance, std::string_view feature) {
+  if (instance == kFlatRow) return std::string(feature);
   std::string path = instance < 0 ? "features" : "instances[" + std::to_string(instance) + "]";
   if (!feature.empty()) {
     path += ".";
@@ -136,30 +137,71 @@ Status RowDecoder::DecodeValue(od::value value, int column, int instance, float*
                          "wrong_type", FieldPath(instance, f.name));
 }
 
-Status RowDecoder::DecodeObject(od::object obj, int instance, std::span<float> row,
-                                std::span<Cell> cells) const {
+void RowDecoder::Begin(std::span<Cell> cells, std::span<std::string> keys) const {
   std::fill(cells.begin(), cells.end(), Cell::kUnset);
+  for (std::string& k : keys) k.clear();
+}
+
+Status RowDecoder::DecodeKey(od::value value, int key, int instance, std::string* out) const {
+  const KeySpec& spec = key_specs_[key];
+  const std::string field = FieldPath(instance, spec.name);
+  od::json_type type;
+  if (auto e = value.type().get(type)) return BadJson(e, field);
+  if (spec.integer && type == od::json_type::number) {
+    double v = 0;
+    if (auto e = value.get_double().get(v)) return BadJson(e, field);
+    if (v == std::trunc(v) && std::fabs(v) < 9.007199254740992e15) {
+      *out = std::to_string(static_cast<int64_t>(v));
+      return Status::Ok();
+    }
+  } else if (!spec.integer && type == od::json_type::string) {
+    std::string_view sv;
+    if (auto e = value.get_string().get(sv)) return BadJson(e, field);
+    if (!sv.empty()) {
+      *out = std::string(sv);
+      return Status::Ok();
+    }
+  }
+  return InvalidArgument("entity key '" + spec.name + "' must be " +
+                             (spec.integer ? "an integer" : "a non-empty string"),
+                         "bad_entity_key", field);
+}
+
+Status RowDecoder::DecodeField(std::string_view key, od::value value, int instance,
+                               std::span<float> row, std::span<Cell> cells,
+                               std::span<std::string> keys) const {
+  const int column = schema_.IndexOf(key);
+  if (column < 0) {
+    for (size_t k = 0; k < key_specs_.size(); ++k) {
+      if (key_specs_[k].name == key) return DecodeKey(value, static_cast<int>(k), instance, &keys[k]);
+    }
+    if (unknown_ == UnknownFeatures::kIgnore) return Status::Ok();
+    return InvalidArgument("unknown feature '" + std::string(key) + "'", "unknown_feature",
+                           FieldPath(instance, key));
+  }
+  if (cells[column] != Cell::kUnset) {
+    return InvalidArgument("feature '" + std::string(key) + "' appears twice",
+                           "duplicate_feature", FieldPath(instance, key));
+  }
+  Status s = DecodeValue(value, column, instance, &row[column], &cells[column]);
+  // An explicit null leaves the column unset, but it was seen once.
+  return s;
+}
+
+Status RowDecoder::DecodeObject(od::object obj, int instance, std::span<float> row,
+                                std::span<Cell> cells, std::span<std::string> keys) const {
+  Begin(cells, keys);
   for (auto field : obj) {
     std::string_view key;
     if (auto e = field.unescaped_key().get(key)) return BadJson(e, FieldPath(instance, ""));
-    const int column = schema_.IndexOf(key);
-    if (column < 0) {
-      if (unknown_ == UnknownFeatures::kIgnore) continue;
-      return InvalidArgument("unknown feature '" + std::string(key) + "'", "unknown_feature",
-                             FieldPath(instance, key));
-    }
-    if (cells[column] != Cell::kUnset) {
-      return InvalidArgument("feature '" + std::string(key) + "' appears twice",
-                             "duplicate_feature", FieldPath(instance, key));
-    }
-    RETURN_IF_ERROR(DecodeValue(field.value(), column, instance, &row[column], &cells[column]));
+    RETURN_IF_ERROR(DecodeField(key, field.value(), instance, row, cells, keys));
   }
-  return Finish(instance, row, cells);
+  return Status::Ok();
 }
 
 Status RowDecoder::DecodeArray(od::array arr, int instance, std::span<float> row,
                                std::span<Cell> cells) const {
-  std::fill(cells.begin(), cells.end(), Cell::kUnset);
+  Begin(cells, {});
   const int n = schema_.size();
   int column = 0;
   for (auto element : arr) {
@@ -178,7 +220,7 @@ Status RowDecoder::DecodeArray(od::array arr, int instance, std::span<float> row
                                " values, got " + std::to_string(column),
                            "wrong_length", FieldPath(instance, ""));
   }
-  return Finish(instance, row, cells);
+  return Status::Ok();
 }
 
 Status RowDecoder::Finish(int instance, std::span<float> row, std::span<Cell> cells) const {

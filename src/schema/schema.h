@@ -41,7 +41,14 @@ struct FeatureSpec {
 enum class UnknownFeatures { kReject, kIgnore };
 
 // What happened to each column of a decoded row.
-enum class Cell : uint8_t { kUnset = 0, kGiven, kDefaulted, kMissing };
+enum class Cell : uint8_t { kUnset = 0, kGiven, kStored, kDefaulted, kMissing };
+
+// An entity join key a request row may carry besides the model's inputs
+// (e.g. "user_id"), captured as canonical text for feature-store lookups.
+struct KeySpec {
+  std::string name;
+  bool integer = true;  // int64 key (else string)
+};
 
 struct TransparentHash {
   using is_transparent = void;
@@ -64,33 +71,50 @@ class InputSchema {
   std::unordered_map<std::string, int, TransparentHash, std::equal_to<>> index_;
 };
 
-// Decodes rows of one request into a caller-owned buffer.
-// REQUIRES: row.size() == cells.size() == schema.size().
-// `instance` is the row's index in "instances", or -1 for a single "features"
-// row; it is used only to name the field in errors.
+// The instance number of a flat body ({"amount": 1, ...} with no "features").
+constexpr int kFlatRow = -2;
+
+// Decodes rows of one request into a caller-owned buffer. A row is decoded in
+// two steps: Decode* sets what the request gives (and captures entity keys);
+// Finish() then fills every column still unset with its default, or NaN, or
+// fails for a required one. Between the two, the caller may fill columns from
+// a feature store (Cell::kStored).
+// REQUIRES: row.size() == cells.size() == schema.size(), keys.size() ==
+// number of KeySpecs. `instance` is the row's index in "instances", -1 for a
+// single "features" row or kFlatRow; it is used only to name fields in errors.
 class RowDecoder {
  public:
-  RowDecoder(const InputSchema& schema, UnknownFeatures unknown)
-      : schema_(schema), unknown_(unknown) {}
+  RowDecoder(const InputSchema& schema, UnknownFeatures unknown,
+             std::span<const KeySpec> key_specs = {})
+      : schema_(schema), unknown_(unknown), key_specs_(key_specs) {}
 
-  // {"name": value, ...}
+  // Marks every column unset and every key absent.
+  void Begin(std::span<Cell> cells, std::span<std::string> keys) const;
+  // One "name": value pair of an object row.
+  Status DecodeField(std::string_view name, simdjson::ondemand::value value, int instance,
+                     std::span<float> row, std::span<Cell> cells,
+                     std::span<std::string> keys) const;
+  // {"name": value, ...}: Begin, then DecodeField for each pair.
   Status DecodeObject(simdjson::ondemand::object obj, int instance, std::span<float> row,
-                      std::span<Cell> cells) const;
-  // [v0, v1, ...] in schema order.
+                      std::span<Cell> cells, std::span<std::string> keys = {}) const;
+  // [v0, v1, ...] in schema order (Begin included).
   Status DecodeArray(simdjson::ondemand::array arr, int instance, std::span<float> row,
                      std::span<Cell> cells) const;
+  // Fills defaults / NaN for columns still unset; fails for required ones.
+  Status Finish(int instance, std::span<float> row, std::span<Cell> cells) const;
 
  private:
   Status DecodeValue(simdjson::ondemand::value value, int column, int instance, float* out,
                      Cell* cell) const;
-  // Fills defaults / NaN for columns the request did not set.
-  Status Finish(int instance, std::span<float> row, std::span<Cell> cells) const;
+  Status DecodeKey(simdjson::ondemand::value value, int key, int instance,
+                   std::string* out) const;
 
   const InputSchema& schema_;
   UnknownFeatures unknown_;
+  std::span<const KeySpec> key_specs_;
 };
 
-// "features.amount" or "instances[3].amount" (or "...[2]" for array rows).
+// "features.amount", "instances[3].amount", or just "amount" for a flat row.
 std::string FieldPath(int instance, std::string_view feature);
 
 }  // namespace rtml::schema

@@ -31,11 +31,13 @@ Decoded Decode(std::string_view json, UnknownFeatures unknown = UnknownFeatures:
   od::parser parser;
   od::document doc = parser.iterate(padded);
   od::value v = doc.get_value();
+  const int instance = json.front() == '{' ? -1 : 2;
   if (json.front() == '{') {
-    d.status = decoder.DecodeObject(v.get_object(), -1, d.row, d.cells);
+    d.status = decoder.DecodeObject(v.get_object(), instance, d.row, d.cells);
   } else {
-    d.status = decoder.DecodeArray(v.get_array(), 2, d.row, d.cells);
+    d.status = decoder.DecodeArray(v.get_array(), instance, d.row, d.cells);
   }
+  if (d.status.ok()) d.status = decoder.Finish(instance, d.row, d.cells);
   return d;
 }
 
@@ -100,6 +102,29 @@ TEST(RowDecoderTest, BoolsAcceptZeroAndOne) {
 TEST(RowDecoderTest, IgnoresUnknownFeaturesWhenConfigured) {
   Decoded d = Decode(R"({"amount": 1, "colour": "red"})", UnknownFeatures::kIgnore);
   EXPECT_TRUE(d.status.ok()) << d.status.ToString();
+}
+
+TEST(RowDecoderTest, CapturesEntityKeysAndChecksTheirType) {
+  InputSchema schema = TestSchema();
+  const std::vector<KeySpec> specs{{"user_id", true}, {"shop", false}};
+  RowDecoder decoder(schema, UnknownFeatures::kReject, specs);
+  std::vector<float> row(4);
+  std::vector<Cell> cells(4);
+  std::vector<std::string> keys(2);
+  auto decode = [&](std::string_view json) {
+    simdjson::padded_string padded(json);
+    od::parser parser;
+    od::document doc = parser.iterate(padded);
+    return decoder.DecodeObject(doc.get_object(), -1, row, cells, keys);
+  };
+  ASSERT_TRUE(decode(R"({"amount": 1, "user_id": 123, "shop": "s-9"})").ok());
+  EXPECT_EQ(keys, (std::vector<std::string>{"123", "s-9"}));
+  EXPECT_EQ(cells[1], Cell::kUnset);  // Finish not called yet: left for the store
+  EXPECT_EQ(decode(R"({"user_id": "123"})").reason(), "bad_entity_key");
+  EXPECT_EQ(decode(R"({"user_id": 1.5})").field(), "features.user_id");
+  EXPECT_EQ(decode(R"({"shop": 4})").reason(), "bad_entity_key");
+  ASSERT_TRUE(decode(R"({"amount": 1})").ok());
+  EXPECT_EQ(keys, (std::vector<std::string>{"", ""}));
 }
 
 TEST(InputSchemaTest, RejectsBadDefinitions) {

@@ -94,6 +94,14 @@ class FraudDemoTest(unittest.TestCase):
             answers.append(resp["prediction"])
         self.assertEqual(len(set(answers)), 1, answers)
 
+    def test_flat_body_is_one_row(self):
+        features = readme_request()["features"]
+        status, flat, _ = self.server.request("POST", "/predict", dict(features, id="t-9"))
+        self.assertEqual(status, 200, flat)
+        self.assertEqual(flat["id"], "t-9")
+        wrapped = self.server.request("POST", "/predict", {"features": features})[1]
+        self.assertEqual(flat["prediction"], wrapped["prediction"])
+
     def test_batch_returns_one_prediction_per_instance(self):
         features = readme_request()["features"]
         low = dict(features, amount=12.0, ip_risk=0.01, merchant_risk=0.01, device_change=False)
@@ -183,7 +191,8 @@ BAD_INPUTS = [
     ("POST", "/predict", '{"features": [1, 2, 3]}', None, 400, "wrong_length", "features"),
     ("POST", "/predict", '{"instances": [{"amount": 1}, {"amount": "x"}]}', None, 400,
      "wrong_type", "instances[1].amount"),
-    ("POST", "/predict", '{"rows": []}', None, 400, "bad_request", "rows"),
+    ("POST", "/predict", '{"rows": []}', None, 400, "unknown_feature", "rows"),
+    ("POST", "/predict", '{"id": 1}', None, 400, "bad_request", None),
     ("GET", "/predict", None, None, 405, "method_not_allowed", None),
     ("DELETE", "/v1/models", None, None, 405, "method_not_allowed", None),
     ("GET", "/nowhere", None, None, 404, "not_found", None),

@@ -1,0 +1,291 @@
+#include "features/feature_store.h"
+
+#include <simdjson.h>
+
+#include "common/json_scan.h"
+#include "common/json_writer.h"
+#include "common/time_format.h"
+#include "features/redis_store.h"
+#include "features/rocksdb_store.h"
+
+namespace rtml::features {
+namespace dom = simdjson::dom;
+
+namespace {
+
+Status Malformed(std::string_view body) {
+  if (auto e = FindJsonSyntaxError(body)) {
+    return InvalidArgument("malformed JSON at byte " + std::to_string(e->offset) + ": " +
+                               e->message,
+                           "malformed_json");
+  }
+  return InvalidArgument("malformed JSON", "malformed_json");
+}
+
+Result<dom::object> ParseObject(dom::parser& parser, std::string_view body) {
+  dom::element doc;
+  if (parser.parse(body.data(), body.size()).get(doc)) return Malformed(body);
+  dom::object obj;
+  if (doc.get(obj)) return InvalidArgument("request body must be a JSON object", "bad_request");
+  return obj;
+}
+
+RawValue ToRaw(dom::element e) {
+  RawValue v;
+  switch (e.type()) {
+    case dom::element_type::NULL_VALUE: break;
+    case dom::element_type::BOOL: v.kind = RawValue::Kind::kBool, v.boolean = bool(e); break;
+    case dom::element_type::STRING:
+      v.kind = RawValue::Kind::kString, v.text = std::string(std::string_view(e));
+      break;
+    case dom::element_type::INT64:
+    case dom::element_type::UINT64:
+    case dom::element_type::DOUBLE:
+      v.kind = RawValue::Kind::kNumber, v.number = e.get_double().value_unsafe();
+      break;
+    default: v.kind = RawValue::Kind::kOther;
+  }
+  return v;
+}
+
+void WriteValue(JsonWriter& w, ValueType t, const std::string& encoded) {
+  switch (t) {
+    case ValueType::kString: w.String(encoded); return;
+    case ValueType::kBool: w.Bool(encoded == "1"); return;
+    case ValueType::kInt: w.Raw(encoded); return;
+    case ValueType::kFloat: w.Raw(encoded); return;
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FeatureStore>> FeatureStore::Open(const config::FeaturesConfig& c,
+                                                         const Clock& clock) {
+  if (c.definitions.empty()) {
+    return FailedPrecondition("no feature definitions: set features.definitions in the config");
+  }
+  ASSIGN_OR_RETURN(Definitions defs, Definitions::Load(c.definitions));
+  std::unique_ptr<OnlineStore> online;
+  if (c.store == "memory") {
+    online = NewMemoryStore();
+  } else if (c.store == "redis") {
+    online = NewRedisStore({.host = c.redis_host, .port = c.redis_port, .db = c.redis_db,
+                            .password = c.redis_password, .timeout_ms = c.redis_timeout_ms,
+                            .retry_after_ms = c.redis_retry_after_ms,
+                            .key_prefix = defs.project()},
+                           clock);
+  } else {
+    ASSIGN_OR_RETURN(online, OpenRocksDbStore({.path = c.rocksdb_path}));
+  }
+  return std::make_unique<FeatureStore>(std::move(defs), std::move(online), clock);
+}
+
+FeatureStore::FeatureStore(Definitions defs, std::unique_ptr<OnlineStore> online,
+                           const Clock& clock)
+    : defs_(std::move(defs)), online_(std::move(online)), clock_(clock) {}
+
+std::string IngestResultJson(const IngestResult& r, const std::vector<std::string>& ignored) {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject().Key("rows").Uint(r.rows).Key("written").Uint(r.written);
+  w.Key("skipped_stale").Uint(r.stale).Key("outside_window").Uint(r.outside_window);
+  w.Key("rejected").Uint(r.rejected).Key("rejections").BeginArray();
+  for (const Rejection& x : r.rejections) {
+    w.BeginObject().Key("row").Uint(x.row).Key("column").String(x.column);
+    w.Key("reason").String(x.reason).EndObject();
+  }
+  w.EndArray().Key("ignored_columns").BeginArray();
+  for (const auto& c : ignored) w.String(c);
+  w.EndArray().EndObject();
+  return out;
+}
+
+Status FeatureStore::PushJson(std::string_view body, StoreSession& session,
+                              std::string* response) const {
+  dom::parser parser;
+  ASSIGN_OR_RETURN(dom::object obj, ParseObject(parser, body));
+  std::string_view target;
+  if (obj["push_source_name"].get(target) && obj["feature_view"].get(target)) {
+    return InvalidArgument("push needs \"push_source_name\" (or \"feature_view\")", "bad_request",
+                           "push_source_name");
+  }
+  const FeatureView* view = defs_.FindPushTarget(target);
+  if (view == nullptr) {
+    return NotFound("unknown push source or feature view '" + std::string(target) + "'",
+                    "unknown_feature_view");
+  }
+  std::string_view to = "online";
+  if (obj["to"].error() != simdjson::NO_SUCH_FIELD && obj["to"].get(to)) {
+    return InvalidArgument("\"to\" must be a string", "wrong_type", "to");
+  }
+  if (to != "online" && to != "online_and_offline") {
+    return InvalidArgument("\"to\": only \"online\" pushes are supported, not '" +
+                               std::string(to) + "'",
+                           "bad_request", "to");
+  }
+  dom::object df;
+  if (obj["df"].get(df)) {
+    return InvalidArgument("\"df\" must be an object of column: [values]", "bad_request", "df");
+  }
+  std::vector<std::string> columns;
+  std::vector<dom::array> data;
+  size_t n_rows = 0;
+  for (auto [name, values] : df) {
+    dom::array arr;
+    if (values.get(arr)) {
+      return InvalidArgument("df column '" + std::string(name) + "' must be an array",
+                             "wrong_type", "df." + std::string(name));
+    }
+    if (!columns.empty() && arr.size() != n_rows) {
+      return InvalidArgument("df column '" + std::string(name) + "' has " +
+                                 std::to_string(arr.size()) + " values, others " +
+                                 std::to_string(n_rows),
+                             "ragged_columns", "df." + std::string(name));
+    }
+    n_rows = arr.size();
+    columns.emplace_back(name);
+    data.push_back(arr);
+  }
+  ASSIGN_OR_RETURN(ViewIngestor ingestor, ViewIngestor::Create(defs_, *view, columns));
+  IngestResult result;
+  std::vector<RawValue> cells(columns.size());
+  std::vector<dom::array::iterator> its;
+  for (auto& a : data) its.push_back(a.begin());
+  for (size_t row = 0; row < n_rows; ++row) {
+    for (size_t c = 0; c < columns.size(); ++c) cells[c] = ToRaw(*its[c]), ++its[c];
+    ingestor.Add(row, cells, &result);
+  }
+  RETURN_IF_ERROR(ingestor.Flush(session, &result));
+  *response = IngestResultJson(result, ingestor.ignored_columns());
+  return Status::Ok();
+}
+
+namespace {
+
+// Reads "features" or "feature_service" into references.
+Result<std::vector<FeatureRef>> RequestedRefs(const Definitions& defs, dom::object obj) {
+  std::vector<FeatureRef> refs;
+  std::string_view service;
+  if (!obj["feature_service"].get(service)) {
+    const FeatureService* s = defs.FindService(service);
+    if (s == nullptr) {
+      return NotFound("unknown feature service '" + std::string(service) + "'",
+                      "unknown_feature_service");
+    }
+    return s->features;
+  }
+  dom::array list;
+  if (obj["features"].get(list)) {
+    return InvalidArgument("give \"features\": [\"view:feature\", ...] or \"feature_service\"",
+                           "bad_request", "features");
+  }
+  for (dom::element e : list) {
+    std::string_view ref;
+    if (e.get(ref)) {
+      return InvalidArgument("feature references must be strings", "wrong_type", "features");
+    }
+    auto r = defs.ResolveRef(ref);
+    if (!r.ok()) {
+      return Status(r.status().code(), r.status().message(), std::string(r.status().reason()),
+                    "features");
+    }
+    refs.push_back(*r);
+  }
+  if (refs.empty()) return InvalidArgument("no features requested", "bad_request", "features");
+  return refs;
+}
+
+}  // namespace
+
+Status FeatureStore::GetOnlineFeaturesJson(std::string_view body, StoreSession& session,
+                                           std::string* response) const {
+  dom::parser parser;
+  ASSIGN_OR_RETURN(dom::object obj, ParseObject(parser, body));
+  ASSIGN_OR_RETURN(std::vector<FeatureRef> refs, RequestedRefs(defs_, obj));
+  ASSIGN_OR_RETURN(OnlineReader reader, OnlineReader::Create(defs_, refs));
+  bool full_names = false;
+  if (obj["full_feature_names"].get(full_names)) full_names = false;
+  dom::object entities;
+  if (obj["entities"].get(entities)) {
+    return InvalidArgument("\"entities\" must be an object of join_key: [values]", "bad_request",
+                           "entities");
+  }
+  const auto& keys = reader.join_keys();
+  std::vector<dom::array> columns(keys.size());
+  size_t n_rows = 0;
+  for (size_t k = 0; k < keys.size(); ++k) {
+    if (entities[keys[k]].get(columns[k])) {
+      return InvalidArgument("\"entities\" needs the join key '" + keys[k] + "' as an array",
+                             "missing_entity_key", "entities." + keys[k]);
+    }
+    if (k > 0 && columns[k].size() != n_rows) {
+      return InvalidArgument("entity columns differ in length", "ragged_columns", "entities");
+    }
+    n_rows = columns[k].size();
+  }
+  std::vector<std::string> join_values(n_rows * keys.size());
+  for (size_t k = 0; k < keys.size(); ++k) {
+    size_t row = 0;
+    for (dom::element e : columns[k]) {
+      auto v = EncodeJoinKey(reader.join_key_type(k), ToRaw(e));
+      if (!v.ok()) {
+        return InvalidArgument("entities." + keys[k] + "[" + std::to_string(row) + "]: " +
+                                   v.status().message(),
+                               std::string(v.status().reason()),
+                               "entities." + keys[k] + "[" + std::to_string(row) + "]");
+      }
+      join_values[row++ * keys.size() + k] = std::move(v).value();
+    }
+  }
+  OnlineReader::Scratch scratch;
+  RETURN_IF_ERROR(reader.Read(session, n_rows, join_values, &scratch));
+  const int64_t now = clock_.NowMicros();
+  response->clear();
+  JsonWriter w(response);
+  w.BeginObject().Key("metadata").BeginObject().Key("feature_names").BeginArray();
+  for (const auto& k : keys) w.String(k);
+  for (FeatureRef r : refs) {
+    const auto& v = defs_.views()[r.view];
+    w.String(full_names ? v.name + "__" + v.features[r.feature].name : v.features[r.feature].name);
+  }
+  w.EndArray().EndObject().Key("results").BeginArray();
+  for (size_t k = 0; k < keys.size(); ++k) {  // entity columns echo the request
+    w.BeginObject().Key("values").BeginArray();
+    for (dom::element e : columns[k]) w.Raw(simdjson::minify(e));
+    w.EndArray().Key("statuses").BeginArray();
+    for (size_t r = 0; r < n_rows; ++r) w.String("PRESENT");
+    w.EndArray().Key("event_timestamps").BeginArray();
+    for (size_t r = 0; r < n_rows; ++r) w.String(FormatTimestamp(0));
+    w.EndArray().EndObject();
+  }
+  for (size_t f = 0; f < refs.size(); ++f) {
+    const ValueType t = defs_.views()[refs[f].view].features[refs[f].feature].dtype;
+    std::vector<OnlineReader::Cell> cells(n_rows);
+    for (size_t r = 0; r < n_rows; ++r) cells[r] = reader.Get(scratch, r, f, now);
+    w.BeginObject().Key("values").BeginArray();
+    for (const auto& c : cells) c.value ? WriteValue(w, t, **c.value) : (void)w.Null();
+    w.EndArray().Key("statuses").BeginArray();
+    for (const auto& c : cells) w.String(FeatureStatusName(c.status));
+    w.EndArray().Key("event_timestamps").BeginArray();
+    for (const auto& c : cells) w.String(FormatTimestamp(c.event_ts_us));
+    w.EndArray().EndObject();
+  }
+  w.EndArray().EndObject();
+  return Status::Ok();
+}
+
+Status FeatureStore::Apply(StoreSession& session) const {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject().Key("project").String(defs_.project());
+  w.Key("version_hash").String(defs_.version_hash());
+  w.Key("applied_at").String(FormatTimestamp(clock_.NowMicros()));
+  w.Key("definitions").String(defs_.source_text()).EndObject();
+  return session.PutMeta("registry", out);
+}
+
+Result<std::optional<std::string>> FeatureStore::Registry(StoreSession& session) const {
+  return session.GetMeta("registry");
+}
+
+}  // namespace rtml::features

@@ -1,0 +1,65 @@
+// FeatureStore: the feature definitions plus their online store, and Feast's
+// HTTP contract over them, shared by the HTTP routes, the CLI and the Scorer.
+//
+//   push                  {"push_source_name" | "feature_view": name,
+//                          "df": {"column": [values...], ...}, "to": "online"}
+//                         -> {"written", "skipped_stale", "rejected": [{row, column, reason}]}
+//   get_online_features   {"features": ["view:feature", ...] | "feature_service": name,
+//                          "entities": {"join_key": [values...]}, "full_feature_names": bool}
+//                         -> {"metadata": {"feature_names": [...]},
+//                             "results": [{"values", "statuses", "event_timestamps"}, ...]}
+//
+// Feast's response is column-major: results[i] belongs to feature_names[i]
+// (the join keys first), with one entry per entity row.
+// Thread-safety: FeatureStore is immutable after Open(); callers pass their
+// own StoreSession per thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "config/config.h"
+#include "features/definitions.h"
+#include "features/ingest.h"
+#include "features/online_reader.h"
+#include "features/online_store.h"
+
+namespace rtml::features {
+
+class FeatureStore {
+ public:
+  // Loads the definitions and opens the configured online store.
+  static Result<std::unique_ptr<FeatureStore>> Open(const config::FeaturesConfig& config,
+                                                    const Clock& clock = SystemClock::Get());
+  // For tests: definitions and a store built by the caller.
+  FeatureStore(Definitions defs, std::unique_ptr<OnlineStore> online, const Clock& clock);
+
+  const Definitions& definitions() const { return defs_; }
+  OnlineStore& online() const { return *online_; }
+  const Clock& clock() const { return clock_; }
+
+  // Feast push. Structural errors (unknown view, missing column, ragged
+  // columns) fail the call; bad rows are rejected one by one in the result.
+  Status PushJson(std::string_view body, StoreSession& session, std::string* response) const;
+  // Feast get-online-features.
+  Status GetOnlineFeaturesJson(std::string_view body, StoreSession& session,
+                               std::string* response) const;
+
+  // Records the definitions and their hash in the store's registry.
+  Status Apply(StoreSession& session) const;
+  // The registry entry as JSON, or nullopt if never applied.
+  Result<std::optional<std::string>> Registry(StoreSession& session) const;
+
+ private:
+  Definitions defs_;
+  std::unique_ptr<OnlineStore> online_;
+  const Clock& clock_;
+};
+
+// Writes an ingestion summary as JSON (push responses, CLI output).
+std::string IngestResultJson(const IngestResult& r, const std::vector<std::string>& ignored);
+
+}  // namespace rtml::features
