@@ -74,6 +74,12 @@ class ViewIngestor {
   // silently: the caller reports them).
   Status Flush(StoreSession& session, IngestResult* result);
   size_t pending() const { return pending_.size(); }
+  // Hands over the queued records instead of writing them (offline use).
+  std::vector<WriteRecord> TakePending() {
+    std::vector<WriteRecord> out = std::move(pending_);
+    pending_.clear();
+    return out;
+  }
 
  private:
   const FeatureView* view_ = nullptr;
