@@ -17,6 +17,7 @@ build: deps
 	cmake --build $(BUILD)
 
 run: build
+	RTML_BIN=$(BUILD)/rtml ./examples/fraud/setup.sh
 	$(BUILD)/rtml serve --config examples/fraud/rtml.yaml
 
 test: build

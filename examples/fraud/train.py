@@ -57,15 +57,16 @@ with open(os.path.join(args.out, "model.yaml"), "w") as f:
     f.write("# Written by examples/fraud/train.py: the demo card-fraud model.\n")
     f.write("description: card-transaction fraud probability (synthetic data, "
             "200 trees x depth 6, XGBoost 1.7)\n")
-    f.write("backend: native\nfile: model.json\noutput: {kind: probability}\ninputs:\n")
+    f.write("backend: native\n")
+    f.write("feature_service: fraud_v1   # user profile inputs from the online store, by user_id\n")
+    f.write("file: model.json\noutput: {kind: probability}\ninputs:\n")
     for spec in transactions.FEATURES:
         f.write(yaml_input(*spec) + "\n")
 
-example = {"amount": 912.4, "hour_of_day": 3, "day_of_week": 5, "is_online": True,
+example = {"user_id": 123, "amount": 912.4, "hour_of_day": 3, "day_of_week": 5, "is_online": True,
            "is_international": True, "card_present": False, "merchant_risk": 0.62,
            "merchant_category": 7, "distance_from_home_km": 1840.5, "txn_count_1h": 4,
-           "txn_count_24h": 9, "avg_amount_30d": 48.2, "amount_to_avg_ratio": 18.93,
-           "account_age_days": 41, "device_change": True, "ip_risk": 0.71,
+           "txn_count_24h": 9, "amount_to_avg_ratio": 18.93, "device_change": True, "ip_risk": 0.71,
            "country_mismatch": True, "is_night": True}
 with open(os.path.join(here, "request.json"), "w") as f:
     json.dump({"features": example}, f, indent=1)

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace rtml::cli {
 
@@ -19,5 +20,17 @@ struct ServeOptions {
 int RunServe(const ServeOptions& options);
 int RunModelsInspect(const std::string& path);
 int RunVersion();
+
+int RunFeaturesApply(const std::string& config_path);
+int RunFeaturesList(const std::string& config_path, bool json);
+int RunFeaturesPush(const std::string& config_path, const std::string& file);
+int RunFeaturesGet(const std::string& config_path, const std::vector<std::string>& refs,
+                   const std::string& service, const std::vector<std::string>& entities);
+int RunFeaturesMaterialize(const std::string& config_path, const std::string& start,
+                           const std::string& end, bool incremental,
+                           const std::vector<std::string>& only_views);
+int RunFeaturesHistorical(const std::string& config_path, const std::string& entities,
+                          const std::string& out, const std::vector<std::string>& refs,
+                          const std::string& service, const std::string& timestamp_field);
 
 }  // namespace rtml::cli

@@ -41,7 +41,67 @@ int main(int argc, char** argv) {
 
   CLI::App* version_cmd = app.add_subcommand("version", "Print rtml's version and libraries");
 
+  CLI::App* features_cmd =
+      app.add_subcommand("features", "Feature store: definitions, writes, reads, training data");
+  features_cmd->require_subcommand(1);
+  std::string fconfig, push_file = "-", start, end, entities_file, out_file, service;
+  std::string ts_field = "event_timestamp";
+  std::vector<std::string> refs, entity_args, only_views;
+  bool list_json = false;
+  auto with_config = [&](CLI::App* cmd) {
+    cmd->add_option("-c,--config", fconfig, "Config file naming features.definitions and the store")
+        ->required()
+        ->check(CLI::ExistingFile)
+        ->envname("RTML_CONFIG");
+    return cmd;
+  };
+  CLI::App* apply_cmd = with_config(features_cmd->add_subcommand(
+      "apply", "Validate the definitions and record them in the store's registry"));
+  CLI::App* list_cmd =
+      with_config(features_cmd->add_subcommand("list", "Show entities, views and services"));
+  list_cmd->add_flag("--json", list_json, "As JSON (the same as GET /v1/features)");
+  CLI::App* push_cmd = with_config(features_cmd->add_subcommand(
+      "push", "Write rows given as a Feast push request (JSON) to the online store"));
+  push_cmd->add_option("-f,--file", push_file, "Push request JSON file, - for stdin");
+  CLI::App* get_cmd = with_config(
+      features_cmd->add_subcommand("get", "Read online features (Feast's get-online-features)"));
+  get_cmd->add_option("--features", refs, "view:feature references")->delimiter(',');
+  get_cmd->add_option("--service", service, "A feature service instead of --features");
+  get_cmd->add_option("-e,--entity", entity_args, "join_key=value[,value...]")->required();
+  CLI::App* mat_cmd = with_config(features_cmd->add_subcommand(
+      "materialize", "Load offline source files into the online store for a time window"));
+  mat_cmd->add_option("--start", start, "Window start (ISO 8601 or epoch seconds; default: all)");
+  mat_cmd->add_option("--end", end, "Window end, exclusive (default: now)");
+  mat_cmd->add_option("--views", only_views, "Only these views")->delimiter(',');
+  CLI::App* inc_cmd = with_config(features_cmd->add_subcommand(
+      "materialize-incremental", "Materialize from each view's last watermark up to --end"));
+  inc_cmd->add_option("--end", end, "Window end, exclusive (default: now)");
+  inc_cmd->add_option("--views", only_views, "Only these views")->delimiter(',');
+  CLI::App* hist_cmd = with_config(features_cmd->add_subcommand(
+      "historical", "Point-in-time join of entity rows with offline features (training data)"));
+  hist_cmd->add_option("--entities", entities_file, "CSV/JSONL: join keys + event timestamp")
+      ->required()
+      ->check(CLI::ExistingFile);
+  hist_cmd->add_option("--out", out_file, "Output CSV")->required();
+  hist_cmd->add_option("--features", refs, "view:feature references")->delimiter(',');
+  hist_cmd->add_option("--service", service, "A feature service instead of --features");
+  hist_cmd->add_option("--timestamp-field", ts_field, "The entity file's timestamp column");
+
   CLI11_PARSE(app, argc, argv);
+  if (apply_cmd->parsed()) return rtml::cli::RunFeaturesApply(fconfig);
+  if (list_cmd->parsed()) return rtml::cli::RunFeaturesList(fconfig, list_json);
+  if (push_cmd->parsed()) return rtml::cli::RunFeaturesPush(fconfig, push_file);
+  if (get_cmd->parsed()) return rtml::cli::RunFeaturesGet(fconfig, refs, service, entity_args);
+  if (mat_cmd->parsed()) {
+    return rtml::cli::RunFeaturesMaterialize(fconfig, start, end, false, only_views);
+  }
+  if (inc_cmd->parsed()) {
+    return rtml::cli::RunFeaturesMaterialize(fconfig, start, end, true, only_views);
+  }
+  if (hist_cmd->parsed()) {
+    return rtml::cli::RunFeaturesHistorical(fconfig, entities_file, out_file, refs, service,
+                                            ts_field);
+  }
   if (serve_cmd->parsed()) return rtml::cli::RunServe(serve);
   if (inspect_cmd->parsed()) return rtml::cli::RunModelsInspect(inspect_path);
   if (version_cmd->parsed()) return rtml::cli::RunVersion();

@@ -16,6 +16,38 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RTML = os.environ.get("RTML_BIN", os.path.join(REPO, "build", "rtml"))
 
 
+FRAUD = os.path.join(REPO, "examples", "fraud")
+
+
+def run_rtml(*args, check=True, timeout=60):
+    r = subprocess.run([RTML, *args], capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"rtml {' '.join(args)} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+    return r
+
+
+def fraud_demo_config(tmpdir, store="rocksdb", redis_port=None, extra=""):
+    """A copy of the fraud demo's config whose feature data and RocksDB store
+    live in tmpdir, with user profiles generated, applied and materialized."""
+    with open(os.path.join(FRAUD, "features.yaml")) as f:
+        feats = f.read()
+    with open(os.path.join(tmpdir, "features.yaml"), "w") as f:
+        f.write(feats)
+    subprocess.run(["/usr/bin/python3", os.path.join(FRAUD, "make_features.py"), "--users", "500",
+                    "--out", os.path.join(tmpdir, "data", "user_profile.csv")],
+                   check=True, capture_output=True)
+    redis = f"  redis: {{port: {redis_port}, timeout_ms: 200, retry_after_ms: 300}}\n" \
+        if redis_port else ""
+    config = os.path.join(tmpdir, "rtml.yaml")
+    with open(config, "w") as f:
+        f.write(f"models: {{repository: {os.path.join(FRAUD, 'models')}, default: fraud}}\n"
+                f"features:\n  definitions: features.yaml\n  store: {store}\n"
+                f"  rocksdb: {{path: online}}\n{redis}{extra}")
+    run_rtml("features", "apply", "--config", config)
+    run_rtml("features", "materialize-incremental", "--config", config)
+    return config
+
+
 class Server:
     def __init__(self, *args, config=None, ready_timeout_s=30):
         cmd = [RTML, "serve", "--port", "0", "--threads", "2"]

@@ -7,9 +7,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import REPO, RTML, Server
-
-FRAUD = os.path.join(REPO, "examples", "fraud")
+from harness import FRAUD, REPO, RTML, Server, fraud_demo_config
 
 
 def run(*args, timeout=30):
@@ -17,6 +15,17 @@ def run(*args, timeout=30):
 
 
 class CliTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # The demo's models and feature definitions, with an in-memory store
+        # so that several servers may run at once.
+        cls.dir = tempfile.TemporaryDirectory()
+        cls.config = fraud_demo_config(cls.dir.name, store="memory")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dir.cleanup()
+
     def test_help_everywhere(self):
         for args in [["--help"], ["serve", "--help"], ["models", "--help"],
                      ["models", "inspect", "--help"], ["version", "--help"]]:
@@ -77,14 +86,14 @@ class CliTest(unittest.TestCase):
             s.bind(("127.0.0.1", 0))
             s.listen()
             port = s.getsockname()[1]
-            r = run("serve", "--config", os.path.join(FRAUD, "rtml.yaml"), "--port", str(port))
+            r = run("serve", "--config", self.config, "--port", str(port))
         self.assertEqual(r.returncode, 1)
         self.assertIn(f"cannot listen on 127.0.0.1:{port}", r.stdout + r.stderr)
 
     def test_second_server_on_the_same_port_is_refused(self):
-        first = Server(config=os.path.join(FRAUD, "rtml.yaml"))
+        first = Server(config=self.config)
         try:
-            r = run("serve", "--config", os.path.join(FRAUD, "rtml.yaml"), "--port",
+            r = run("serve", "--config", self.config, "--port",
                     str(first.port))
             self.assertEqual(r.returncode, 1)
             self.assertIn("cannot listen", r.stdout + r.stderr)
@@ -92,7 +101,7 @@ class CliTest(unittest.TestCase):
             first.stop()
 
     def test_flags_override_config_and_sigterm_stops_cleanly(self):
-        server = Server(config=os.path.join(FRAUD, "rtml.yaml"))  # config says 8080; --port 0 wins
+        server = Server(config=self.config)  # config says 8080; --port 0 wins
         self.assertNotEqual(server.port, 8080)
         server.proc.send_signal(signal.SIGTERM)
         self.assertEqual(server.proc.wait(10), 0)

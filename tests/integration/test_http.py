@@ -17,9 +17,8 @@ import unittest
 import numpy as np
 import xgboost as xgb
 
-from harness import REPO, Server
+from harness import FRAUD, REPO, Server, fraud_demo_config
 
-FRAUD = os.path.join(REPO, "examples", "fraud")
 FRAUD_MODEL = os.path.join(FRAUD, "models", "fraud", "1", "model.json")
 TESTDATA_MODELS = os.path.join(REPO, "tests", "testdata", "models")
 
@@ -32,7 +31,8 @@ def readme_request():
 class FraudDemoTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.server = Server(config=os.path.join(FRAUD, "rtml.yaml"))
+        cls.dir = tempfile.TemporaryDirectory()
+        cls.server = Server(config=fraud_demo_config(cls.dir.name))
         booster = xgb.Booster(model_file=FRAUD_MODEL)
         booster.set_param({"nthread": 1})
         cls.booster = booster
@@ -43,9 +43,22 @@ class FraudDemoTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.server.stop()
+        cls.dir.cleanup()
+
+    def stored(self, user_id):
+        """The user's stored profile, read through the Feast-shaped endpoint."""
+        status, resp, _ = self.server.request("POST", "/get-online-features", {
+            "feature_service": "fraud_v1", "entities": {"user_id": [user_id]}})
+        self.assertEqual(status, 200, resp)
+        names = resp["metadata"]["feature_names"]
+        return {n: r["values"][0] for n, r in zip(names, resp["results"])
+                if r["statuses"][0] == "PRESENT" and n != "user_id"}
 
     def xgboost_probability(self, features):
-        """XGBoost's prediction for a request row, defaults applied as model.yaml says."""
+        """XGBoost's prediction for a request row: stored features for its
+        user_id, then defaults as model.yaml says, then missing."""
+        if "user_id" in features:
+            features = dict(self.stored(features["user_id"]), **features)
         row = []
         for spec in self.inputs:
             v = features.get(spec["name"], spec.get("default", math.nan))
@@ -60,13 +73,15 @@ class FraudDemoTest(unittest.TestCase):
         self.assertEqual(resp["version"], 1)
         self.assertAlmostEqual(resp["prediction"], self.xgboost_probability(body["features"]),
                                delta=1e-6)
-        self.assertIn("user_age", resp["defaulted"])
+        self.assertNotIn("user_age", resp["defaulted"])  # from the feature store
+        self.assertIn("velocity_score", resp["defaulted"])
         self.assertEqual(resp["missing"], ["distance_from_last_txn_km", "seconds_since_last_txn"])
+        self.assertEqual(resp["feature_store"], "ok")
 
     def test_random_rows_match_xgboost(self):
         rng = random.Random(5)
-        for _ in range(50):
-            features = {}
+        for i in range(50):
+            features = {"user_id": rng.randint(1, 600)}  # some unknown to the store
             for spec in self.inputs:
                 if rng.random() < 0.2 and spec["name"] != "amount":
                     continue
@@ -83,7 +98,7 @@ class FraudDemoTest(unittest.TestCase):
                                    delta=1e-6)
 
     def test_every_predict_route_and_ordered_rows_agree(self):
-        features = readme_request()["features"]
+        features = dict(self.stored(123), **readme_request()["features"])
         ordered = [features.get(s["name"], s.get("default")) for s in self.inputs]
         answers = []
         for path, body in [("/predict", {"features": features}),
@@ -92,6 +107,7 @@ class FraudDemoTest(unittest.TestCase):
             status, resp, _ = self.server.request("POST", path, body)
             self.assertEqual(status, 200, (path, resp))
             answers.append(resp["prediction"])
+        # ordered rows carry no user_id: the stored values were sent explicitly
         self.assertEqual(len(set(answers)), 1, answers)
 
     def test_flat_body_is_one_row(self):
@@ -174,6 +190,10 @@ BAD_INPUTS = [
      "unknown_version", None),
     ("POST", "/v1/models/fraud/versions/x/predict", '{"features": {"amount": 1}}', None, 404,
      "unknown_version", None),
+    ("POST", "/predict", '{"features": {"amount": 1}}', None, 400, "missing_entity_key",
+     "features.user_id"),
+    ("POST", "/predict", '{"features": {"user_id": "u1", "amount": 1}}', None, 400,
+     "bad_entity_key", "features.user_id"),
     ("POST", "/predict", '{"features": {"amount": "12"}}', None, 400, "wrong_type",
      "features.amount"),
     ("POST", "/predict", '{"features": {"amount": 1, "is_online": "yes"}}', None, 400,
@@ -184,13 +204,13 @@ BAD_INPUTS = [
      "out_of_range", "features.hour_of_day"),
     ("POST", "/predict", '{"features": {"amount": -3}}', None, 400, "out_of_range",
      "features.amount"),
-    ("POST", "/predict", '{"features": {"hour_of_day": 3}}', None, 400, "missing_feature",
-     "features.amount"),
+    ("POST", "/predict", '{"features": {"user_id": 1, "hour_of_day": 3}}', None, 400,
+     "missing_feature", "features.amount"),
     ("POST", "/predict", '{"features": {"amount": 1, "colour": "red"}}', None, 400,
      "unknown_feature", "features.colour"),
     ("POST", "/predict", '{"features": [1, 2, 3]}', None, 400, "wrong_length", "features"),
-    ("POST", "/predict", '{"instances": [{"amount": 1}, {"amount": "x"}]}', None, 400,
-     "wrong_type", "instances[1].amount"),
+    ("POST", "/predict", '{"instances": [{"user_id": 1, "amount": 1}, {"amount": "x"}]}', None,
+     400, "wrong_type", "instances[1].amount"),
     ("POST", "/predict", '{"rows": []}', None, 400, "unknown_feature", "rows"),
     ("POST", "/predict", '{"id": 1}', None, 400, "bad_request", None),
     ("GET", "/predict", None, None, 405, "method_not_allowed", None),
@@ -203,11 +223,8 @@ class BadInputTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.TemporaryDirectory()
-        cls.config = os.path.join(cls.dir.name, "rtml.yaml")
-        with open(cls.config, "w") as f:
-            f.write(f"http: {{max_body_bytes: 4096}}\n"
-                    f"models: {{repository: {os.path.join(FRAUD, 'models')}}}\n"
-                    f"scoring: {{max_batch_size: 4}}\n")
+        cls.config = fraud_demo_config(
+            cls.dir.name, extra="http: {max_body_bytes: 4096}\nscoring: {max_batch_size: 4}\n")
         cls.server = Server(config=cls.config)
 
     @classmethod
@@ -243,7 +260,7 @@ class BadInputTest(unittest.TestCase):
 
     def test_batch_over_the_maximum_is_413(self):
         status, resp, _ = self.server.request("POST", "/predict",
-                                              {"instances": [{"amount": 1}] * 5})
+                                              {"instances": [{"user_id": 1, "amount": 1}] * 5})
         self.assertError(status, resp, 413, "batch_too_large", "instances")
         self.assertIn("maximum of 4", resp["error"]["message"])
 
@@ -275,7 +292,7 @@ class BadInputTest(unittest.TestCase):
                     [1e308, -0.0, 1e-320, 2**63, "∞", None, [], {}, True])}}).encode())
             else:
                 bodies.append(json.dumps({"instances": [rng.choice(
-                    [1, "a", None, [], {}, {"amount": 5}])
+                    [1, "a", None, [], {}, {"amount": 5}, {"user_id": 7, "amount": 5}])
                     for _ in range(rng.randrange(0, 7))]}).encode())
         conn = self.server.connection()
         counts = {}
@@ -304,7 +321,8 @@ class BadInputTest(unittest.TestCase):
 
 class ConcurrencyTest(unittest.TestCase):
     def test_concurrent_keepalive_clients_get_consistent_answers(self):
-        server = Server(config=os.path.join(FRAUD, "rtml.yaml"))
+        tmp = tempfile.TemporaryDirectory()
+        server = Server(config=fraud_demo_config(tmp.name))
         try:
             body = json.dumps(readme_request())
             expected = server.request("POST", "/predict", body)[1]["prediction"]
@@ -328,6 +346,7 @@ class ConcurrencyTest(unittest.TestCase):
             self.assertRegex(text, r'rtml_requests_total\{model="fraud",version="1"\} 1601\n')
         finally:
             self.assertEqual(server.stop(), 0)
+            tmp.cleanup()
 
 
 class MultiModelTest(unittest.TestCase):
