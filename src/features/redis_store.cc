@@ -29,6 +29,41 @@ class RedisSession final : public StoreSession {
 
   Status Write(const FeatureView& view, std::span<const WriteRecord> records,
                WriteCounts* counts) override {
+    // Writes are last-writer-wins, so applying a record twice is harmless.
+    return Retrying([&] { return WriteOnce(view, records, counts); });
+  }
+  Status Read(std::span<const ReadRequest> requests) override {
+    return Retrying([&] { return ReadOnce(requests); });
+  }
+  Status PutMeta(std::string_view key, std::string_view value) override {
+    return Retrying([&] { return PutMetaOnce(key, value); });
+  }
+  Result<std::optional<std::string>> GetMeta(std::string_view key) override {
+    std::optional<std::string> value;
+    Status s = Retrying([&]() -> Status {
+      ASSIGN_OR_RETURN(value, GetMetaOnce(key));
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    return value;
+  }
+
+ private:
+  // Runs `op`; if it failed on a connection that had worked before (Redis
+  // restarted, or closed an idle connection), runs it once more on a new one.
+  template <typename Op>
+  Status Retrying(Op op) {
+    Status s = op();
+    if (!s.ok() && stale_connection_) {
+      stale_connection_ = false;
+      s = op();
+    }
+    if (s.ok()) used_ = true;
+    return s;
+  }
+
+  Status WriteOnce(const FeatureView& view, std::span<const WriteRecord> records,
+                   WriteCounts* counts) {
     RETURN_IF_ERROR(Ready());
     constexpr size_t kChunk = 512;
     for (size_t start = 0; start < records.size(); start += kChunk) {
@@ -44,7 +79,7 @@ class RedisSession final : public StoreSession {
     return Status::Ok();
   }
 
-  Status Read(std::span<const ReadRequest> requests) override {
+  Status ReadOnce(std::span<const ReadRequest> requests) {
     RETURN_IF_ERROR(Ready());
     for (const ReadRequest& req : requests) {
       for (const std::string& e : req.entity_keys) AppendRead(*req.view, e);
@@ -60,7 +95,7 @@ class RedisSession final : public StoreSession {
     return Status::Ok();
   }
 
-  Status PutMeta(std::string_view key, std::string_view value) override {
+  Status PutMetaOnce(std::string_view key, std::string_view value) {
     RETURN_IF_ERROR(Ready());
     const std::string k = o_.key_prefix + ":meta:" + std::string(key);
     const char* argv[] = {"SET", k.data(), value.data()};
@@ -71,7 +106,7 @@ class RedisSession final : public StoreSession {
     return Status::Ok();
   }
 
-  Result<std::optional<std::string>> GetMeta(std::string_view key) override {
+  Result<std::optional<std::string>> GetMetaOnce(std::string_view key) {
     RETURN_IF_ERROR(Ready());
     const std::string k = o_.key_prefix + ":meta:" + std::string(key);
     const char* argv[] = {"GET", k.data()};
@@ -83,7 +118,6 @@ class RedisSession final : public StoreSession {
     return std::optional<std::string>(std::string(r->str, r->len));
   }
 
- private:
   // Connects if needed; fails fast while the breaker is open.
   Status Ready() {
     if (ctx_ != nullptr) return Status::Ok();
@@ -94,6 +128,7 @@ class RedisSession final : public StoreSession {
                     "feature_store_unavailable");
     }
     timeval tv{o_.timeout_ms / 1000, (o_.timeout_ms % 1000) * 1000};
+    used_ = false;
     ctx_ = redisConnectWithTimeout(o_.host.c_str(), o_.port, tv);
     if (ctx_ == nullptr || ctx_->err) return Fail("cannot connect", nullptr);
     redisSetTimeout(ctx_, tv);
@@ -170,11 +205,17 @@ class RedisSession final : public StoreSession {
     return Status::Ok();
   }
 
-  // Drops the connection (its pipeline state is unknown) and opens the breaker.
+  // Drops the connection (its pipeline state is unknown). A connection that
+  // had worked is worth one immediate retry; otherwise the breaker opens.
   Status Fail(std::string_view what, const redisReply*) {
     std::string detail = ctx_ != nullptr && ctx_->err ? std::string(": ") + ctx_->errstr : "";
+    const bool was_used = ctx_ != nullptr && used_;
     Drop();
-    breaker_.RecordFailure();
+    if (was_used) {
+      stale_connection_ = true;
+    } else {
+      breaker_.RecordFailure();
+    }
     return Status(StatusCode::kUnavailable,
                   "Redis at " + Address() + ": " + std::string(what) + detail,
                   "feature_store_unavailable");
@@ -188,6 +229,8 @@ class RedisSession final : public StoreSession {
   const RedisOptions& o_;
   resilience::CircuitBreaker breaker_;
   redisContext* ctx_ = nullptr;
+  bool used_ = false;              // the connection has answered at least once
+  bool stale_connection_ = false;  // the last failure was on a used connection
   std::vector<const char*> argv_;
   std::vector<size_t> len_;
 };

@@ -21,8 +21,7 @@ constexpr const char* kReasons[] = {
 constexpr unsigned kCodes[] = {200, 400, 404, 405, 413, 415, 500, 503};
 
 struct Scratch : ThreadState {
-  pipeline::ScoreScratch score;
-  std::unique_ptr<features::StoreSession> store;  // this loop's connection to the store
+  pipeline::ScoreScratch score;  // includes this loop's feature-store session
 };
 
 bool IsJsonContentType(std::string_view ct) {
@@ -130,11 +129,7 @@ Routes::Routes(const pipeline::Scorer& scorer, const features::FeatureStore* sto
   }
 }
 
-std::unique_ptr<ThreadState> Routes::NewThreadState() {
-  auto s = std::make_unique<Scratch>();
-  if (store_ != nullptr) s->store = store_->online().NewSession();
-  return s;
-}
+std::unique_ptr<ThreadState> Routes::NewThreadState() { return std::make_unique<Scratch>(); }
 
 void Routes::Handle(const Request& req, Response& res, ThreadState& state) {
   const std::vector<std::string_view> p = PathSegments(req.target());
@@ -222,7 +217,9 @@ void Routes::FeatureApi(const Request& req, std::string_view op, Response& res,
                         "unsupported_media_type", "Content-Type"),
                  res);
   }
-  auto& session = *static_cast<Scratch&>(state).store;
+  auto& store_session = static_cast<Scratch&>(state).score.store;
+  if (store_session == nullptr) store_session = store_->online().NewSession();
+  auto& session = *store_session;
   Status s = op == "push" ? store_->PushJson(req.body(), session, &res.body())
                           : store_->GetOnlineFeaturesJson(req.body(), session, &res.body());
   if (!s.ok()) return Error(s, res);
