@@ -7,7 +7,8 @@
 #   bench/http_predict.sh [--runs 3] [--duration 8] [--connections 32]
 #
 # Every server gets the same body: the fraud demo row as 30 ordered floats
-# (the Python service's format); rtml is also measured with named features.
+# (the Python service's format); rtml is also measured with named features
+# and a user_id, its 8 profile features read from the RocksDB feature store.
 # Prints a Markdown table of medians over the runs (requests/s, p50, p99, and
 # the server's CPU time per request, summed over its processes) and the ratios
 # to the Python service; writes it to bench/results/ too. wrk shares the two
@@ -41,16 +42,34 @@ wait_http() {  # wait_http URL: poll until it answers, 30 s at most
   echo "server at $1 did not come up" >&2; return 1
 }
 
-# Bodies: the README's example as ordered floats, and as named features.
+# The fraud demo with its feature store in a scratch folder (RocksDB).
+cp examples/fraud/features.yaml "$WORK/"
+/usr/bin/python3 examples/fraud/make_features.py --out "$WORK/data/user_profile.csv" >&2
+cat > "$WORK/rtml.yaml" <<YAML
+models: {repository: $REPO/examples/fraud/models, default: fraud}
+features: {definitions: features.yaml, store: rocksdb, rocksdb: {path: online}}
+YAML
+"$RTML" features apply -c "$WORK/rtml.yaml" >&2
+"$RTML" features materialize-incremental -c "$WORK/rtml.yaml" >&2
+
+# Bodies: the README's example as 30 ordered floats (its user's stored profile
+# included), and as named features with user_id (the profile from the store).
 /usr/bin/python3 - "$REPO" "$WORK" <<'PY'
 import json, sys
 repo, work = sys.argv[1], sys.argv[2]
 sys.path.insert(0, repo + "/examples/fraud")
 import transactions
 req = json.load(open(repo + "/examples/fraud/request.json"))["features"]
+import csv
+stored = {}
+for r in csv.DictReader(open(work + "/data/user_profile.csv")):
+    if r["user_id"] == str(req["user_id"]) and r["event_timestamp"] > stored.get("event_timestamp", ""):
+        stored = r
+full = dict({k: float(v) for k, v in stored.items()
+             if k not in ("user_id", "event_timestamp", "home_country")}, **req)
 row = []
 for name, dtype, lo, hi, default in transactions.FEATURES:
-    v = req.get(name, default)
+    v = full.get(name, default)
     row.append(float(v) if v is not None else 0.0)
 json.dump({"features": row}, open(work + "/ordered.json", "w"))
 json.dump({"features": req}, open(work + "/named.json", "w"))
@@ -100,7 +119,7 @@ median_ms() { printf '%s\n' "$@" | to_ms | sort -g | awk '{a[NR]=$1} END {print 
 
 start_rtml() {  # start_rtml THREADS -> sets URL
   local port; port=$(free_port)
-  "$RTML" serve --config examples/fraud/rtml.yaml --port "$port" --threads "$1" --log-level warn &
+  "$RTML" serve --config "$WORK/rtml.yaml" --port "$port" --threads "$1" --log-level warn &
   PIDS+=($!); SERVER_PID=$!; URL="http://127.0.0.1:$port"; wait_http "$URL/readyz"
 }
 start_python() {  # start_python WORKERS -> sets URL

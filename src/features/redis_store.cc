@@ -162,13 +162,30 @@ class RedisSession final : public StoreSession {
     AppendArgs(args);
   }
 
+  // HMGET <key> _ts <features...>: only the key changes between entities,
+  // so the argument vector is built once per view and batch.
   void AppendRead(const FeatureView& view, std::string_view entity) {
-    std::vector<std::string> args{"HMGET", Key(view, entity), "_ts"};
-    for (const Feature& f : view.features) args.push_back(f.name);
-    AppendArgs(args);
+    if (read_view_ != &view) {
+      read_view_ = &view;
+      argv_.assign({"HMGET", nullptr, "_ts"});
+      len_.assign({5, 0, 3});
+      for (const Feature& f : view.features) {
+        argv_.push_back(f.name.data());
+        len_.push_back(f.name.size());
+      }
+    }
+    key_ = o_.key_prefix;
+    key_ += ":fv:";
+    key_ += view.name;
+    key_ += ':';
+    key_ += entity;
+    argv_[1] = key_.data();
+    len_[1] = key_.size();
+    redisAppendCommandArgv(ctx_, static_cast<int>(argv_.size()), argv_.data(), len_.data());
   }
 
   void AppendArgs(const std::vector<std::string>& args) {
+    read_view_ = nullptr;
     argv_.clear();
     len_.clear();
     for (const auto& a : args) argv_.push_back(a.data()), len_.push_back(a.size());
@@ -233,6 +250,8 @@ class RedisSession final : public StoreSession {
   bool stale_connection_ = false;  // the last failure was on a used connection
   std::vector<const char*> argv_;
   std::vector<size_t> len_;
+  const FeatureView* read_view_ = nullptr;  // whose HMGET arguments argv_ holds
+  std::string key_;
 };
 
 class RedisStore final : public OnlineStore {
