@@ -20,6 +20,7 @@ struct ServeOptions {
 int RunServe(const ServeOptions& options);
 int RunModelsInspect(const std::string& path);
 int RunVersion();
+int RunBroker(int port, int partitions, int brokers, const std::vector<std::string>& topics);
 
 int RunFeaturesApply(const std::string& config_path);
 int RunFeaturesList(const std::string& config_path, bool json);

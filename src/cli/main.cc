@@ -87,7 +87,22 @@ int main(int argc, char** argv) {
   hist_cmd->add_option("--service", service, "A feature service instead of --features");
   hist_cmd->add_option("--timestamp-field", ts_field, "The entity file's timestamp column");
 
+  int broker_port = 9092, broker_partitions = 6, broker_count = 1;
+  std::vector<std::string> broker_topics{"ml-features", "predictions", "ml-features-dlq"};
+  CLI::App* broker_cmd = app.add_subcommand(
+      "broker", "Run an embedded Kafka broker (librdkafka's mock cluster) on loopback");
+  broker_cmd->add_option("-p,--port", broker_port, "Bootstrap port on 127.0.0.1")
+      ->check(CLI::Range(1, 65535));
+  broker_cmd->add_option("--partitions", broker_partitions, "Partitions per topic")
+      ->check(CLI::Range(1, 1000));
+  broker_cmd->add_option("--brokers", broker_count, "Mock brokers in the cluster")
+      ->check(CLI::Range(1, 9));
+  broker_cmd->add_option("--topics", broker_topics, "Topics to create")->delimiter(',');
+
   CLI11_PARSE(app, argc, argv);
+  if (broker_cmd->parsed()) {
+    return rtml::cli::RunBroker(broker_port, broker_partitions, broker_count, broker_topics);
+  }
   if (apply_cmd->parsed()) return rtml::cli::RunFeaturesApply(fconfig);
   if (list_cmd->parsed()) return rtml::cli::RunFeaturesList(fconfig, list_json);
   if (push_cmd->parsed()) return rtml::cli::RunFeaturesPush(fconfig, push_file);
