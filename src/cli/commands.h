@@ -15,6 +15,7 @@ struct ServeOptions {
   std::optional<int> threads;
   std::optional<std::string> models;
   std::optional<std::string> log_level;
+  std::optional<std::string> brokers;  // runs the stream worker
 };
 
 int RunServe(const ServeOptions& options);

@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
                         "Model repository folder (overrides models.repository)")
       ->check(CLI::ExistingDirectory);
   serve_cmd->add_option("--log-level", serve.log_level, "trace|debug|info|warn|error");
+  serve_cmd->add_option("--brokers", serve.brokers,
+                        "Kafka bootstrap servers HOST:PORT,... (overrides kafka.brokers); "
+                        "runs the stream worker");
 
   CLI::App* models_cmd = app.add_subcommand("models", "Work with models and repositories");
   models_cmd->require_subcommand(1);

@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "http/routes.h"
 #include "http/server.h"
+#include "kafka/stream_worker.h"
 #include "model/repository.h"
 #include "observability/metrics.h"
 #include "features/feature_store.h"
@@ -42,6 +43,7 @@ Result<config::Config> LoadWithOverrides(const ServeOptions& o) {
   if (o.threads) c.http.threads = *o.threads;
   if (o.models) c.models.repository = *o.models;
   if (o.log_level) c.log.level = *o.log_level;
+  if (o.brokers) c.kafka.brokers = *o.brokers;
   RETURN_IF_ERROR(config::Validate(c));
   if (c.http.threads == 0) {
     c.http.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -142,6 +144,30 @@ int RunServe(const ServeOptions& options) {
     spdlog::error("{}", s.message());
     return 1;
   }
+  std::unique_ptr<kafka::StreamWorker> worker;
+  std::thread worker_thread;
+  if (!cfg->kafka.brokers.empty()) {
+    const config::KafkaConfig& k = cfg->kafka;
+    auto created = kafka::StreamWorker::Create(
+        {.brokers = k.brokers, .group_id = k.group_id, .input_topic = k.input_topic,
+         .output_topic = k.output_topic, .dead_letter_topic = k.dead_letter_topic,
+         .max_batch = k.max_batch, .max_in_flight = static_cast<size_t>(k.max_in_flight),
+         .properties = k.properties},
+        **scorer, &metrics);
+    if (!created.ok()) {
+      spdlog::error("cannot start the stream worker: {}", created.status().message());
+      server.Stop();
+      return 2;
+    }
+    worker = std::move(created).value();
+    spdlog::info("stream worker: {} -> {} (dead letters: {}), group {}, brokers {}",
+                 k.input_topic, k.output_topic,
+                 k.dead_letter_topic.empty() ? k.input_topic + "-dlq" : k.dead_letter_topic,
+                 k.group_id, k.brokers);
+    worker_thread = std::thread([&worker] {
+      if (Status s = worker->Run(); !s.ok()) spdlog::error("stream worker: {}", s.message());
+    });
+  }
   routes.set_ready(true);
   spdlog::info("serving on http://{}:{} with {} event loops{}", cfg->http.host, server.port(),
                cfg->http.threads,
@@ -152,6 +178,13 @@ int RunServe(const ServeOptions& options) {
   sigwait(&stop_signals, &sig);
   spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
   routes.set_ready(false);
+  if (worker) {
+    worker->Stop();
+    worker_thread.join();
+    spdlog::info("stream worker stopped: {} events in, {} predictions, {} dead letters",
+                 worker->stats().events_in.load(), worker->stats().predictions_out.load(),
+                 worker->stats().dead_letters.load());
+  }
   server.Stop();
   return 0;
 }

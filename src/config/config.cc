@@ -60,6 +60,21 @@ Status ReadFeatures(const YAML::Node& n, const std::string& base_dir, FeaturesCo
   return Status::Ok();
 }
 
+Status ReadKafka(const YAML::Node& n, KafkaConfig* c) {
+  RETURN_IF_ERROR(CheckKeys(n, "kafka", {"brokers", "group_id", "input_topic", "output_topic",
+                                         "dead_letter_topic", "max_batch", "max_in_flight",
+                                         "properties"}));
+  RETURN_IF_ERROR(Read(n, "kafka", "brokers", &c->brokers));
+  RETURN_IF_ERROR(Read(n, "kafka", "group_id", &c->group_id));
+  RETURN_IF_ERROR(Read(n, "kafka", "input_topic", &c->input_topic));
+  RETURN_IF_ERROR(Read(n, "kafka", "output_topic", &c->output_topic));
+  RETURN_IF_ERROR(Read(n, "kafka", "dead_letter_topic", &c->dead_letter_topic));
+  RETURN_IF_ERROR(Read(n, "kafka", "max_batch", &c->max_batch));
+  RETURN_IF_ERROR(Read(n, "kafka", "max_in_flight", &c->max_in_flight));
+  RETURN_IF_ERROR(Read(n, "kafka", "properties", &c->properties));
+  return Status::Ok();
+}
+
 Status ReadLog(const YAML::Node& n, LogConfig* c) {
   RETURN_IF_ERROR(CheckKeys(n, "log", {"level", "format"}));
   RETURN_IF_ERROR(Read(n, "log", "level", &c->level));
@@ -77,12 +92,14 @@ Result<Config> FromYaml(const YAML::Node& root, const std::string& base_dir) {
   c.models.repository = ResolvePath(base_dir, c.models.repository);
   c.features.rocksdb_path = ResolvePath(base_dir, c.features.rocksdb_path);
   if (!root || root.IsNull()) return c;
-  RETURN_IF_ERROR(CheckKeys(root, "config", {"http", "models", "scoring", "features", "log"}));
+  RETURN_IF_ERROR(CheckKeys(root, "config",
+                            {"http", "models", "scoring", "features", "kafka", "log"}));
   RETURN_IF_ERROR(ReadHttp(root["http"], &c.http));
   RETURN_IF_ERROR(ReadModels(root["models"], base_dir, &c.models));
   RETURN_IF_ERROR(ReadScoring(root["scoring"], &c.scoring));
   RETURN_IF_ERROR(ReadFeatures(root["features"], base_dir, &c.features));
   c.features.rocksdb_path = ResolvePath(base_dir, c.features.rocksdb_path);
+  RETURN_IF_ERROR(ReadKafka(root["kafka"], &c.kafka));
   RETURN_IF_ERROR(ReadLog(root["log"], &c.log));
   RETURN_IF_ERROR(Validate(c));
   return c;
@@ -105,6 +122,11 @@ Status Validate(const Config& c) {
   }
   if (c.features.redis_timeout_ms <= 0) {
     return FailedPrecondition("features.redis.timeout_ms must be > 0");
+  }
+  if (c.kafka.max_batch <= 0) return FailedPrecondition("kafka.max_batch must be > 0");
+  if (c.kafka.max_in_flight <= 0) return FailedPrecondition("kafka.max_in_flight must be > 0");
+  if (c.kafka.input_topic.empty() || c.kafka.output_topic.empty()) {
+    return FailedPrecondition("kafka.input_topic and kafka.output_topic must not be empty");
   }
   const std::string& l = c.log.level;
   if (l != "trace" && l != "debug" && l != "info" && l != "warn" && l != "error") {

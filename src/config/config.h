@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <string>
 
 #include "common/status.h"
@@ -41,6 +42,17 @@ struct FeaturesConfig {
   int redis_retry_after_ms = 1000;  // after a failure, fail fast this long, then probe
 };
 
+struct KafkaConfig {
+  std::string brokers;  // bootstrap.servers; empty = no stream worker
+  std::string group_id = "rtml";
+  std::string input_topic = "ml-features";
+  std::string output_topic = "predictions";
+  std::string dead_letter_topic;  // empty = <input_topic>-dlq
+  int max_batch = 500;            // messages taken per poll
+  int max_in_flight = 20000;      // unacknowledged outputs before pausing consumption
+  std::map<std::string, std::string> properties;  // passed to librdkafka (SASL/TLS, tuning)
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error
   bool json = false;           // format: text | json
@@ -51,6 +63,7 @@ struct Config {
   ModelsConfig models;
   ScoringConfig scoring;
   FeaturesConfig features;
+  KafkaConfig kafka;
   LogConfig log;
 };
 

@@ -4,19 +4,10 @@
 
 #include "common/json_writer.h"
 #include "model/repository.h"
+#include "pipeline/error_reasons.h"
 
 namespace rtml::http {
 namespace {
-
-// Every reason a client error can carry; anything else counts as "other".
-constexpr const char* kReasons[] = {
-    "malformed_json", "bad_request",     "wrong_type",       "out_of_range",
-    "missing_feature", "unknown_feature", "duplicate_feature", "wrong_length",
-    "batch_too_large", "body_too_large",  "unsupported_media_type", "unknown_model",
-    "unknown_version", "not_found",       "method_not_allowed", "internal",
-    "unavailable",     "feature_store_unavailable", "feature_store_error",
-    "unknown_feature_view", "unknown_feature_service", "missing_entity_key", "bad_entity_key",
-    "ragged_columns",  "missing_column",  "offline_view",     "other"};
 
 constexpr unsigned kCodes[] = {200, 400, 404, 405, 413, 415, 500, 503};
 
@@ -117,7 +108,7 @@ bhttp::status HttpStatusFor(StatusCode code) {
 Routes::Routes(const pipeline::Scorer& scorer, const features::FeatureStore* store,
                observability::Registry* metrics)
     : scorer_(scorer), store_(store), metrics_(metrics) {
-  for (const char* reason : kReasons) {
+  for (const char* reason : pipeline::kErrorReasons) {
     errors_.push_back({reason, metrics->AddCounter("rtml_request_errors_total",
                                                    "Requests refused, by reason.",
                                                    {{"reason", reason}})});

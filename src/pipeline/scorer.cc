@@ -257,6 +257,27 @@ Status Scorer::DecodeTop(const ModelVersion& v, od::object top, ScoreScratch* sc
         if (auto e = value.get_string().get(unused)) return JsonFail(e);
       }
       out->id = TrimRight(raw);
+    } else if (key == "model") {  // the stream's routing field; must agree with the target
+      std::string_view name;
+      if (type != od::json_type::string || value.get_string().get(name)) {
+        return InvalidArgument("\"model\" must be a string", "wrong_type", "model");
+      }
+      if (name != v.name) {
+        return InvalidArgument("the body names model '" + std::string(name) + "' but '" +
+                                   v.name + "' is the target",
+                               "bad_request", "model");
+      }
+    } else if (key == "event_time") {  // carried through by the stream worker
+      if (type != od::json_type::string && type != od::json_type::number) {
+        return InvalidArgument("\"event_time\" must be a string or a number", "wrong_type",
+                               "event_time");
+      }
+      std::string_view raw = value.raw_json_token();
+      (void)raw;
+      if (type == od::json_type::string) {
+        std::string_view unused;
+        if (auto e = value.get_string().get(unused)) return JsonFail(e);
+      }
     } else if (key == "features") {
       RETURN_IF_ERROR(take_form(Form::kFeatures, key));
       ReserveRows(v, 1, scratch);

@@ -1,0 +1,406 @@
+#include "kafka/stream_worker.h"
+
+#include <librdkafka/rdkafka.h>
+#include <simdjson.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <thread>
+
+#include "common/json_writer.h"
+#include "common/time_format.h"
+#include "kafka/offset_tracker.h"
+#include "pipeline/error_reasons.h"
+
+namespace rtml::kafka {
+namespace od = simdjson::ondemand;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// A produced message's source, packed into its opaque pointer (no allocation):
+// offset in bits 0-39, partition in 40-55, assignment generation in 56-63.
+uintptr_t Cookie(uint8_t generation, int32_t partition, int64_t offset) {
+  return (static_cast<uintptr_t>(generation) << 56) |
+         (static_cast<uintptr_t>(partition & 0xffff) << 40) |
+         (static_cast<uintptr_t>(offset) & ((uintptr_t{1} << 40) - 1));
+}
+uint8_t CookieGeneration(uintptr_t c) { return static_cast<uint8_t>(c >> 56); }
+int32_t CookiePartition(uintptr_t c) { return static_cast<int32_t>((c >> 40) & 0xffff); }
+int64_t CookieOffset(uintptr_t c) { return static_cast<int64_t>(c & ((uintptr_t{1} << 40) - 1)); }
+
+Status Set(rd_kafka_conf_t* conf, const std::string& k, const std::string& v) {
+  char err[512];
+  if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+    return FailedPrecondition("Kafka setting " + k + "=" + v + ": " + err);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+class StreamWorker::Impl {
+ public:
+  Impl(StreamWorker* w, const pipeline::Scorer& scorer, observability::Registry* metrics)
+      : w_(w), o_(w->options_), scorer_(scorer) {
+    const observability::Labels topic{{"topic", o_.input_topic}};
+    events_ = metrics->AddCounter("rtml_stream_events_total", "Events consumed.", topic);
+    predictions_ = metrics->AddCounter("rtml_stream_predictions_total",
+                                       "Predictions produced and acknowledged.", topic);
+    for (const char* reason : pipeline::kErrorReasons) {
+      dead_letters_.emplace_back(
+          reason, metrics->AddCounter("rtml_stream_dead_letters_total",
+                                      "Events sent to the dead-letter topic, by reason.",
+                                      {{"topic", o_.input_topic}, {"reason", reason}}));
+    }
+    commit_latency_ = metrics->AddHistogram("rtml_stream_commit_duration_seconds",
+                                            "Time of an offset commit.", topic,
+                                            observability::LatencyBucketsSeconds());
+  }
+
+  ~Impl() {
+    if (consumer_ != nullptr) rd_kafka_destroy(consumer_);
+    if (producer_ != nullptr) rd_kafka_destroy(producer_);
+  }
+
+  Status Init() {
+    char err[512];
+    rd_kafka_conf_t* pc = rd_kafka_conf_new();
+    RETURN_IF_ERROR(CommonConf(pc));
+    RETURN_IF_ERROR(Set(pc, "enable.idempotence", "true"));
+    RETURN_IF_ERROR(Set(pc, "linger.ms", "1"));
+    RETURN_IF_ERROR(Set(pc, "message.timeout.ms", "60000"));
+    rd_kafka_conf_set_opaque(pc, this);
+    rd_kafka_conf_set_dr_msg_cb(pc, &Impl::OnDelivery);
+    producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
+    if (producer_ == nullptr) return FailedPrecondition(std::string("Kafka producer: ") + err);
+
+    rd_kafka_conf_t* cc = rd_kafka_conf_new();
+    RETURN_IF_ERROR(Set(cc, "group.id", o_.group_id));
+    RETURN_IF_ERROR(Set(cc, "enable.auto.commit", "false"));
+    RETURN_IF_ERROR(Set(cc, "enable.auto.offset.store", "false"));
+    RETURN_IF_ERROR(Set(cc, "auto.offset.reset", "earliest"));
+    RETURN_IF_ERROR(Set(cc, "session.timeout.ms", "6000"));
+    RETURN_IF_ERROR(Set(cc, "heartbeat.interval.ms", "1000"));
+    RETURN_IF_ERROR(Set(cc, "fetch.wait.max.ms", "10"));
+    RETURN_IF_ERROR(CommonConf(cc));
+    rd_kafka_conf_set_opaque(cc, this);
+    rd_kafka_conf_set_rebalance_cb(cc, &Impl::OnRebalance);
+    consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
+    if (consumer_ == nullptr) return FailedPrecondition(std::string("Kafka consumer: ") + err);
+    rd_kafka_poll_set_consumer(consumer_);
+    rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, o_.input_topic.c_str(), RD_KAFKA_PARTITION_UA);
+    const rd_kafka_resp_err_t e = rd_kafka_subscribe(consumer_, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return FailedPrecondition("cannot subscribe to " + o_.input_topic + ": " +
+                                rd_kafka_err2str(e));
+    }
+    return Status::Ok();
+  }
+
+  Status Run() {
+    auto next_commit = Clock::now();
+    std::vector<rd_kafka_message_t*> batch;
+    while (!w_->stop_.load()) {
+      rd_kafka_poll(producer_, 0);
+      if (Clock::now() >= next_commit) {
+        Commit(/*sync=*/false);
+        next_commit = Clock::now() + std::chrono::milliseconds(50);
+      }
+      ApplyBackpressure();
+      batch.clear();
+      while (static_cast<int>(batch.size()) < o_.max_batch) {
+        rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_, batch.empty() ? 20 : 0);
+        if (m == nullptr) break;
+        batch.push_back(m);
+      }
+      for (rd_kafka_message_t* m : batch) {
+        Process(m);
+        rd_kafka_message_destroy(m);
+      }
+    }
+    Drain();
+    Commit(/*sync=*/true);
+    rd_kafka_consumer_close(consumer_);
+    return Status::Ok();
+  }
+
+ private:
+  Status CommonConf(rd_kafka_conf_t* conf) {
+    RETURN_IF_ERROR(Set(conf, "bootstrap.servers", o_.brokers));
+    RETURN_IF_ERROR(Set(conf, "client.id", "rtml"));
+    RETURN_IF_ERROR(Set(conf, "log_level", "4"));
+    for (const auto& [k, v] : o_.properties) RETURN_IF_ERROR(Set(conf, k, v));
+    return Status::Ok();
+  }
+
+  void Process(rd_kafka_message_t* m) {
+    if (m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        spdlog::warn("kafka consumer: {}", rd_kafka_message_errstr(m));
+      }
+      return;
+    }
+    w_->stats_.events_in.fetch_add(1, std::memory_order_relaxed);
+    events_->Inc();
+    tracker_.Track(m->partition, m->offset);
+    const uintptr_t cookie = Cookie(generation_, m->partition, m->offset);
+    const std::string_view payload(static_cast<const char*>(m->payload), m->len);
+    const std::string_view key(static_cast<const char*>(m->key), m->key_len);
+    Peeked peek = Peek(payload);
+    const auto t0 = Clock::now();
+    Status s = Score(peek.model, payload);
+    const auto latency_us =
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+    if (!s.ok()) return DeadLetter(m, key, payload, s, cookie);
+    out_.clear();
+    JsonWriter w(&out_);
+    w.BeginObject().Key("key").String(key).Key("partition").Int(m->partition);
+    w.Key("offset").Int(m->offset);
+    if (!peek.event_time.empty()) {
+      w.Key("event_time").Raw(peek.event_time);
+    } else {
+      rd_kafka_timestamp_type_t type;
+      const int64_t ts_ms = rd_kafka_message_timestamp(m, &type);
+      w.Key("event_time").String(FormatTimestamp(ts_ms * 1000));
+    }
+    w.Key("scoring_latency_us").Int(latency_us);
+    // Splice the Scorer's response object (id, model, version, prediction, ...).
+    out_.push_back(',');
+    out_.append(response_, 1, std::string::npos);
+    Produce(o_.output_topic, key, out_, nullptr, cookie);
+  }
+
+  // Scores, waiting out a feature-store outage (the event is not at fault).
+  Status Score(std::string_view model, std::string_view payload) {
+    auto backoff = std::chrono::milliseconds(100);
+    while (true) {
+      Status s = scorer_.ScoreJson({model, std::nullopt}, payload, &scratch_, &response_);
+      if (s.code() != StatusCode::kUnavailable || w_->stop_.load()) return s;
+      spdlog::warn("stream: {}; retrying in {} ms", s.message(), backoff.count());
+      const auto until = Clock::now() + backoff;
+      while (Clock::now() < until && !w_->stop_.load()) {
+        rd_kafka_poll(producer_, 10);
+      }
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+    }
+  }
+
+  struct Peeked {
+    std::string_view model;       // into peek_buf_
+    std::string_view event_time;  // raw JSON token, into peek_buf_
+  };
+  // Reads "model" and "event_time" without scoring (the body may be invalid).
+  Peeked Peek(std::string_view payload) {
+    Peeked p;
+    peek_buf_.reserve(payload.size() + simdjson::SIMDJSON_PADDING);
+    peek_buf_.assign(payload);
+    od::document doc;
+    if (peek_parser_.iterate(simdjson::padded_string_view(peek_buf_.data(), peek_buf_.size(),
+                                                          peek_buf_.capacity()))
+            .get(doc)) {
+      return p;
+    }
+    od::object obj;
+    if (doc.get_object().get(obj)) return p;
+    for (auto f : obj) {
+      od::field field;
+      std::string_view k;
+      if (std::move(f).get(field) || field.unescaped_key().get(k)) return p;
+      od::value v = field.value();
+      if (k == "model") {
+        if (v.get_string().get(p.model)) p.model = {};
+      } else if (k == "event_time") {
+        std::string_view raw = v.raw_json_token();
+        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\n')) raw.remove_suffix(1);
+        p.event_time = raw;
+      }
+    }
+    return p;
+  }
+
+  void DeadLetter(rd_kafka_message_t* m, std::string_view key, std::string_view payload,
+                  const Status& s, uintptr_t cookie) {
+    rd_kafka_headers_t* h = rd_kafka_headers_new(8);
+    auto add = [&](const char* name, const std::string& value) {
+      rd_kafka_header_add(h, name, -1, value.data(), static_cast<ssize_t>(value.size()));
+    };
+    add("__connect.errors.topic", o_.input_topic);
+    add("__connect.errors.partition", std::to_string(m->partition));
+    add("__connect.errors.offset", std::to_string(m->offset));
+    add("__connect.errors.stage", "TRANSFORMATION");
+    add("__connect.errors.exception.class.name", "rtml." + std::string(s.reason()));
+    add("__connect.errors.exception.message", s.message());
+    if (!s.field().empty()) add("rtml.errors.field", s.field());
+    for (auto& [reason, counter] : dead_letters_) {
+      if (reason == s.reason() || std::string_view(reason) == "other") {
+        counter->Inc();
+        break;
+      }
+    }
+    w_->stats_.dead_letters.fetch_add(1, std::memory_order_relaxed);
+    Produce(DeadLetterTopic(), key, payload, h, cookie | kDeadLetterBit);
+  }
+
+  std::string DeadLetterTopic() const {
+    return o_.dead_letter_topic.empty() ? o_.input_topic + "-dlq" : o_.dead_letter_topic;
+  }
+
+  // Produces, waiting while the local queue is full (backpressure).
+  void Produce(const std::string& topic, std::string_view key, std::string_view value,
+               rd_kafka_headers_t* headers, uintptr_t cookie) {
+    while (true) {
+      rd_kafka_resp_err_t e;
+      if (headers != nullptr) {
+        e = rd_kafka_producev(producer_, RD_KAFKA_V_TOPIC(topic.c_str()),
+                              RD_KAFKA_V_KEY(key.data(), key.size()),
+                              RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_HEADERS(headers),
+                              RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(cookie)), RD_KAFKA_V_END);
+      } else {
+        e = rd_kafka_producev(producer_, RD_KAFKA_V_TOPIC(topic.c_str()),
+                              RD_KAFKA_V_KEY(key.data(), key.size()),
+                              RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(cookie)), RD_KAFKA_V_END);
+      }
+      if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+      if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        spdlog::error("stream: cannot produce to {}: {}", topic, rd_kafka_err2str(e));
+        rd_kafka_poll(producer_, 100);
+        continue;  // never drop: the offset stays uncommitted until this succeeds
+      }
+      rd_kafka_poll(producer_, 50);
+    }
+  }
+
+  static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    static_cast<Impl*>(opaque)->Delivered(m);
+  }
+
+  void Delivered(const rd_kafka_message_t* m) {
+    const uintptr_t cookie = reinterpret_cast<uintptr_t>(m->_private);
+    if (m->err) {
+      // librdkafka retried until message.timeout.ms: produce it again.
+      spdlog::warn("stream: delivery to {} failed ({}); producing again",
+                   rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+      rd_kafka_headers_t* h = nullptr;
+      rd_kafka_headers_t* copy = nullptr;
+      if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        copy = rd_kafka_headers_copy(h);
+      }
+      Produce(rd_kafka_topic_name(m->rkt),
+              std::string_view(static_cast<const char*>(m->key), m->key_len),
+              std::string_view(static_cast<const char*>(m->payload), m->len), copy, cookie);
+      return;
+    }
+    const uintptr_t source = cookie & ~kDeadLetterBit;
+    if (CookieGeneration(source) == (generation_ & 0x7f)) {
+      tracker_.Done(CookiePartition(source), CookieOffset(source));
+    }
+    if (!(cookie & kDeadLetterBit)) {
+      w_->stats_.predictions_out.fetch_add(1, std::memory_order_relaxed);
+      predictions_->Inc();
+    }
+  }
+
+  static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t* parts, void* opaque) {
+    auto* self = static_cast<Impl*>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      spdlog::info("stream: assigned {} partition(s) of {}", parts->cnt, self->o_.input_topic);
+      self->generation_ = static_cast<uint8_t>((self->generation_ + 1) & 0x7f);
+      self->paused_ = false;
+      rd_kafka_assign(rk, parts);
+    } else {
+      spdlog::info("stream: revoked {} partition(s); committing what is done", parts->cnt);
+      self->Drain();
+      self->Commit(/*sync=*/true);
+      self->tracker_.Clear();
+      self->generation_ = static_cast<uint8_t>((self->generation_ + 1) & 0x7f);
+      rd_kafka_assign(rk, nullptr);
+    }
+  }
+
+  // Waits (bounded) for every produced output to be acknowledged.
+  void Drain() { rd_kafka_flush(producer_, 30000); }
+
+  void Commit(bool sync) {
+    auto ready = tracker_.TakeCommittable();
+    if (ready.empty()) return;
+    rd_kafka_topic_partition_list_t* list =
+        rd_kafka_topic_partition_list_new(static_cast<int>(ready.size()));
+    for (auto [partition, offset] : ready) {
+      rd_kafka_topic_partition_list_add(list, o_.input_topic.c_str(), partition)->offset = offset;
+    }
+    const auto t0 = Clock::now();
+    const rd_kafka_resp_err_t e = rd_kafka_commit(consumer_, list, sync ? 0 : 1);
+    commit_latency_->Observe(std::chrono::duration<double>(Clock::now() - t0).count());
+    rd_kafka_topic_partition_list_destroy(list);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+      spdlog::warn("stream: commit failed: {}", rd_kafka_err2str(e));
+    }
+    w_->stats_.commits.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // Pauses consumption while too many outputs are unacknowledged.
+  void ApplyBackpressure() {
+    const size_t in_flight = tracker_.in_flight();
+    if (!paused_ && in_flight >= o_.max_in_flight) {
+      SetPaused(true);
+    } else if (paused_ && in_flight <= o_.max_in_flight / 2) {
+      SetPaused(false);
+    }
+    if (paused_) rd_kafka_poll(producer_, 10);
+  }
+
+  void SetPaused(bool pause) {
+    rd_kafka_topic_partition_list_t* assigned = nullptr;
+    if (rd_kafka_assignment(consumer_, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    pause ? rd_kafka_pause_partitions(consumer_, assigned)
+          : rd_kafka_resume_partitions(consumer_, assigned);
+    rd_kafka_topic_partition_list_destroy(assigned);
+    paused_ = pause;
+    if (pause) w_->stats_.pauses.fetch_add(1, std::memory_order_relaxed);
+    spdlog::info("stream: {} consumption ({} outputs in flight)", pause ? "paused" : "resumed",
+                 tracker_.in_flight());
+  }
+
+  static constexpr uintptr_t kDeadLetterBit = uintptr_t{1} << 63;
+
+  StreamWorker* w_;
+  const StreamOptions& o_;
+  const pipeline::Scorer& scorer_;
+  rd_kafka_t* consumer_ = nullptr;
+  rd_kafka_t* producer_ = nullptr;
+  OffsetTracker tracker_;
+  uint8_t generation_ = 0;  // 7 bits: the top cookie bit marks dead letters
+  bool paused_ = false;
+  pipeline::ScoreScratch scratch_;
+  std::string response_, out_, peek_buf_;
+  od::parser peek_parser_;
+  observability::Counter* events_;
+  observability::Counter* predictions_;
+  std::vector<std::pair<const char*, observability::Counter*>> dead_letters_;
+  observability::Histogram* commit_latency_;
+};
+
+Result<std::unique_ptr<StreamWorker>> StreamWorker::Create(StreamOptions options,
+                                                           const pipeline::Scorer& scorer,
+                                                           observability::Registry* metrics) {
+  if (options.brokers.empty()) return FailedPrecondition("kafka.brokers is empty");
+  auto w = std::unique_ptr<StreamWorker>(new StreamWorker(std::move(options)));
+  w->impl_ = std::make_unique<Impl>(w.get(), scorer, metrics);
+  RETURN_IF_ERROR(w->impl_->Init());
+  return w;
+}
+
+StreamWorker::StreamWorker(StreamOptions options) : options_(std::move(options)) {}
+StreamWorker::~StreamWorker() = default;
+
+Status StreamWorker::Run() { return impl_->Run(); }
+
+}  // namespace rtml::kafka

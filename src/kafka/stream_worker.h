@@ -1,0 +1,77 @@
+// StreamWorker: scores a Kafka topic of feature events and publishes the
+// predictions, as one member of a consumer group.
+//
+// An event's value is the same JSON as one HTTP predict body ({"features":
+// {...}} or a flat row, with entity keys, optional "id", "event_time" and
+// "model"), scored through the same Scorer as HTTP. Each prediction goes to
+// the output topic keyed like the input and carries the input's key, id,
+// partition and offset, the model and version, the prediction, the defaulted
+// and missing inputs, the event time and the scoring latency. An event that
+// cannot be scored goes to the dead-letter topic with its original bytes and
+// Kafka Connect's __connect.errors.* headers naming the error and its source.
+//
+// Delivery is at-least-once: an input offset is committed only once its
+// prediction or dead letter is acknowledged by the broker (OffsetTracker);
+// a crash re-delivers, never loses. On a rebalance the worker waits for its
+// in-flight outputs, commits what is done, and lets the partitions go. When
+// outputs pile up (the producer queue, or max_in_flight), it pauses its
+// partitions instead of buffering without limit, and resumes.
+// Thread-safety: Run() on one thread; Stop() and stats from any thread.
+// Ownership: borrows the Scorer and the metrics registry.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "observability/metrics.h"
+#include "pipeline/scorer.h"
+
+namespace rtml::kafka {
+
+struct StreamOptions {
+  std::string brokers;  // bootstrap.servers
+  std::string group_id = "rtml";
+  std::string input_topic = "ml-features";
+  std::string output_topic = "predictions";
+  std::string dead_letter_topic;  // empty: <input_topic>-dlq
+  int max_batch = 500;            // messages taken per poll
+  size_t max_in_flight = 20000;   // unacknowledged outputs before pausing
+  std::map<std::string, std::string> properties;  // passed to librdkafka (security, tuning)
+};
+
+struct StreamStats {
+  std::atomic<uint64_t> events_in{0};
+  std::atomic<uint64_t> predictions_out{0};
+  std::atomic<uint64_t> dead_letters{0};
+  std::atomic<uint64_t> commits{0};
+  std::atomic<uint64_t> pauses{0};
+};
+
+class StreamWorker {
+ public:
+  static Result<std::unique_ptr<StreamWorker>> Create(StreamOptions options,
+                                                      const pipeline::Scorer& scorer,
+                                                      observability::Registry* metrics);
+  ~StreamWorker();
+
+  // Consumes, scores and produces until Stop(); then commits what is done and
+  // leaves the group. Returns an error only for unrecoverable client failures.
+  Status Run();
+  void Stop() { stop_.store(true); }
+  const StreamStats& stats() const { return stats_; }
+  const StreamOptions& options() const { return options_; }
+
+ private:
+  class Impl;
+  explicit StreamWorker(StreamOptions options);
+
+  StreamOptions options_;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<bool> stop_{false};
+  StreamStats stats_;
+};
+
+}  // namespace rtml::kafka

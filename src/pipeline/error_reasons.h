@@ -1,0 +1,18 @@
+// The reasons a request or event can be refused with (Status::reason()), so
+// that HTTP error counters and stream dead-letter counters can be registered
+// once, at start-up, with every label value they will use.
+#pragma once
+
+namespace rtml::pipeline {
+
+inline constexpr const char* kErrorReasons[] = {
+    "malformed_json",  "bad_request",       "wrong_type",          "out_of_range",
+    "missing_feature", "unknown_feature",   "duplicate_feature",   "wrong_length",
+    "batch_too_large", "body_too_large",    "unsupported_media_type", "unknown_model",
+    "unknown_version", "not_found",         "method_not_allowed",  "internal",
+    "unavailable",     "feature_store_unavailable", "feature_store_error",
+    "unknown_feature_view", "unknown_feature_service", "missing_entity_key",
+    "bad_entity_key",  "ragged_columns",    "missing_column",      "offline_view",
+    "other"};
+
+}  // namespace rtml::pipeline
