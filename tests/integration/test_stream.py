@@ -1,0 +1,165 @@
+"""Streaming integration tests on `rtml broker` (librdkafka's mock cluster):
+events in, exactly one prediction or dead letter out per event, checked by
+id; a consumer group of several `rtml serve` processes, one killed mid-stream;
+kcat as the external client on both ends."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import RTML, Server, fraud_demo_config
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, partitions=6):
+        self.port = free_port()
+        self.proc = subprocess.Popen([RTML, "broker", "--port", str(self.port), "--partitions",
+                                      str(partitions)], stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if "ready at" not in line:
+            raise RuntimeError("rtml broker did not start: " + line)
+        self.bootstrap = f"127.0.0.1:{self.port}"
+
+    def produce(self, topic, records):
+        """records: (key, value) pairs, sent with kcat."""
+        data = "".join(f"{k}\t{v}\n" for k, v in records)
+        subprocess.run(["kcat", "-b", self.bootstrap, "-P", "-t", topic, "-K", "\t"],
+                       input=data, text=True, check=True, timeout=60)
+
+    def read_all(self, topic, fmt="%k\t%s\n"):
+        """Every record in `topic` (all partitions, from the start)."""
+        r = subprocess.run(["kcat", "-b", self.bootstrap, "-C", "-t", topic, "-e", "-q", "-f",
+                            fmt], capture_output=True, text=True, timeout=60)
+        return [line for line in r.stdout.split("\n") if line]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.proc.stdout.close()
+
+
+def events(n, start=0, bad_every=0):
+    out = []
+    for i in range(start, start + n):
+        if bad_every and i % bad_every == 0:
+            out.append((f"k{i}", json.dumps({"id": i, "user_id": i, "amount": "lots"})))
+        else:
+            out.append((f"k{i}", json.dumps({"id": i, "user_id": i % 700, "amount": i % 500,
+                                             "event_time": "2026-11-26T06:00:00Z"})))
+    return out
+
+
+def wait_for(predicate, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class StreamTest(unittest.TestCase):
+    def setUp(self):
+        self.broker = Broker()
+        self.dir = tempfile.TemporaryDirectory()
+        self.config = fraud_demo_config(self.dir.name)
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            s.stop()
+        self.broker.stop()
+        self.dir.cleanup()
+
+    def serve(self, store_dir=None):
+        config = self.config
+        if store_dir:  # a replica with its own RocksDB folder (one process per folder)
+            config = fraud_demo_config(store_dir)
+        server = Server("--brokers", self.broker.bootstrap, config=config)
+        self.servers.append(server)
+        return server
+
+    def outputs(self):
+        preds = [json.loads(line.split("\t", 1)[1]) for line in self.broker.read_all("predictions")]
+        dlq = self.broker.read_all("ml-features-dlq", "%k\t%s\t%h\n")
+        return preds, dlq
+
+    def test_every_event_gets_one_prediction_or_dead_letter(self):
+        self.serve()
+        n = 2000
+        self.broker.produce("ml-features", events(n, bad_every=50))
+        self.broker.produce("ml-features", [("junk", "not json at all")])
+
+        def done():
+            p, d = self.outputs()
+            return (p, d) if len(p) + len(d) >= n + 1 else None
+
+        preds, dlq = wait_for(done, 90, "all outputs")
+        ids = [p["id"] for p in preds]
+        self.assertEqual(len(ids), len(set(ids)), "duplicates without any crash")
+        self.assertEqual(len(preds), n - n // 50)
+        self.assertEqual(len(dlq), n // 50 + 1)
+        self.assertEqual(set(ids) | {int(json.loads(r.split("\t")[1])["id"]) for r in dlq
+                                     if r.startswith("k")}, set(range(n)))
+        p = preds[0]
+        self.assertEqual(p["key"], f"k{p['id']}")
+        for field in ("partition", "offset", "event_time", "scoring_latency_us", "model",
+                      "version", "prediction", "defaulted", "feature_store"):
+            self.assertIn(field, p)
+        self.assertEqual(p["event_time"], "2026-11-26T06:00:00Z")
+        bad = next(r for r in dlq if r.startswith("k50\t"))
+        key, value, headers = bad.split("\t")
+        self.assertEqual(json.loads(value), {"id": 50, "user_id": 50, "amount": "lots"})
+        self.assertIn("__connect.errors.topic=ml-features", headers)
+        self.assertIn("__connect.errors.exception.class.name=rtml.wrong_type", headers)
+        self.assertIn("__connect.errors.offset=", headers)
+        junk = next(r for r in dlq if r.startswith("junk\t"))
+        self.assertIn("rtml.malformed_json", junk)
+        server = self.servers[0]
+        metrics = server.request("GET", "/metrics")[1]
+        self.assertRegex(metrics, rf'rtml_stream_events_total\{{topic="ml-features"\}} {n + 1}\n')
+        self.assertRegex(metrics, r'rtml_stream_dead_letters_total\{topic="ml-features",'
+                                  r'reason="wrong_type"\} 40\n')
+        # HTTP keeps serving beside the stream.
+        self.assertEqual(server.request("POST", "/predict", {"user_id": 1, "amount": 3})[0], 200)
+
+    def test_a_group_of_replicas_loses_nothing_when_one_is_killed(self):
+        stores = [tempfile.TemporaryDirectory() for _ in range(3)]
+        try:
+            replicas = [self.serve(store_dir=d.name) for d in stores]
+            n = 6000
+            first, second = events(n // 2), events(n // 2, start=n // 2)
+            self.broker.produce("ml-features", first)
+            wait_for(lambda: len(self.outputs()[0]) >= n // 4, 90, "a quarter of the outputs")
+            replicas[1].proc.send_signal(signal.SIGKILL)  # mid-stream, no goodbye
+            replicas[1].proc.wait()
+            self.broker.produce("ml-features", second)
+            preds = wait_for(lambda: (lambda p: p if len({x["id"] for x in p}) >= n else None)(
+                self.outputs()[0]), 120, "every id after the kill")
+            ids = [p["id"] for p in preds]
+            self.assertEqual(set(ids), set(range(n)))  # none lost
+            duplicates = len(ids) - len(set(ids))
+            print(f"\n{n} events, {len(ids)} predictions, {duplicates} duplicates after SIGKILL")
+            survivors = [s for i, s in enumerate(replicas) if i != 1]
+            handled = [int(s.request("GET", "/metrics")[1].split(
+                'rtml_stream_events_total{topic="ml-features"} ')[1].split()[0]) for s in survivors]
+            self.assertTrue(all(h > 0 for h in handled), handled)  # the group split the work
+        finally:
+            for d in stores:
+                d.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
