@@ -116,10 +116,8 @@ class StreamWorker::Impl {
         if (m == nullptr) break;
         batch.push_back(m);
       }
-      for (rd_kafka_message_t* m : batch) {
-        Process(m);
-        rd_kafka_message_destroy(m);
-      }
+      ProcessBatch(batch);
+      for (rd_kafka_message_t* m : batch) rd_kafka_message_destroy(m);
     }
     Drain();
     Commit(/*sync=*/true);
@@ -136,31 +134,75 @@ class StreamWorker::Impl {
     return Status::Ok();
   }
 
-  void Process(rd_kafka_message_t* m) {
-    if (m->err) {
-      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        spdlog::warn("kafka consumer: {}", rd_kafka_message_errstr(m));
+  // Scores what one poll returned as micro-batches (one per target model):
+  // one feature-store read and one model call per batch.
+  void ProcessBatch(const std::vector<rd_kafka_message_t*>& batch) {
+    events_batch_.clear();
+    for (rd_kafka_message_t* m : batch) {
+      if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+          spdlog::warn("kafka consumer: {}", rd_kafka_message_errstr(m));
+        }
+        continue;
       }
-      return;
+      w_->stats_.events_in.fetch_add(1, std::memory_order_relaxed);
+      events_->Inc();
+      tracker_.Track(m->partition, m->offset);
+      Event e{m, Peek(std::string_view(static_cast<const char*>(m->payload), m->len))};
+      events_batch_.push_back(std::move(e));
     }
-    w_->stats_.events_in.fetch_add(1, std::memory_order_relaxed);
-    events_->Inc();
-    tracker_.Track(m->partition, m->offset);
+    // Group by target model, keeping each group's order.
+    std::vector<bool> done(events_batch_.size(), false);
+    for (size_t first = 0; first < events_batch_.size(); ++first) {
+      if (done[first]) continue;
+      const std::string& model = events_batch_[first].peek.model;
+      group_.clear();
+      bodies_.clear();
+      for (size_t i = first; i < events_batch_.size(); ++i) {
+        if (done[i] || events_batch_[i].peek.model != model) continue;
+        done[i] = true;
+        group_.push_back(i);
+        rd_kafka_message_t* m = events_batch_[i].message;
+        bodies_.emplace_back(static_cast<const char*>(m->payload), m->len);
+      }
+      const auto t0 = Clock::now();
+      results_.resize(bodies_.size());
+      scorer_.ScoreBatch({model, std::nullopt}, bodies_, &scratch_, &results_);
+      const int64_t latency_us =
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+      for (size_t g = 0; g < group_.size(); ++g) {
+        Emit(events_batch_[group_[g]], results_[g], latency_us);
+      }
+    }
+  }
+
+  struct Peeked {
+    std::string model;       // empty: the default model
+    std::string event_time;  // raw JSON token
+  };
+  struct Event {
+    rd_kafka_message_t* message;
+    Peeked peek;
+  };
+
+  // Produces the prediction or the dead letter of one event.
+  void Emit(const Event& e, pipeline::EventResult& r, int64_t latency_us) {
+    rd_kafka_message_t* m = e.message;
     const uintptr_t cookie = Cookie(generation_, m->partition, m->offset);
     const std::string_view payload(static_cast<const char*>(m->payload), m->len);
     const std::string_view key(static_cast<const char*>(m->key), m->key_len);
-    Peeked peek = Peek(payload);
-    const auto t0 = Clock::now();
-    Status s = Score(peek.model, payload);
-    const auto latency_us =
-        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
-    if (!s.ok()) return DeadLetter(m, key, payload, s, cookie);
+    if (r.status.code() == StatusCode::kUnavailable) {  // not the event's fault: wait it out
+      const auto t0 = Clock::now();
+      r.status = Score(e.peek.model, payload, &r.response);
+      latency_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+    }
+    if (!r.status.ok()) return DeadLetter(m, key, payload, r.status, cookie);
     out_.clear();
     JsonWriter w(&out_);
     w.BeginObject().Key("key").String(key).Key("partition").Int(m->partition);
     w.Key("offset").Int(m->offset);
-    if (!peek.event_time.empty()) {
-      w.Key("event_time").Raw(peek.event_time);
+    if (!e.peek.event_time.empty()) {
+      w.Key("event_time").Raw(e.peek.event_time);
     } else {
       rd_kafka_timestamp_type_t type;
       const int64_t ts_ms = rd_kafka_message_timestamp(m, &type);
@@ -169,15 +211,15 @@ class StreamWorker::Impl {
     w.Key("scoring_latency_us").Int(latency_us);
     // Splice the Scorer's response object (id, model, version, prediction, ...).
     out_.push_back(',');
-    out_.append(response_, 1, std::string::npos);
+    out_.append(r.response, 1, std::string::npos);
     Produce(o_.output_topic, key, out_, nullptr, cookie);
   }
 
   // Scores, waiting out a feature-store outage (the event is not at fault).
-  Status Score(std::string_view model, std::string_view payload) {
+  Status Score(std::string_view model, std::string_view payload, std::string* response) {
     auto backoff = std::chrono::milliseconds(100);
     while (true) {
-      Status s = scorer_.ScoreJson({model, std::nullopt}, payload, &scratch_, &response_);
+      Status s = scorer_.ScoreJson({model, std::nullopt}, payload, &scratch_, response);
       if (s.code() != StatusCode::kUnavailable || w_->stop_.load()) return s;
       spdlog::warn("stream: {}; retrying in {} ms", s.message(), backoff.count());
       const auto until = Clock::now() + backoff;
@@ -188,10 +230,6 @@ class StreamWorker::Impl {
     }
   }
 
-  struct Peeked {
-    std::string_view model;       // into peek_buf_
-    std::string_view event_time;  // raw JSON token, into peek_buf_
-  };
   // Reads "model" and "event_time" without scoring (the body may be invalid).
   Peeked Peek(std::string_view payload) {
     Peeked p;
@@ -211,11 +249,12 @@ class StreamWorker::Impl {
       if (std::move(f).get(field) || field.unescaped_key().get(k)) return p;
       od::value v = field.value();
       if (k == "model") {
-        if (v.get_string().get(p.model)) p.model = {};
+        std::string_view model;
+        if (!v.get_string().get(model)) p.model = std::string(model);
       } else if (k == "event_time") {
         std::string_view raw = v.raw_json_token();
         while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\n')) raw.remove_suffix(1);
-        p.event_time = raw;
+        p.event_time = std::string(raw);
       }
     }
     return p;
@@ -380,7 +419,11 @@ class StreamWorker::Impl {
   uint8_t generation_ = 0;  // 7 bits: the top cookie bit marks dead letters
   bool paused_ = false;
   pipeline::ScoreScratch scratch_;
-  std::string response_, out_, peek_buf_;
+  std::string out_, peek_buf_;
+  std::vector<Event> events_batch_;
+  std::vector<size_t> group_;
+  std::vector<std::string_view> bodies_;
+  std::vector<pipeline::EventResult> results_;
   od::parser peek_parser_;
   observability::Counter* events_;
   observability::Counter* predictions_;

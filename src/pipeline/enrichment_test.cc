@@ -110,6 +110,27 @@ TEST_F(EnrichmentTest, BatchReadsOnceAndNeedsTheKey) {
   EXPECT_EQ(s.reason(), "bad_entity_key");
 }
 
+TEST_F(EnrichmentTest, BatchOfEventsReadsTheStoreOnce) {
+  Build(features::NewMemoryStore());
+  Push(1, 1.5, -2.0, kT0);
+  const std::vector<std::string_view> bodies = {R"({"user_id": 1, "f1": 0})",
+                                                R"({"f1": 0})",  // no key
+                                                R"({"user_id": 1, "f1": 0, "f3": 7})"};
+  std::vector<EventResult> results(3);
+  scorer_->ScoreBatch({}, bodies, &scratch_, &results);
+  EXPECT_TRUE(results[0].status.ok());
+  EXPECT_EQ(results[1].status.reason(), "missing_entity_key");
+  EXPECT_TRUE(results[2].status.ok());
+  EXPECT_EQ(results[0].response, [&] {
+    std::string alone;
+    EXPECT_TRUE(scorer_->ScoreJson({}, bodies[0], &scratch_, &alone).ok());
+    return alone;
+  }());
+  EXPECT_NE(metrics_.Render().find(
+                R"(rtml_feature_store_reads_total{backend="memory",outcome="ok"} 2)"),
+            std::string::npos);  // one for the batch, one for the ScoreJson above
+}
+
 TEST_F(EnrichmentTest, RedisDownDegradesToDefaultsAndRecovers) {
   testing::RedisServer redis;
   Build(features::NewRedisStore({.port = redis.port(), .timeout_ms = 200,

@@ -172,21 +172,64 @@ Status Scorer::ScoreJson(const ScoreTarget& target, std::string_view body, Score
   ASSIGN_OR_RETURN(const ModelVersion* v, Resolve(target));
   Decoded d;
   RETURN_IF_ERROR(Decode(*v, body, scratch, &d));
-  RETURN_IF_ERROR(Enrich(*v, scratch, &d));
+  Enrich(*v, std::span<Decoded>(&d, 1), scratch);
+  RETURN_IF_ERROR(d.status);
   RETURN_IF_ERROR(FinishRows(*v, d, scratch));
-  const int n_out = v->model->num_outputs();
-  scratch->outputs.resize(d.n_rows * n_out);
-  RETURN_IF_ERROR(v->model->Predict(
-      std::span<const float>(scratch->rows.data(), d.n_rows * v->schema.size()), d.n_rows,
-      scratch->outputs));
+  RETURN_IF_ERROR(Predict(*v, d.n_rows, scratch));
   WriteResponse(*v, d, *scratch, response);
-  const VersionMetrics& m = metrics_.at(v);
+  Count(*v, d, start);
+  return Status::Ok();
+}
+
+void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const std::string_view> bodies,
+                        ScoreScratch* scratch, std::vector<EventResult>* results) const {
+  const auto start = std::chrono::steady_clock::now();
+  auto v = Resolve(target);
+  if (!v.ok()) {
+    for (EventResult& r : *results) r.status = v.status();
+    return;
+  }
+  std::vector<Decoded>& decoded = scratch->decoded;
+  decoded.assign(bodies.size(), Decoded{});
+  size_t rows = 0;
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    decoded[i].first_row = rows;
+    decoded[i].status = Decode(**v, bodies[i], scratch, &decoded[i]);
+    if (decoded[i].status.ok()) {
+      rows += decoded[i].n_rows;
+    } else {
+      decoded[i].n_rows = 0;  // its partial rows are overwritten by the next body
+    }
+  }
+  ReserveRows(**v, rows, scratch);
+  Enrich(**v, decoded, scratch);
+  for (Decoded& d : decoded) {
+    if (d.status.ok()) d.status = FinishRows(**v, d, scratch);
+  }
+  const Status predicted = Predict(**v, rows, scratch);
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    EventResult& r = (*results)[i];
+    r.status = decoded[i].status.ok() ? predicted : decoded[i].status;
+    if (!r.status.ok()) continue;
+    WriteResponse(**v, decoded[i], *scratch, &r.response);
+    Count(**v, decoded[i], start);
+  }
+}
+
+Status Scorer::Predict(const ModelVersion& v, size_t n_rows, ScoreScratch* scratch) const {
+  scratch->outputs.resize(n_rows * v.model->num_outputs());
+  return v.model->Predict(std::span<const float>(scratch->rows.data(), n_rows * v.schema.size()),
+                          n_rows, scratch->outputs);
+}
+
+void Scorer::Count(const ModelVersion& v, const Decoded& d,
+                   std::chrono::steady_clock::time_point start) const {
+  const VersionMetrics& m = metrics_.at(&v);
   m.requests->Inc();
   m.predictions->Inc(d.n_rows);
   if (d.degraded) m.degraded->Inc();
   m.latency->Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  return Status::Ok();
 }
 
 Status Scorer::Decode(const ModelVersion& v, std::string_view body, ScoreScratch* scratch,
@@ -215,6 +258,15 @@ Status Scorer::Decode(const ModelVersion& v, std::string_view body, ScoreScratch
     return Malformed(body, simdjson::TAPE_ERROR);  // the syntax error is the first problem
   }
   return s;
+}
+
+Scorer::RowView Scorer::RowAt(const ModelVersion& v, size_t row, ScoreScratch* scratch) const {
+  const size_t nf = v.schema.size();
+  const Enrichment* e = EnrichmentFor(v);
+  const size_t nk = e != nullptr ? e->keys.size() : 0;
+  return RowView{std::span<float>(scratch->rows.data() + row * nf, nf),
+                 std::span<Cell>(scratch->cells.data() + row * nf, nf),
+                 std::span<std::string>(scratch->keys.data() + row * nk, nk)};
 }
 
 void Scorer::ReserveRows(const ModelVersion& v, size_t n, ScoreScratch* scratch) const {
@@ -256,7 +308,7 @@ Status Scorer::DecodeTop(const ModelVersion& v, od::object top, ScoreScratch* sc
         std::string_view unused;
         if (auto e = value.get_string().get(unused)) return JsonFail(e);
       }
-      out->id = TrimRight(raw);
+      out->id = std::string(TrimRight(raw));
     } else if (key == "model") {  // the stream's routing field; must agree with the target
       std::string_view name;
       if (type != od::json_type::string || value.get_string().get(name)) {
@@ -280,15 +332,15 @@ Status Scorer::DecodeTop(const ModelVersion& v, od::object top, ScoreScratch* sc
       }
     } else if (key == "features") {
       RETURN_IF_ERROR(take_form(Form::kFeatures, key));
-      ReserveRows(v, 1, scratch);
+      ReserveRows(v, out->first_row + 1, scratch);
       out->n_rows = 1;
-      std::span<std::string> keys(scratch->keys.data(), scratch->keys.size());
+      RowView row = RowAt(v, out->first_row, scratch);
       if (type == od::json_type::object) {
-        RETURN_IF_ERROR(decoder.DecodeObject(value.get_object(), -1, scratch->rows,
-                                             scratch->cells, keys));
+        RETURN_IF_ERROR(decoder.DecodeObject(value.get_object(), -1, row.values, row.cells,
+                                             row.keys));
       } else if (type == od::json_type::array) {
-        decoder.Begin(scratch->cells, keys);
-        RETURN_IF_ERROR(decoder.DecodeArray(value.get_array(), -1, scratch->rows, scratch->cells));
+        decoder.Begin(row.cells, row.keys);
+        RETURN_IF_ERROR(decoder.DecodeArray(value.get_array(), -1, row.values, row.cells));
       } else {
         return InvalidArgument("\"features\" must be an object of name: value or an ordered array",
                                "wrong_type", "features");
@@ -304,13 +356,15 @@ Status Scorer::DecodeTop(const ModelVersion& v, od::object top, ScoreScratch* sc
     } else {
       if (form != Form::kFlat) {
         RETURN_IF_ERROR(take_form(Form::kFlat, key));
-        ReserveRows(v, 1, scratch);
-        decoder.Begin(scratch->cells, scratch->keys);
+        ReserveRows(v, out->first_row + 1, scratch);
+        RowView row = RowAt(v, out->first_row, scratch);
+        decoder.Begin(row.cells, row.keys);
         out->n_rows = 1;
         out->flat = true;
       }
-      RETURN_IF_ERROR(decoder.DecodeField(key, value, schema::kFlatRow, scratch->rows,
-                                          scratch->cells, scratch->keys));
+      RowView row = RowAt(v, out->first_row, scratch);
+      RETURN_IF_ERROR(decoder.DecodeField(key, value, schema::kFlatRow, row.values, row.cells,
+                                          row.keys));
     }
   }
   if (form == Form::kNone) {
@@ -323,31 +377,28 @@ Status Scorer::DecodeTop(const ModelVersion& v, od::object top, ScoreScratch* sc
 
 Status Scorer::DecodeInstances(const ModelVersion& v, od::array arr, ScoreScratch* scratch,
                                Decoded* out) const {
-  const size_t n_features = v.schema.size();
-  const Enrichment* e = EnrichmentFor(v);
-  const size_t n_keys = e != nullptr ? e->keys.size() : 0;
   const schema::RowDecoder decoder = DecoderFor(v);
   size_t n = 0;
   for (auto element : arr) {
-    od::value row;
-    if (auto err = std::move(element).get(row)) return JsonFail(err);
+    od::value value;
+    if (auto err = std::move(element).get(value)) return JsonFail(err);
     if (n >= static_cast<size_t>(options_.max_batch_size)) {
       return Status(StatusCode::kPayloadTooLarge,
                     "batch has more than the maximum of " +
                         std::to_string(options_.max_batch_size) + " instances",
                     "batch_too_large", "instances");
     }
-    ReserveRows(v, n + 1, scratch);
-    std::span<float> r(scratch->rows.data() + n * n_features, n_features);
-    std::span<Cell> c(scratch->cells.data() + n * n_features, n_features);
-    std::span<std::string> k(scratch->keys.data() + n * n_keys, n_keys);
+    ReserveRows(v, out->first_row + n + 1, scratch);
+    RowView row = RowAt(v, out->first_row + n, scratch);
     od::json_type type;
-    if (auto err = row.type().get(type)) return JsonFail(err);
+    if (auto err = value.type().get(type)) return JsonFail(err);
     if (type == od::json_type::object) {
-      RETURN_IF_ERROR(decoder.DecodeObject(row.get_object(), static_cast<int>(n), r, c, k));
+      RETURN_IF_ERROR(decoder.DecodeObject(value.get_object(), static_cast<int>(n), row.values,
+                                           row.cells, row.keys));
     } else if (type == od::json_type::array) {
-      decoder.Begin(c, k);
-      RETURN_IF_ERROR(decoder.DecodeArray(row.get_array(), static_cast<int>(n), r, c));
+      decoder.Begin(row.cells, row.keys);
+      RETURN_IF_ERROR(decoder.DecodeArray(value.get_array(), static_cast<int>(n), row.values,
+                                          row.cells));
     } else {
       return InvalidArgument("each instance must be an object or an ordered array", "wrong_type",
                              "instances[" + std::to_string(n) + "]");
@@ -365,56 +416,71 @@ int InstanceOf(bool batch, bool flat, size_t row) {
 }
 }  // namespace
 
-// Fills the inputs the request left unset from the online store, one read for
-// the whole batch. Leaves unset whatever the store cannot give (Finish then
-// applies defaults) and records why in scratch->statuses.
-Status Scorer::Enrich(const ModelVersion& v, ScoreScratch* scratch, Decoded* d) const {
-  const Enrichment* e = EnrichmentFor(v);
-  if (e == nullptr) return Status::Ok();
-  const size_t n_features = v.schema.size(), n_keys = e->keys.size(), n_refs = e->columns.size();
-  scratch->statuses.assign(d->n_rows * n_refs, features::FeatureStatus::kPresent);
-  bool any = false;
-  for (size_t row = 0; row < d->n_rows; ++row) {
-    const Cell* cells = scratch->cells.data() + row * n_features;
-    bool need = false;
-    for (int col : e->columns) need = need || cells[col] == Cell::kUnset;
-    if (!need) continue;
-    for (size_t k = 0; k < n_keys; ++k) {
-      if (scratch->keys[row * n_keys + k].empty()) {
-        return InvalidArgument("entity key '" + e->keys[k].name +
-                                   "' is needed to look up the model's stored features",
-                               "missing_entity_key",
-                               schema::FieldPath(InstanceOf(d->batch, d->flat, row),
-                                                 e->keys[k].name));
-      }
-    }
-    any = true;
+bool Scorer::NeedsLookup(const ModelVersion& v, const Enrichment& e, size_t row,
+                         const ScoreScratch& scratch) const {
+  const Cell* cells = scratch.cells.data() + row * v.schema.size();
+  for (int col : e.columns) {
+    if (cells[col] == Cell::kUnset) return true;
   }
-  if (!any) return Status::Ok();
+  return false;
+}
+
+// Fills the inputs the bodies left unset from the online store, one read for
+// all their rows. Leaves unset whatever the store cannot give (FinishRows then
+// applies defaults) and records why in scratch->statuses.
+void Scorer::Enrich(const ModelVersion& v, std::span<Decoded> bodies,
+                    ScoreScratch* scratch) const {
+  const Enrichment* e = EnrichmentFor(v);
+  if (e == nullptr) return;
+  const size_t n_features = v.schema.size(), n_keys = e->keys.size(), n_refs = e->columns.size();
+  const size_t n_rows = scratch->cells.size() / n_features;
+  scratch->statuses.assign(n_rows * n_refs, features::FeatureStatus::kPresent);
+  bool any = false;
+  for (Decoded& d : bodies) {
+    for (size_t i = 0; d.status.ok() && i < d.n_rows; ++i) {
+      const size_t row = d.first_row + i;
+      if (!NeedsLookup(v, *e, row, *scratch)) continue;
+      for (size_t k = 0; k < n_keys && d.status.ok(); ++k) {
+        if (!scratch->keys[row * n_keys + k].empty()) continue;
+        d.status = InvalidArgument(
+            "entity key '" + e->keys[k].name +
+                "' is needed to look up the model's stored features",
+            "missing_entity_key",
+            schema::FieldPath(InstanceOf(d.batch, d.flat, i), e->keys[k].name));
+      }
+      any = any || d.status.ok();
+    }
+  }
+  if (!any) return;
   if (scratch->store == nullptr) scratch->store = store_->online().NewSession();
   const auto t0 = std::chrono::steady_clock::now();
-  Status read = e->reader->Read(*scratch->store, d->n_rows, scratch->keys, &scratch->lookup);
+  Status read = e->reader->Read(*scratch->store, n_rows, scratch->keys, &scratch->lookup);
   store_latency_->Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   if (!read.ok()) {
     store_reads_failed_->Inc();
-    for (size_t row = 0; row < d->n_rows; ++row) {
-      for (int col : e->columns) {
-        if (scratch->cells[row * n_features + col] == Cell::kUnset &&
-            !v.schema.feature(col).default_value) {
-          return Status(StatusCode::kUnavailable,
-                        "the feature store failed and input '" + v.schema.feature(col).name +
-                            "' has no default: " + read.message(),
-                        "feature_store_unavailable");
+    for (Decoded& d : bodies) {
+      if (!d.status.ok()) continue;
+      d.degraded = true;
+      for (size_t row = d.first_row; row < d.first_row + d.n_rows && d.status.ok(); ++row) {
+        for (int col : e->columns) {
+          if (scratch->cells[row * n_features + col] != Cell::kUnset ||
+              v.schema.feature(col).default_value) {
+            continue;
+          }
+          d.status = Status(StatusCode::kUnavailable,
+                            "the feature store failed and input '" + v.schema.feature(col).name +
+                                "' has no default: " + read.message(),
+                            "feature_store_unavailable");
+          break;
         }
       }
     }
-    d->degraded = true;
-    return Status::Ok();
+    return;
   }
   store_reads_ok_->Inc();
   const int64_t now = store_->clock().NowMicros();
-  for (size_t row = 0; row < d->n_rows; ++row) {
+  for (size_t row = 0; row < n_rows; ++row) {
     for (size_t ref = 0; ref < n_refs; ++ref) {
       const size_t at = row * n_features + e->columns[ref];
       if (scratch->cells[at] != Cell::kUnset) continue;
@@ -433,14 +499,14 @@ Status Scorer::Enrich(const ModelVersion& v, ScoreScratch* scratch, Decoded* d) 
                                                   : c.status;
     }
   }
-  return Status::Ok();
 }
 
 Status Scorer::FinishRows(const ModelVersion& v, const Decoded& d, ScoreScratch* scratch) const {
   const size_t n = v.schema.size();
   const schema::RowDecoder decoder = DecoderFor(v);
-  for (size_t row = 0; row < d.n_rows; ++row) {
-    RETURN_IF_ERROR(decoder.Finish(InstanceOf(d.batch, d.flat, row),
+  for (size_t i = 0; i < d.n_rows; ++i) {
+    const size_t row = d.first_row + i;
+    RETURN_IF_ERROR(decoder.Finish(InstanceOf(d.batch, d.flat, i),
                                    std::span<float>(scratch->rows.data() + row * n, n),
                                    std::span<Cell>(scratch->cells.data() + row * n, n)));
   }
@@ -454,8 +520,8 @@ void Scorer::WriteResponse(const ModelVersion& v, const Decoded& d, const ScoreS
   const int n_out = v.model->num_outputs();
   const int n_features = v.schema.size();
   const Enrichment* e = EnrichmentFor(v);
-  auto write_prediction = [&](size_t row) {
-    const float* p = scratch.outputs.data() + row * n_out;
+  auto write_prediction = [&](size_t i) {
+    const float* p = scratch.outputs.data() + (d.first_row + i) * n_out;
     if (v.spec.output != OutputKind::kClasses) {
       w.Float(p[0]);
       return;
@@ -465,10 +531,10 @@ void Scorer::WriteResponse(const ModelVersion& v, const Decoded& d, const ScoreS
     w.EndObject();
   };
   // Stored features that could not be used, with their Feast status.
-  auto write_statuses = [&](size_t row) {
+  auto write_statuses = [&](size_t i) {
     w.BeginObject();
     for (size_t ref = 0; ref < e->columns.size(); ++ref) {
-      const auto st = scratch.statuses[row * e->columns.size() + ref];
+      const auto st = scratch.statuses[(d.first_row + i) * e->columns.size() + ref];
       if (st == features::FeatureStatus::kPresent) continue;
       w.Key(v.schema.feature(e->columns[ref]).name).String(features::FeatureStatusName(st));
     }
@@ -480,10 +546,11 @@ void Scorer::WriteResponse(const ModelVersion& v, const Decoded& d, const ScoreS
   if (!d.batch) {
     w.Key("prediction");
     write_prediction(0);
+    const Cell* cells = scratch.cells.data() + d.first_row * n_features;
     w.Key("defaulted");
-    WriteNames(w, v.schema, scratch.cells.data(), Cell::kDefaulted);
+    WriteNames(w, v.schema, cells, Cell::kDefaulted);
     w.Key("missing");
-    WriteNames(w, v.schema, scratch.cells.data(), Cell::kMissing);
+    WriteNames(w, v.schema, cells, Cell::kMissing);
     if (e != nullptr) {
       w.Key("feature_statuses");
       write_statuses(0);
@@ -495,7 +562,7 @@ void Scorer::WriteResponse(const ModelVersion& v, const Decoded& d, const ScoreS
     for (Cell which : {Cell::kDefaulted, Cell::kMissing}) {
       w.Key(which == Cell::kDefaulted ? "defaulted" : "missing").BeginArray();
       for (size_t r = 0; r < d.n_rows; ++r) {
-        WriteNames(w, v.schema, scratch.cells.data() + r * n_features, which);
+        WriteNames(w, v.schema, scratch.cells.data() + (d.first_row + r) * n_features, which);
       }
       w.EndArray();
     }

@@ -55,6 +55,17 @@ struct ScoreTarget {
   std::optional<int64_t> version;
 };
 
+// One request body's rows within a ScoreScratch (internal to the Scorer).
+struct DecodedBody {
+  size_t first_row = 0;
+  size_t n_rows = 0;
+  bool batch = false;
+  bool flat = false;  // the body was the row itself
+  bool degraded = false;
+  std::string id;  // raw JSON of "id", if given
+  Status status;   // set by the batch stages after decoding
+};
+
 // Per-thread buffers, reused across requests.
 struct ScoreScratch {
   simdjson::ondemand::parser parser;
@@ -66,6 +77,13 @@ struct ScoreScratch {
   std::vector<features::FeatureStatus> statuses;  // per row and stored feature
   std::unique_ptr<features::StoreSession> store;  // opened on first use
   features::OnlineReader::Scratch lookup;
+  std::vector<DecodedBody> decoded;  // ScoreBatch's per-body state
+};
+
+// The outcome of one event of a batch (ScoreBatch).
+struct EventResult {
+  Status status;
+  std::string response;  // the JSON answer when status is OK
 };
 
 class Scorer {
@@ -86,6 +104,13 @@ class Scorer {
   Status ScoreJson(const ScoreTarget& target, std::string_view body, ScoreScratch* scratch,
                    std::string* response) const;
 
+  // Scores several bodies (e.g. the events of one Kafka poll) for one target
+  // as one batch: one feature-store read and one model call for all their
+  // rows. Each body gets its own result, exactly as ScoreJson would answer it.
+  // REQUIRES: results->size() == bodies.size() (reused across calls).
+  void ScoreBatch(const ScoreTarget& target, std::span<const std::string_view> bodies,
+                  ScoreScratch* scratch, std::vector<EventResult>* results) const;
+
   const model::ModelRepository& repository() const { return repo_; }
   const features::FeatureStore* feature_store() const { return store_; }
 
@@ -97,18 +122,12 @@ class Scorer {
     observability::Histogram* latency;
   };
   // How a version's inputs come from the store: resolved once at Create().
+  using Decoded = DecodedBody;
   struct Enrichment {
     std::unique_ptr<features::OnlineReader> reader;
     std::vector<schema::KeySpec> keys;  // the reader's join keys
     std::vector<int> columns;           // schema column per reader ref
     std::vector<features::ValueType> types;
-  };
-  struct Decoded {
-    size_t n_rows = 0;
-    bool batch = false;
-    bool flat = false;  // the body was the row itself
-    bool degraded = false;
-    std::string_view id;  // raw JSON of "id", if given
   };
 
   Scorer(const model::ModelRepository& repo, const features::FeatureStore* store,
@@ -124,8 +143,23 @@ class Scorer {
                    ScoreScratch* scratch, Decoded* out) const;
   Status DecodeInstances(const model::ModelVersion& v, simdjson::ondemand::array arr,
                          ScoreScratch* scratch, Decoded* out) const;
+  // Sizes the row, cell and key buffers for n rows (keeps what is there).
   void ReserveRows(const model::ModelVersion& v, size_t n, ScoreScratch* scratch) const;
-  Status Enrich(const model::ModelVersion& v, ScoreScratch* scratch, Decoded* d) const;
+  struct RowView {
+    std::span<float> values;
+    std::span<schema::Cell> cells;
+    std::span<std::string> keys;
+  };
+  RowView RowAt(const model::ModelVersion& v, size_t row, ScoreScratch* scratch) const;
+  // Fills stored inputs for every decoded body in one store read; a body
+  // whose enrichment fails gets its status set.
+  void Enrich(const model::ModelVersion& v, std::span<Decoded> bodies,
+              ScoreScratch* scratch) const;
+  bool NeedsLookup(const model::ModelVersion& v, const Enrichment& e, size_t row,
+                   const ScoreScratch& scratch) const;
+  Status Predict(const model::ModelVersion& v, size_t n_rows, ScoreScratch* scratch) const;
+  void Count(const model::ModelVersion& v, const Decoded& d,
+             std::chrono::steady_clock::time_point start) const;
   Status FinishRows(const model::ModelVersion& v, const Decoded& d, ScoreScratch* scratch) const;
   void WriteResponse(const model::ModelVersion& v, const Decoded& d, const ScoreScratch& scratch,
                      std::string* response) const;

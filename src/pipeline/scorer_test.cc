@@ -176,6 +176,32 @@ TEST_F(ScorerTest, RejectsEachBadInputWithReasonAndField) {
   Score(s, R"({"features": {"f1": 1}})");
 }
 
+TEST_F(ScorerTest, BatchOfBodiesAnswersEachLikeScoreJson) {
+  Scorer& s = MakeScorer({.max_batch_size = 3});
+  const std::vector<std::string_view> bodies = {
+      R"({"features": {"f1": 0.5, "f2": 2}, "id": "a"})",
+      R"({"features": {"f1": "bad"}})",
+      R"({"instances": [{"f1": 1}, [1, 2, 3, 4, 5, 6]], "id": 7})",
+      R"(not json)",
+      R"({"f1": -3, "f3": 4})",
+      R"({"instances": [{"f1": 1}, {"f1": 1}, {"f1": 1}, {"f1": 1}]})",
+  };
+  std::vector<EventResult> results(bodies.size());
+  s.ScoreBatch({"binary", 1}, bodies, &scratch_, &results);
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    std::string alone;
+    Status expected = s.ScoreJson({"binary", 1}, bodies[i], &scratch_, &alone);
+    EXPECT_EQ(results[i].status.ok(), expected.ok()) << bodies[i];
+    EXPECT_EQ(results[i].status.reason(), expected.reason()) << bodies[i];
+    if (expected.ok()) EXPECT_EQ(results[i].response, alone) << bodies[i];
+  }
+  EXPECT_EQ(results[5].status.reason(), "batch_too_large");
+  std::vector<EventResult> unknown(1);
+  const std::vector<std::string_view> one = {R"({"f1": 1})"};
+  s.ScoreBatch({"nope", std::nullopt}, one, &scratch_, &unknown);
+  EXPECT_EQ(unknown[0].status.reason(), "unknown_model");
+}
+
 TEST_F(ScorerTest, UnknownModelOrVersionIsNotFound) {
   Scorer& s = MakeScorer();
   Status a = Error(s, R"({"features": {"f1": 1}})", {"nope", std::nullopt});
