@@ -1,5 +1,5 @@
 # rtml: the two commands of the quick start, and a few more.
-#   make run    install what is missing, build (Release), serve the fraud demo
+#   make run    install what is missing, build (Release), run the fraud demo (rtml demo)
 #   make test   install what is missing, build, run every test (ctest)
 #   make bench  HTTP benchmark against the Python reference service (bench/)
 BUILD ?= build
@@ -18,7 +18,7 @@ build: deps
 
 run: build
 	RTML_BIN=$(BUILD)/rtml ./examples/fraud/setup.sh
-	$(BUILD)/rtml serve --config examples/fraud/rtml.yaml
+	$(BUILD)/rtml demo --config examples/fraud/rtml.yaml
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 600

@@ -19,6 +19,15 @@ struct ServeOptions {
 };
 
 int RunServe(const ServeOptions& options);
+
+struct DemoOptions {
+  ServeOptions serve;     // config and overrides, as for serve
+  int broker_port = 9092;  // the embedded broker's bootstrap port
+  int partitions = 6;
+  double rate = 1000;      // generated events per second
+  double seconds = 0;      // stop after this long; 0 = until Ctrl-C
+};
+int RunDemo(const DemoOptions& options);
 int RunModelsInspect(const std::string& path);
 int RunVersion();
 int RunBroker(int port, int partitions, int brokers, const std::vector<std::string>& topics);

@@ -33,6 +33,24 @@ int main(int argc, char** argv) {
                         "Kafka bootstrap servers HOST:PORT,... (overrides kafka.brokers); "
                         "runs the stream worker");
 
+  rtml::cli::DemoOptions demo;
+  demo.serve.config_path = "examples/fraud/rtml.yaml";
+  CLI::App* demo_cmd = app.add_subcommand(
+      "demo", "Run the whole pipeline on embedded defaults: broker, generator, stream, HTTP");
+  demo_cmd->add_option("-c,--config", demo.serve.config_path, "Config file (YAML)")
+      ->check(CLI::ExistingFile);
+  demo_cmd->add_option("-p,--port", demo.serve.port, "HTTP port (overrides http.port)")
+      ->check(CLI::Range(0, 65535));
+  demo_cmd->add_option("--broker-port", demo.broker_port, "Embedded Kafka bootstrap port")
+      ->check(CLI::Range(1, 65535));
+  demo_cmd->add_option("--partitions", demo.partitions, "Partitions of the demo topics")
+      ->check(CLI::Range(1, 64));
+  demo_cmd->add_option("--rate", demo.rate, "Synthetic events per second (0 = flat out)")
+      ->check(CLI::NonNegativeNumber);
+  demo_cmd->add_option("--seconds", demo.seconds, "Stop after this long (0 = until Ctrl-C)")
+      ->check(CLI::NonNegativeNumber);
+  demo_cmd->add_option("--log-level", demo.serve.log_level, "trace|debug|info|warn|error");
+
   CLI::App* models_cmd = app.add_subcommand("models", "Work with models and repositories");
   models_cmd->require_subcommand(1);
   std::string inspect_path;
@@ -121,6 +139,7 @@ int main(int argc, char** argv) {
                                             ts_field);
   }
   if (serve_cmd->parsed()) return rtml::cli::RunServe(serve);
+  if (demo_cmd->parsed()) return rtml::cli::RunDemo(demo);
   if (inspect_cmd->parsed()) return rtml::cli::RunModelsInspect(inspect_path);
   if (version_cmd->parsed()) return rtml::cli::RunVersion();
   return 0;

@@ -161,5 +161,34 @@ class StreamTest(unittest.TestCase):
                 d.cleanup()
 
 
+class DemoTest(unittest.TestCase):
+    def test_demo_runs_the_pipeline_and_stops_cleanly_on_ctrl_c(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            config = fraud_demo_config(tmp)
+            proc = subprocess.Popen([RTML, "demo", "--config", config, "--port", "0",
+                                     "--broker-port", str(free_port()), "--rate", "500",
+                                     "--log-level", "warn"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            lines = []
+            scoring_seen = False
+            deadline = time.monotonic() + 60
+            for line in proc.stdout:
+                lines.append(line)
+                if line.startswith("[") and "out    " in line and " 0/s" not in line.split("|")[1]:
+                    scoring_seen = True
+                    break
+                if time.monotonic() > deadline:
+                    break
+            proc.send_signal(signal.SIGINT)
+            rest, _ = proc.communicate(timeout=60)
+            out = "".join(lines) + rest
+            self.assertEqual(proc.returncode, 0, out)
+            self.assertTrue(scoring_seen, out)
+            self.assertIn("http://127.0.0.1:", out)
+            self.assertRegex(out, r"end-to-end p50 [\d.]+ p95 [\d.]+ p99 [\d.]+ ms \| lag \d+")
+            self.assertRegex(out, r"done: \d+ events produced \(\d+ acknowledged\), \d+ scored, "
+                                  r"[1-9]\d* predictions")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -1,0 +1,182 @@
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "cli/stack.h"
+#include "config/config.h"
+#include "http/routes.h"
+#include "http/server.h"
+#include "kafka/stream_worker.h"
+#include "model/repository.h"
+#include "observability/metrics.h"
+#include "features/feature_store.h"
+#include "pipeline/scorer.h"
+
+namespace rtml::cli {
+
+void SetUpLogging(const config::LogConfig& log) {
+  spdlog::set_level(spdlog::level::from_str(log.level));
+  if (log.json) {
+    spdlog::set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","component":"%n","msg":"%v"})",
+        spdlog::pattern_time_type::utc);
+  } else {
+    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
+  }
+}
+
+Result<config::Config> LoadWithOverrides(const ServeOptions& o) {
+  config::Config c;
+  if (!o.config_path.empty()) {
+    ASSIGN_OR_RETURN(c, config::LoadConfig(o.config_path));
+  }
+  if (o.host) c.http.host = *o.host;
+  if (o.port) c.http.port = *o.port;
+  if (o.threads) c.http.threads = *o.threads;
+  if (o.models) c.models.repository = *o.models;
+  if (o.log_level) c.log.level = *o.log_level;
+  if (o.brokers) c.kafka.brokers = *o.brokers;
+  RETURN_IF_ERROR(config::Validate(c));
+  if (c.http.threads == 0) {
+    c.http.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  return c;
+}
+
+namespace {
+
+double ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  long pages_total = 0, pages_resident = 0;
+  statm >> pages_total >> pages_resident;
+  return static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+void AddProcessMetrics(observability::Registry* metrics, const model::ModelRepository& repo) {
+  const auto start = std::chrono::steady_clock::now();
+  metrics->AddGauge("rtml_build_info", "rtml build information (value is 1).",
+                    {{"version", RTML_VERSION}}, [] { return 1.0; });
+  metrics->AddGauge("rtml_uptime_seconds", "Seconds since the server started.", {}, [start] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  });
+  metrics->AddGauge("rtml_process_resident_memory_bytes", "Resident set size.", {},
+                    ResidentBytes);
+  for (const model::ModelEntry* e : repo.models()) {
+    metrics->AddGauge("rtml_model_versions_loaded", "Loaded versions per model.",
+                      {{"model", e->name}},
+                      [n = static_cast<double>(e->versions.size())] { return n; });
+  }
+}
+
+}  // namespace
+
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+
+Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
+  auto s = std::unique_ptr<Stack>(new Stack());
+  s->config_ = std::move(cfg);
+  const config::Config& c = s->config_;
+  spdlog::info("loading models from {}", c.models.repository);
+  auto repo = model::ModelRepository::Load(c.models.repository, c.models.default_model);
+  if (!repo.ok()) {
+    return repo.status().Annotate(
+        "cannot load models (`rtml models inspect PATH` explains a model)");
+  }
+  s->repo_ = std::move(repo).value();
+  for (const model::ModelEntry* e : s->repo_->models()) {
+    for (const auto& [number, v] : e->versions) {
+      spdlog::info("model {} version {}: {} backend, {}, {} inputs{}", e->name, number,
+                   v->model->backend(), v->model->objective(), v->schema.size(),
+                   number == e->default_version ? " (default)" : "");
+    }
+  }
+  if (!c.features.definitions.empty()) {
+    auto opened = features::FeatureStore::Open(c.features);
+    if (!opened.ok()) return opened.status().Annotate("cannot open the feature store");
+    s->store_ = std::move(opened).value();
+    const features::Definitions& d = s->store_->definitions();
+    spdlog::info("feature store: {} definitions ({} views, version {}), {} backend", d.project(),
+                 d.views().size(), d.version_hash(), s->store_->online().backend());
+  }
+  AddProcessMetrics(&s->metrics_, *s->repo_);
+  ASSIGN_OR_RETURN(s->scorer_,
+                   pipeline::Scorer::Create(
+                       *s->repo_, s->store_.get(),
+                       {.max_batch_size = c.scoring.max_batch_size,
+                        .ignore_unknown_features = c.scoring.ignore_unknown_features},
+                       &s->metrics_));
+  s->routes_ = std::make_unique<http::Routes>(*s->scorer_, s->store_.get(), &s->metrics_);
+  s->server_ = std::make_unique<http::HttpServer>(
+      http::ServerOptions{.host = c.http.host,
+                          .port = c.http.port,
+                          .threads = c.http.threads,
+                          .max_body_bytes = c.http.max_body_bytes,
+                          .idle_timeout_s = c.http.idle_timeout_s},
+      s->routes_.get());
+  if (!c.kafka.brokers.empty()) {
+    const config::KafkaConfig& k = c.kafka;
+    auto worker = kafka::StreamWorker::Create(
+        {.brokers = k.brokers, .group_id = k.group_id, .input_topic = k.input_topic,
+         .output_topic = k.output_topic, .dead_letter_topic = k.dead_letter_topic,
+         .max_batch = k.max_batch, .max_in_flight = static_cast<size_t>(k.max_in_flight),
+         .properties = k.properties},
+        *s->scorer_, &s->metrics_);
+    if (!worker.ok()) return worker.status().Annotate("cannot start the stream worker");
+    s->worker_ = std::move(worker).value();
+  }
+  return s;
+}
+
+Stack::~Stack() { Stop(); }
+
+Status Stack::Start() {
+  RETURN_IF_ERROR(server_->Start());
+  const config::Config& c = config_;
+  if (worker_) {
+    const config::KafkaConfig& k = c.kafka;
+    spdlog::info("stream worker: {} -> {} (dead letters: {}), group {}, brokers {}",
+                 k.input_topic, k.output_topic,
+                 k.dead_letter_topic.empty() ? k.input_topic + "-dlq" : k.dead_letter_topic,
+                 k.group_id, k.brokers);
+    worker_thread_ = std::thread([this] {
+      if (Status s = worker_->Run(); !s.ok()) spdlog::error("stream worker: {}", s.message());
+    });
+  }
+  routes_->set_ready(true);
+  spdlog::info("serving on http://{}:{} with {} event loops{}", c.http.host, server_->port(),
+               c.http.threads,
+               repo_->default_model() ? " (POST /predict -> " + repo_->default_model()->name + ")"
+                                      : std::string());
+  return Status::Ok();
+}
+
+void Stack::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (routes_) routes_->set_ready(false);
+  if (worker_ && worker_thread_.joinable()) {
+    worker_->Stop();
+    worker_thread_.join();
+    spdlog::info("stream worker stopped: {} events in, {} predictions, {} dead letters",
+                 worker_->stats().events_in.load(), worker_->stats().predictions_out.load(),
+                 worker_->stats().dead_letters.load());
+  }
+  if (server_) server_->Stop();
+}
+
+}  // namespace rtml::cli

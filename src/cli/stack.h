@@ -1,0 +1,64 @@
+// Stack: everything `rtml serve` runs, built from a Config: the model
+// repository, the feature store, metrics, the Scorer, the HTTP routes and
+// server, and the stream worker when Kafka brokers are configured.
+// `rtml serve` and `rtml demo` both run one.
+// Thread-safety: Build/Start/Stop from the controlling thread.
+#pragma once
+
+#include <signal.h>
+
+#include <memory>
+#include <thread>
+
+#include "cli/commands.h"
+#include "config/config.h"
+#include "features/feature_store.h"
+#include "http/routes.h"
+#include "http/server.h"
+#include "kafka/stream_worker.h"
+#include "model/repository.h"
+#include "observability/metrics.h"
+#include "pipeline/scorer.h"
+
+namespace rtml::cli {
+
+class Stack {
+ public:
+  // Loads models and the feature store and wires the parts; logs what it
+  // loaded. Errors are configuration problems (exit code 2).
+  static Result<std::unique_ptr<Stack>> Build(config::Config config);
+  ~Stack();
+
+  // Starts the HTTP server and, with brokers, the stream worker thread.
+  Status Start();
+  // Stops the worker (committing what is done) and the server. Idempotent.
+  void Stop();
+
+  int http_port() const { return server_->port(); }
+  const config::Config& config() const { return config_; }
+  const kafka::StreamWorker* worker() const { return worker_.get(); }
+  observability::Registry& metrics() { return metrics_; }
+
+ private:
+  Stack() = default;
+
+  config::Config config_;
+  std::unique_ptr<model::ModelRepository> repo_;
+  std::unique_ptr<features::FeatureStore> store_;
+  observability::Registry metrics_;
+  std::unique_ptr<pipeline::Scorer> scorer_;
+  std::unique_ptr<http::Routes> routes_;
+  std::unique_ptr<http::HttpServer> server_;
+  std::unique_ptr<kafka::StreamWorker> worker_;
+  std::thread worker_thread_;
+  bool stopped_ = false;
+};
+
+void SetUpLogging(const config::LogConfig& log);
+// The config file (or defaults) with the command line's overrides applied.
+Result<config::Config> LoadWithOverrides(const ServeOptions& o);
+// Blocks SIGINT/SIGTERM in every thread (call before starting any), so that
+// the caller can take them synchronously with sigwait/sigtimedwait.
+sigset_t BlockStopSignals();
+
+}  // namespace rtml::cli
