@@ -2,6 +2,7 @@
 // with what to do next.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +29,19 @@ struct DemoOptions {
   double seconds = 0;      // stop after this long; 0 = until Ctrl-C
 };
 int RunDemo(const DemoOptions& options);
+
+struct BenchKafkaOptions {
+  std::string brokers = "127.0.0.1:9092";
+  std::string topic = "ml-features";
+  std::string predictions = "predictions";
+  std::string dead_letters = "ml-features-dlq";
+  uint64_t events = 20000;
+  double rate = 0;  // 0 = as fast as possible
+  bool full_rows = false;
+  double timeout_s = 300;
+  bool json = false;
+};
+int RunBenchKafka(const BenchKafkaOptions& options);
 int RunModelsInspect(const std::string& path);
 int RunVersion();
 int RunBroker(int port, int partitions, int brokers, const std::vector<std::string>& topics);

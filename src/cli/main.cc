@@ -120,7 +120,24 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 9));
   broker_cmd->add_option("--topics", broker_topics, "Topics to create")->delimiter(',');
 
+  rtml::cli::BenchKafkaOptions bench_kafka;
+  CLI::App* bench_cmd = app.add_subcommand("bench", "Benchmarks");
+  bench_cmd->require_subcommand(1);
+  CLI::App* bench_kafka_cmd = bench_cmd->add_subcommand(
+      "kafka", "Produce N events and measure end-to-end latency and throughput to predictions");
+  bench_kafka_cmd->add_option("-b,--brokers", bench_kafka.brokers, "Kafka bootstrap servers");
+  bench_kafka_cmd->add_option("-n,--events", bench_kafka.events, "Events to produce");
+  bench_kafka_cmd->add_option("--rate", bench_kafka.rate, "Events per second (0 = flat out)");
+  bench_kafka_cmd->add_option("--topic", bench_kafka.topic, "Input topic");
+  bench_kafka_cmd->add_option("--predictions", bench_kafka.predictions, "Output topic");
+  bench_kafka_cmd->add_option("--dead-letters", bench_kafka.dead_letters, "Dead-letter topic");
+  bench_kafka_cmd->add_flag("--full-rows", bench_kafka.full_rows,
+                            "Send all 30 inputs as {\"features\": {...}} (no store lookups)");
+  bench_kafka_cmd->add_option("--timeout", bench_kafka.timeout_s, "Give up after (seconds)");
+  bench_kafka_cmd->add_flag("--json", bench_kafka.json, "Print the result as one JSON line");
+
   CLI11_PARSE(app, argc, argv);
+  if (bench_kafka_cmd->parsed()) return rtml::cli::RunBenchKafka(bench_kafka);
   if (broker_cmd->parsed()) {
     return rtml::cli::RunBroker(broker_port, broker_partitions, broker_count, broker_topics);
   }

@@ -59,10 +59,54 @@ void WriteEvent(std::mt19937_64& rng, uint64_t id, int users, bool bad, std::str
   w.EndObject();
 }
 
+// All 30 inputs of the fraud model, by name (the Python consumer's format).
+void WriteFullRow(std::mt19937_64& rng, uint64_t id, std::string* out) {
+  std::lognormal_distribution<double> amount(3.8, 1.1), avg(3.8, 0.7), limit(8.3, 0.6);
+  std::uniform_real_distribution<double> unit(0, 1);
+  std::uniform_int_distribution<int> hour(0, 23), dow(0, 6), cat(0, 19), age(18, 90),
+      days(1, 4000);
+  auto round2 = [](double v) { return std::round(v * 100) / 100; };
+  const double a = round2(amount(rng)), mean = round2(avg(rng));
+  const bool online = unit(rng) < 0.45;
+  out->clear();
+  JsonWriter w(out);
+  w.BeginObject().Key("id").Uint(id).Key("features").BeginObject();
+  w.Key("amount").Double(a).Key("hour_of_day").Int(hour(rng)).Key("day_of_week").Int(dow(rng));
+  w.Key("is_online").Bool(online).Key("is_international").Bool(unit(rng) < 0.08);
+  w.Key("card_present").Bool(!online && unit(rng) < 0.9);
+  w.Key("merchant_risk").Double(round2(unit(rng) * unit(rng)));
+  w.Key("merchant_category").Int(cat(rng));
+  w.Key("distance_from_home_km").Double(round2(unit(rng) * 40));
+  w.Key("distance_from_last_txn_km").Double(round2(unit(rng) * 20));
+  w.Key("seconds_since_last_txn").Double(round2(unit(rng) * 40000));
+  w.Key("txn_count_1h").Int(static_cast<int>(unit(rng) * 3));
+  w.Key("txn_count_24h").Int(static_cast<int>(unit(rng) * 9));
+  w.Key("amount_sum_24h").Double(round2(mean * 3 + a)).Key("avg_amount_30d").Double(mean);
+  w.Key("amount_to_avg_ratio").Double(round2(a / std::max(mean, 1.0)));
+  w.Key("account_age_days").Int(days(rng)).Key("card_age_days").Int(days(rng) / 2);
+  w.Key("user_age").Int(age(rng)).Key("credit_limit").Double(std::round(limit(rng)));
+  w.Key("utilization").Double(round2(unit(rng) * 0.8));
+  w.Key("failed_logins_24h").Int(unit(rng) < 0.1 ? 1 : 0);
+  w.Key("device_change").Bool(unit(rng) < 0.05).Key("ip_risk").Double(round2(unit(rng) * 0.3));
+  w.Key("email_age_days").Int(days(rng)).Key("chargebacks_365d").Int(unit(rng) < 0.05 ? 1 : 0);
+  w.Key("country_mismatch").Bool(unit(rng) < 0.04);
+  w.Key("velocity_score").Double(round2(unit(rng) * 10));
+  w.Key("is_weekend").Bool(unit(rng) < 0.28).Key("is_night").Bool(unit(rng) < 0.2);
+  w.EndObject().EndObject();
+}
+
 }  // namespace
+
+int64_t EventGenerator::CreatedAt(uint64_t id) const {
+  if (!created_us_ || id >= o_.limit) return 0;
+  return created_us_[id].load(std::memory_order_relaxed);
+}
 
 Result<std::unique_ptr<EventGenerator>> EventGenerator::Create(GeneratorOptions o) {
   auto g = std::unique_ptr<EventGenerator>(new EventGenerator(std::move(o)));
+  if (g->o_.limit > 0) {
+    g->created_us_ = std::make_unique<std::atomic<int64_t>[]>(g->o_.limit);
+  }
   rd_kafka_conf_t* c = rd_kafka_conf_new();
   Set(c, "bootstrap.servers", g->o_.brokers);
   Set(c, "linger.ms", "2");
@@ -74,6 +118,17 @@ Result<std::unique_ptr<EventGenerator>> EventGenerator::Create(GeneratorOptions 
   std::string err;
   g->producer_ = NewClient(RD_KAFKA_PRODUCER, c, &err);
   if (g->producer_ == nullptr) return FailedPrecondition("generator producer: " + err);
+  // Connect and learn the topic before the clock starts: the first events
+  // must not pay for the connection.
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(g->producer_, g->o_.topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  const rd_kafka_resp_err_t e = rd_kafka_metadata(g->producer_, 0, rkt, &md, 10000);
+  if (md != nullptr) rd_kafka_metadata_destroy(md);
+  rd_kafka_topic_destroy(rkt);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status(StatusCode::kUnavailable, "no metadata for " + g->o_.topic + " at " +
+                                                g->o_.brokers + ": " + rd_kafka_err2str(e));
+  }
   return g;
 }
 
@@ -111,7 +166,12 @@ void EventGenerator::Loop() {
         std::this_thread::sleep_until(std::min(due, Clock::now() + std::chrono::milliseconds(5)));
       }
     }
-    WriteEvent(rng, i, o_.users, unit(rng) < o_.bad_share, &value);
+    if (o_.full_rows) {
+      WriteFullRow(rng, i, &value);
+    } else {
+      WriteEvent(rng, i, o_.users, unit(rng) < o_.bad_share, &value);
+    }
+    if (created_us_) created_us_[i].store(NowMicros(), std::memory_order_relaxed);
     const std::string key = "t" + std::to_string(i);
     while (rd_kafka_producev(producer_, RD_KAFKA_V_TOPIC(o_.topic.c_str()),
                              RD_KAFKA_V_KEY(key.data(), key.size()),
@@ -138,38 +198,49 @@ LatencySummary Summarize(std::vector<double> v) {
   return s;
 }
 
-Result<std::unique_ptr<PredictionMonitor>> PredictionMonitor::Create(const std::string& brokers,
-                                                                     const std::string& topic,
-                                                                     const std::string& dlq) {
+Result<std::unique_ptr<PredictionMonitor>> PredictionMonitor::Create(
+    const std::string& brokers, const std::string& topic, const std::string& dlq,
+    const EventGenerator* timing) {
   auto m = std::unique_ptr<PredictionMonitor>(new PredictionMonitor());
   m->dlq_topic_ = dlq;
+  m->timing_ = timing;
   rd_kafka_conf_t* c = rd_kafka_conf_new();
   Set(c, "bootstrap.servers", brokers);
-  Set(c, "group.id", "rtml-monitor-" + std::to_string(NowMicros()));
-  Set(c, "auto.offset.reset", "latest");
+  Set(c, "group.id", "rtml-monitor");  // required by the API; never joined or committed
   Set(c, "enable.auto.commit", "false");
   Set(c, "fetch.wait.max.ms", "5");
-  Set(c, "session.timeout.ms", "6000");
-  Set(c, "heartbeat.interval.ms", "1000");
   Set(c, "log_level", "3");
   std::string err;
   m->consumer_ = NewClient(RD_KAFKA_CONSUMER, c, &err);
   if (m->consumer_ == nullptr) return FailedPrecondition("monitor consumer: " + err);
-  rd_kafka_poll_set_consumer(m->consumer_);
-  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(2);
-  rd_kafka_topic_partition_list_add(topics, topic.c_str(), RD_KAFKA_PARTITION_UA);
-  rd_kafka_topic_partition_list_add(topics, dlq.c_str(), RD_KAFKA_PARTITION_UA);
-  rd_kafka_subscribe(m->consumer_, topics);
-  rd_kafka_topic_partition_list_destroy(topics);
+  // Start at each partition's current end: only outputs from now on count.
+  rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(16);
+  for (const std::string& t : {topic, dlq}) {
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(m->consumer_, t.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    if (rd_kafka_metadata(m->consumer_, 0, rkt, &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        md->topic_cnt != 1 || md->topics[0].err) {
+      if (md != nullptr) rd_kafka_metadata_destroy(md);
+      rd_kafka_topic_destroy(rkt);
+      rd_kafka_topic_partition_list_destroy(parts);
+      return Status(StatusCode::kUnavailable, "no metadata for topic " + t + " at " + brokers);
+    }
+    for (int p = 0; p < md->topics[0].partition_cnt; ++p) {
+      int64_t low = 0, high = 0;
+      rd_kafka_query_watermark_offsets(m->consumer_, t.c_str(), p, &low, &high, 5000);
+      rd_kafka_topic_partition_list_add(parts, t.c_str(), p)->offset = high;
+    }
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+  }
+  rd_kafka_assign(m->consumer_, parts);
+  rd_kafka_topic_partition_list_destroy(parts);
   return m;
 }
 
 PredictionMonitor::~PredictionMonitor() {
   Stop();
-  if (consumer_ != nullptr) {
-    rd_kafka_consumer_close(consumer_);
-    rd_kafka_destroy(consumer_);
-  }
+  if (consumer_ != nullptr) rd_kafka_destroy(consumer_);
 }
 
 void PredictionMonitor::Start() { thread_ = std::thread([this] { Loop(); }); }
@@ -197,12 +268,15 @@ void PredictionMonitor::Loop() {
     simdjson::dom::element doc;
     std::string_view event_time;
     int64_t scoring_us = 0;
+    uint64_t id = 0;
     if (!parser.parse(static_cast<const char*>(m->payload), m->len).get(doc)) {
       predictions_.fetch_add(1);
       const bool has_time = !doc["event_time"].get(event_time);
       const bool has_scoring = !doc["scoring_latency_us"].get(scoring_us);
       std::optional<int64_t> created;
-      if (has_time) {
+      if (timing_ != nullptr && !doc["id"].get(id) && timing_->CreatedAt(id) > 0) {
+        created = timing_->CreatedAt(id);
+      } else if (has_time) {
         auto parsed = ParseTimestamp(event_time);
         if (parsed.ok()) created = *parsed;
       }

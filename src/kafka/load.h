@@ -31,6 +31,9 @@ struct GeneratorOptions {
   double bad_share = 0.005;  // share of malformed events
   int users = 5000;
   uint64_t seed = 42;
+  // Events carry all 30 inputs as {"id", "features": {...}} (the format the
+  // Python reference consumer reads too) instead of a transaction + user_id.
+  bool full_rows = false;
 };
 
 class EventGenerator {
@@ -43,6 +46,9 @@ class EventGenerator {
   void Wait();
   uint64_t produced() const { return produced_.load(); }
   uint64_t acknowledged() const { return acknowledged_.load(); }
+  // When event `id` was created (µs since the epoch), for a bounded run
+  // (limit > 0); 0 if unknown. Safe to call while the generator runs.
+  int64_t CreatedAt(uint64_t id) const;
 
  private:
   explicit EventGenerator(GeneratorOptions o) : o_(std::move(o)) {}
@@ -54,6 +60,7 @@ class EventGenerator {
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> produced_{0};
   std::atomic<uint64_t> acknowledged_{0};
+  std::unique_ptr<std::atomic<int64_t>[]> created_us_;  // per id, for bounded runs
 };
 
 struct LatencySummary {
@@ -70,10 +77,12 @@ struct MonitorSnapshot {
 
 class PredictionMonitor {
  public:
-  // Reads `topic` (and `dlq_topic`) from the end, as its own consumer group.
-  static Result<std::unique_ptr<PredictionMonitor>> Create(const std::string& brokers,
-                                                           const std::string& topic,
-                                                           const std::string& dlq_topic);
+  // Reads `topic` (and `dlq_topic`) from their current ends, without a group.
+  // End-to-end latency is measured from the generator's creation time of the
+  // output's "id" when `timing` is given, else from the output's event_time.
+  static Result<std::unique_ptr<PredictionMonitor>> Create(
+      const std::string& brokers, const std::string& topic, const std::string& dlq_topic,
+      const EventGenerator* timing = nullptr);
   ~PredictionMonitor();
   void Start();
   void Stop();
@@ -88,6 +97,7 @@ class PredictionMonitor {
   void Loop();
 
   rd_kafka_t* consumer_ = nullptr;
+  const EventGenerator* timing_ = nullptr;
   std::string dlq_topic_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
