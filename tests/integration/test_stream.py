@@ -135,6 +135,25 @@ class StreamTest(unittest.TestCase):
         # HTTP keeps serving beside the stream.
         self.assertEqual(server.request("POST", "/predict", {"user_id": 1, "amount": 3})[0], 200)
 
+    def test_bench_kafka_measures_end_to_end(self):
+        self.serve()
+        r = subprocess.run([RTML, "bench", "kafka", "-b", self.broker.bootstrap, "-n", "300",
+                            "--rate", "1000", "--timeout", "90", "--json"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        result = json.loads(r.stdout)
+        self.assertTrue(result["complete"], result)
+        self.assertEqual(result["outputs"], 300)
+        self.assertGreater(result["p50_ms"], 0)
+        self.assertLessEqual(result["p50_ms"], result["p99_ms"])
+        self.assertIn("100%", r.stderr)  # the progress bar
+        # Against no scorer at all it says so instead of hanging.
+        r = subprocess.run([RTML, "bench", "kafka", "-b", self.broker.bootstrap, "-n", "5",
+                            "--topic", "predictions", "--predictions", "ml-features-dlq",
+                            "--timeout", "2"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("is a scorer consuming", r.stderr)
+
     def test_a_group_of_replicas_loses_nothing_when_one_is_killed(self):
         stores = [tempfile.TemporaryDirectory() for _ in range(3)]
         try:
