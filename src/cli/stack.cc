@@ -134,7 +134,7 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
         {.brokers = k.brokers, .group_id = k.group_id, .input_topic = k.input_topic,
          .output_topic = k.output_topic, .dead_letter_topic = k.dead_letter_topic,
          .max_batch = k.max_batch, .max_in_flight = static_cast<size_t>(k.max_in_flight),
-         .properties = k.properties},
+         .properties = k.properties, .feature_store = s->store_.get()},
         *s->scorer_, &s->metrics_);
     if (!worker.ok()) return worker.status().Annotate("cannot start the stream worker");
     s->worker_ = std::move(worker).value();

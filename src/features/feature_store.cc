@@ -30,24 +30,6 @@ Result<dom::object> ParseObject(dom::parser& parser, std::string_view body) {
   return obj;
 }
 
-RawValue ToRaw(dom::element e) {
-  RawValue v;
-  switch (e.type()) {
-    case dom::element_type::NULL_VALUE: break;
-    case dom::element_type::BOOL: v.kind = RawValue::Kind::kBool, v.boolean = bool(e); break;
-    case dom::element_type::STRING:
-      v.kind = RawValue::Kind::kString, v.text = std::string(std::string_view(e));
-      break;
-    case dom::element_type::INT64:
-    case dom::element_type::UINT64:
-    case dom::element_type::DOUBLE:
-      v.kind = RawValue::Kind::kNumber, v.number = e.get_double().value_unsafe();
-      break;
-    default: v.kind = RawValue::Kind::kOther;
-  }
-  return v;
-}
-
 void WriteValue(JsonWriter& w, ValueType t, const std::string& encoded) {
   switch (t) {
     case ValueType::kString: w.String(encoded); return;
@@ -152,7 +134,7 @@ Status FeatureStore::PushJson(std::string_view body, StoreSession& session,
   std::vector<dom::array::iterator> its;
   for (auto& a : data) its.push_back(a.begin());
   for (size_t row = 0; row < n_rows; ++row) {
-    for (size_t c = 0; c < columns.size(); ++c) cells[c] = ToRaw(*its[c]), ++its[c];
+    for (size_t c = 0; c < columns.size(); ++c) cells[c] = RawFromJson(*its[c]), ++its[c];
     ingestor.Add(row, cells, &result);
   }
   RETURN_IF_ERROR(ingestor.Flush(session, &result));
@@ -227,7 +209,7 @@ Status FeatureStore::GetOnlineFeaturesJson(std::string_view body, StoreSession& 
   for (size_t k = 0; k < keys.size(); ++k) {
     size_t row = 0;
     for (dom::element e : columns[k]) {
-      auto v = EncodeJoinKey(reader.join_key_type(k), ToRaw(e));
+      auto v = EncodeJoinKey(reader.join_key_type(k), RawFromJson(e));
       if (!v.ok()) {
         return InvalidArgument("entities." + keys[k] + "[" + std::to_string(row) + "]: " +
                                    v.status().message(),

@@ -229,9 +229,7 @@ bool SplitCsvLine(std::string_view line, std::vector<std::string>* fields) {
   return true;
 }
 
-namespace {
-
-RawValue FromJson(simdjson::dom::element e) {
+RawValue RawFromJson(simdjson::dom::element e) {
   RawValue v;
   switch (e.type()) {
     case simdjson::dom::element_type::NULL_VALUE: break;
@@ -254,8 +252,6 @@ RawValue FromJson(simdjson::dom::element e) {
   }
   return v;
 }
-
-}  // namespace
 
 Status ReadSourceFile(
     const std::string& path,
@@ -305,7 +301,7 @@ Status ReadSourceFile(
       cells.assign(columns.size(), RawValue{});
       for (auto [k, v] : obj) {
         auto it = std::find(columns.begin(), columns.end(), k);
-        if (it != columns.end()) cells[it - columns.begin()] = FromJson(v);
+        if (it != columns.end()) cells[it - columns.begin()] = RawFromJson(v);
       }
     }
     RETURN_IF_ERROR(row(columns, data_row++, cells));

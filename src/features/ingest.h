@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include <simdjson.h>
+
 #include "common/status.h"
 #include "features/definitions.h"
 #include "features/online_store.h"
@@ -49,6 +51,9 @@ struct IngestResult {
   static constexpr size_t kMaxRejections = 100;
   void Reject(Rejection r);
 };
+
+// A JSON value as a RawValue (arrays and objects become kOther).
+RawValue RawFromJson(simdjson::dom::element e);
 
 Result<EncodedValue> EncodeValue(ValueType t, const RawValue& v);
 Result<std::string> EncodeJoinKey(ValueType t, const RawValue& v);

@@ -19,7 +19,8 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 // A produced message's source, packed into its opaque pointer (no allocation):
-// offset in bits 0-39, partition in 40-55, assignment generation in 56-63.
+// offset in bits 0-39, stream key (topic index * 4096 + partition) in 40-55,
+// assignment generation in 56-62; bit 63 marks a dead letter.
 uintptr_t Cookie(uint8_t generation, int32_t partition, int64_t offset) {
   return (static_cast<uintptr_t>(generation) << 56) |
          (static_cast<uintptr_t>(partition & 0xffff) << 40) |
@@ -89,8 +90,18 @@ class StreamWorker::Impl {
     consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
     if (consumer_ == nullptr) return FailedPrecondition(std::string("Kafka consumer: ") + err);
     rd_kafka_poll_set_consumer(consumer_);
-    rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, o_.input_topic.c_str(), RD_KAFKA_PARTITION_UA);
+    topics_ = {o_.input_topic};
+    if (o_.feature_store != nullptr) {
+      for (const features::FeatureView& v : o_.feature_store->definitions().views()) {
+        if (v.source.kafka_topic.empty() || !v.online) continue;
+        RETURN_IF_ERROR(AddFeatureTopic(v));
+      }
+    }
+    rd_kafka_topic_partition_list_t* topics =
+        rd_kafka_topic_partition_list_new(static_cast<int>(topics_.size()));
+    for (const std::string& t : topics_) {
+      rd_kafka_topic_partition_list_add(topics, t.c_str(), RD_KAFKA_PARTITION_UA);
+    }
     const rd_kafka_resp_err_t e = rd_kafka_subscribe(consumer_, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -99,6 +110,34 @@ class StreamWorker::Impl {
     }
     return Status::Ok();
   }
+
+  // A feature view fed from a topic: records carry its join keys, timestamp
+  // field and features, in any order.
+  Status AddFeatureTopic(const features::FeatureView& v) {
+    if (topics_.size() >= 16) return FailedPrecondition("at most 15 feature topics");
+    std::vector<std::string> columns;
+    for (int e : v.entities) {
+      columns.push_back(o_.feature_store->definitions().entities()[e].join_key);
+    }
+    columns.push_back(v.source.timestamp_field);
+    for (const features::Feature& f : v.features) columns.push_back(f.name);
+    ASSIGN_OR_RETURN(features::ViewIngestor g,
+                     features::ViewIngestor::Create(o_.feature_store->definitions(), v, columns));
+    feature_topics_.push_back({static_cast<int>(topics_.size()), &v, std::move(columns),
+                               std::move(g)});
+    topics_.push_back(v.source.kafka_topic);
+    spdlog::info("stream: feature view {} follows topic {}", v.name, v.source.kafka_topic);
+    return Status::Ok();
+  }
+
+  int TopicIndex(const rd_kafka_message_t* m) const {
+    const char* name = rd_kafka_topic_name(m->rkt);
+    for (size_t i = 0; i < topics_.size(); ++i) {
+      if (topics_[i] == name) return static_cast<int>(i);
+    }
+    return 0;
+  }
+  static int32_t StreamKey(int topic, int32_t partition) { return topic * 4096 + partition; }
 
   Status Run() {
     auto next_commit = Clock::now();
@@ -145,9 +184,14 @@ class StreamWorker::Impl {
         }
         continue;
       }
+      const int topic = TopicIndex(m);
+      tracker_.Track(StreamKey(topic, m->partition), m->offset);
+      if (topic != 0) {
+        ApplyFeatureUpdate(topic, m);
+        continue;
+      }
       w_->stats_.events_in.fetch_add(1, std::memory_order_relaxed);
       events_->Inc();
-      tracker_.Track(m->partition, m->offset);
       Event e{m, Peek(std::string_view(static_cast<const char*>(m->payload), m->len))};
       events_batch_.push_back(std::move(e));
     }
@@ -185,10 +229,53 @@ class StreamWorker::Impl {
     Peeked peek;
   };
 
+  // Writes one feature record to the online store (waiting out a store
+  // outage); a bad record goes to the dead-letter topic.
+  void ApplyFeatureUpdate(int topic, rd_kafka_message_t* m) {
+    FeatureTopic* ft = nullptr;
+    for (FeatureTopic& f : feature_topics_) ft = f.topic == topic ? &f : ft;
+    const uintptr_t cookie = Cookie(generation_, StreamKey(topic, m->partition), m->offset);
+    const std::string_view payload(static_cast<const char*>(m->payload), m->len);
+    const std::string_view key(static_cast<const char*>(m->key), m->key_len);
+    simdjson::dom::object obj;
+    if (dom_parser_.parse(payload.data(), payload.size()).get(obj)) {
+      return DeadLetter(m, key, payload,
+                        InvalidArgument("a feature record must be a JSON object",
+                                        "malformed_json"),
+                        cookie);
+    }
+    cells_.assign(ft->columns.size(), features::RawValue{});
+    for (auto [k, v] : obj) {
+      for (size_t c = 0; c < ft->columns.size(); ++c) {
+        if (ft->columns[c] == k) cells_[c] = features::RawFromJson(v);
+      }
+    }
+    features::IngestResult result;
+    ft->ingestor.Add(0, cells_, &result);
+    if (result.rejected > 0) {
+      const features::Rejection& r = result.rejections.front();
+      return DeadLetter(m, key, payload,
+                        InvalidArgument(r.reason, "bad_feature_record", r.column), cookie);
+    }
+    if (scratch_.store == nullptr) scratch_.store = o_.feature_store->online().NewSession();
+    auto backoff = std::chrono::milliseconds(100);
+    while (true) {
+      Status s = ft->ingestor.Flush(*scratch_.store, &result);
+      if (s.ok() || w_->stop_.load()) break;
+      spdlog::warn("stream: feature update for {}: {}; retrying", ft->view->name, s.message());
+      ft->ingestor.Add(0, cells_, &result);  // Flush consumed it: queue it again
+      const auto until = Clock::now() + backoff;
+      while (Clock::now() < until && !w_->stop_.load()) rd_kafka_poll(producer_, 10);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+    }
+    w_->stats_.feature_updates.fetch_add(1, std::memory_order_relaxed);
+    tracker_.Done(StreamKey(topic, m->partition), m->offset);
+  }
+
   // Produces the prediction or the dead letter of one event.
   void Emit(const Event& e, pipeline::EventResult& r, int64_t latency_us) {
     rd_kafka_message_t* m = e.message;
-    const uintptr_t cookie = Cookie(generation_, m->partition, m->offset);
+    const uintptr_t cookie = Cookie(generation_, StreamKey(0, m->partition), m->offset);
     const std::string_view payload(static_cast<const char*>(m->payload), m->len);
     const std::string_view key(static_cast<const char*>(m->key), m->key_len);
     if (r.status.code() == StatusCode::kUnavailable) {  // not the event's fault: wait it out
@@ -266,7 +353,7 @@ class StreamWorker::Impl {
     auto add = [&](const char* name, const std::string& value) {
       rd_kafka_header_add(h, name, -1, value.data(), static_cast<ssize_t>(value.size()));
     };
-    add("__connect.errors.topic", o_.input_topic);
+    add("__connect.errors.topic", rd_kafka_topic_name(m->rkt));
     add("__connect.errors.partition", std::to_string(m->partition));
     add("__connect.errors.offset", std::to_string(m->offset));
     add("__connect.errors.stage", "TRANSFORMATION");
@@ -372,8 +459,9 @@ class StreamWorker::Impl {
     if (ready.empty()) return;
     rd_kafka_topic_partition_list_t* list =
         rd_kafka_topic_partition_list_new(static_cast<int>(ready.size()));
-    for (auto [partition, offset] : ready) {
-      rd_kafka_topic_partition_list_add(list, o_.input_topic.c_str(), partition)->offset = offset;
+    for (auto [stream, offset] : ready) {
+      rd_kafka_topic_partition_list_add(list, topics_[stream / 4096].c_str(), stream % 4096)
+          ->offset = offset;
     }
     const auto t0 = Clock::now();
     const rd_kafka_resp_err_t e = rd_kafka_commit(consumer_, list, sync ? 0 : 1);
@@ -418,6 +506,16 @@ class StreamWorker::Impl {
   OffsetTracker tracker_;
   uint8_t generation_ = 0;  // 7 bits: the top cookie bit marks dead letters
   bool paused_ = false;
+  struct FeatureTopic {
+    int topic;  // index into topics_
+    const features::FeatureView* view;
+    std::vector<std::string> columns;
+    features::ViewIngestor ingestor;
+  };
+  std::vector<std::string> topics_;  // [0] the input topic, then feature topics
+  std::vector<FeatureTopic> feature_topics_;
+  std::vector<features::RawValue> cells_;
+  simdjson::dom::parser dom_parser_;
   pipeline::ScoreScratch scratch_;
   std::string out_, peek_buf_;
   std::vector<Event> events_batch_;

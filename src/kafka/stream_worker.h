@@ -16,6 +16,10 @@
 // in-flight outputs, commits what is done, and lets the partitions go. When
 // outputs pile up (the producer queue, or max_in_flight), it pauses its
 // partitions instead of buffering without limit, and resumes.
+// Feature views whose source names a kafka_topic are consumed by the same
+// group: each record (a JSON object with the view's join keys, timestamp
+// field and features) is written to the online store, last-writer-wins; a bad
+// record goes to the dead-letter topic like a bad event.
 // Thread-safety: Run() on one thread; Stop() and stats from any thread.
 // Ownership: borrows the Scorer and the metrics registry.
 #pragma once
@@ -26,6 +30,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "features/feature_store.h"
 #include "observability/metrics.h"
 #include "pipeline/scorer.h"
 
@@ -40,12 +45,16 @@ struct StreamOptions {
   int max_batch = 500;            // messages taken per poll
   size_t max_in_flight = 20000;   // unacknowledged outputs before pausing
   std::map<std::string, std::string> properties;  // passed to librdkafka (security, tuning)
+  // With a store, feature views whose source names a kafka_topic are kept up
+  // to date from that topic (last-writer-wins by event time).
+  const features::FeatureStore* feature_store = nullptr;
 };
 
 struct StreamStats {
   std::atomic<uint64_t> events_in{0};
   std::atomic<uint64_t> predictions_out{0};
   std::atomic<uint64_t> dead_letters{0};
+  std::atomic<uint64_t> feature_updates{0};  // feature rows written from streams
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> pauses{0};
 };

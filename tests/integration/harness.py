@@ -26,11 +26,15 @@ def run_rtml(*args, check=True, timeout=60):
     return r
 
 
-def fraud_demo_config(tmpdir, store="rocksdb", redis_port=None, extra=""):
+def fraud_demo_config(tmpdir, store="rocksdb", redis_port=None, extra="", feature_topic=None):
     """A copy of the fraud demo's config whose feature data and RocksDB store
-    live in tmpdir, with user profiles generated, applied and materialized."""
+    live in tmpdir, with user profiles generated, applied and materialized.
+    With feature_topic, the user_profile view also follows that Kafka topic."""
     with open(os.path.join(FRAUD, "features.yaml")) as f:
         feats = f.read()
+    if feature_topic:
+        feats = feats.replace("timestamp_field: event_timestamp",
+                              f"timestamp_field: event_timestamp\n      kafka_topic: {feature_topic}")
     with open(os.path.join(tmpdir, "features.yaml"), "w") as f:
         f.write(feats)
     subprocess.run(["/usr/bin/python3", os.path.join(FRAUD, "make_features.py"), "--users", "500",

@@ -135,6 +135,36 @@ class StreamTest(unittest.TestCase):
         # HTTP keeps serving beside the stream.
         self.assertEqual(server.request("POST", "/predict", {"user_id": 1, "amount": 3})[0], 200)
 
+    def test_feature_view_follows_its_kafka_topic(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        config = fraud_demo_config(tmp.name, feature_topic="user-updates")
+        server = Server("--brokers", self.broker.bootstrap, config=config)
+        self.servers.append(server)
+        record = {"user_id": 424242, "event_timestamp": "2099-01-01T00:00:00Z",
+                  "avg_amount_30d": 77.0, "account_age_days": 5, "card_age_days": 5,
+                  "user_age": 33, "credit_limit": 900.0, "utilization": 0.5,
+                  "email_age_days": 9, "chargebacks_365d": 0, "home_country": "PT"}
+        older = dict(record, event_timestamp="2098-01-01T00:00:00Z", avg_amount_30d=1.0)
+        self.broker.produce("user-updates", [("424242", json.dumps(record)),
+                                             ("424242", json.dumps(older)),
+                                             ("bad", json.dumps({"user_id": "x"}))])
+
+        def stored():
+            status, resp, _ = server.request("POST", "/get-online-features", {
+                "features": ["user_profile:avg_amount_30d"], "entities": {"user_id": [424242]}})
+            return resp["results"][1]["values"][0] if resp["results"][1]["statuses"][0] == \
+                "PRESENT" else None
+
+        self.assertEqual(wait_for(stored, 60, "the streamed feature row"), 77.0)
+        dlq = wait_for(lambda: [r for r in self.broker.read_all("ml-features-dlq",
+                                                                "%k\t%s\t%h\n")
+                                if r.startswith("bad\t")], 30, "the bad record's dead letter")
+        self.assertIn("__connect.errors.topic=user-updates", dlq[0])
+        self.assertIn("rtml.bad_feature_record", dlq[0])
+        # The older record arrived later but did not overwrite the newer one.
+        self.assertEqual(stored(), 77.0)
+
     def test_bench_kafka_measures_end_to_end(self):
         self.serve()
         r = subprocess.run([RTML, "bench", "kafka", "-b", self.broker.bootstrap, "-n", "300",
