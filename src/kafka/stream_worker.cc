@@ -54,6 +54,16 @@ class StreamWorker::Impl {
                                       "Events sent to the dead-letter topic, by reason.",
                                       {{"topic", o_.input_topic}, {"reason", reason}}));
     }
+    metrics->AddGaugeFamily(
+        "rtml_stream_consumer_lag", "Messages behind the end of each assigned input partition.",
+        [w, topic = o_.input_topic] {
+          std::vector<std::pair<observability::Labels, double>> out;
+          for (auto [partition, lag] : w->Lag()) {
+            out.push_back({{{"topic", topic}, {"partition", std::to_string(partition)}},
+                           static_cast<double>(lag)});
+          }
+          return out;
+        });
     commit_latency_ = metrics->AddHistogram("rtml_stream_commit_duration_seconds",
                                             "Time of an offset commit.", topic,
                                             observability::LatencyBucketsSeconds());
@@ -140,13 +150,17 @@ class StreamWorker::Impl {
   static int32_t StreamKey(int topic, int32_t partition) { return topic * 4096 + partition; }
 
   Status Run() {
-    auto next_commit = Clock::now();
+    auto next_commit = Clock::now(), next_lag = Clock::now();
     std::vector<rd_kafka_message_t*> batch;
     while (!w_->stop_.load()) {
       rd_kafka_poll(producer_, 0);
       if (Clock::now() >= next_commit) {
         Commit(/*sync=*/false);
         next_commit = Clock::now() + std::chrono::milliseconds(50);
+      }
+      if (Clock::now() >= next_lag) {
+        UpdateLag();
+        next_lag = Clock::now() + std::chrono::seconds(1);
       }
       ApplyBackpressure();
       batch.clear();
@@ -473,6 +487,29 @@ class StreamWorker::Impl {
     w_->stats_.commits.fetch_add(1, std::memory_order_relaxed);
   }
 
+  // Lag per assigned input partition from the client's cached watermarks
+  // (no broker round trip).
+  void UpdateLag() {
+    rd_kafka_topic_partition_list_t* assigned = nullptr;
+    if (rd_kafka_assignment(consumer_, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    rd_kafka_position(consumer_, assigned);
+    std::vector<std::pair<int32_t, int64_t>> lag;
+    for (int i = 0; i < assigned->cnt; ++i) {
+      const rd_kafka_topic_partition_t& p = assigned->elems[i];
+      if (o_.input_topic != p.topic) continue;
+      int64_t low = 0, high = 0;
+      if (rd_kafka_get_watermark_offsets(consumer_, p.topic, p.partition, &low, &high) ||
+          high < 0) {
+        continue;
+      }
+      const int64_t position = p.offset >= 0 ? p.offset : low;
+      lag.emplace_back(p.partition, std::max<int64_t>(0, high - position));
+    }
+    rd_kafka_topic_partition_list_destroy(assigned);
+    std::lock_guard lock(w_->lag_mu_);
+    w_->lag_ = std::move(lag);
+  }
+
   // Pauses consumption while too many outputs are unacknowledged.
   void ApplyBackpressure() {
     const size_t in_flight = tracker_.in_flight();
@@ -543,5 +580,10 @@ StreamWorker::StreamWorker(StreamOptions options) : options_(std::move(options))
 StreamWorker::~StreamWorker() = default;
 
 Status StreamWorker::Run() { return impl_->Run(); }
+
+std::vector<std::pair<int32_t, int64_t>> StreamWorker::Lag() const {
+  std::lock_guard lock(lag_mu_);
+  return lag_;
+}
 
 }  // namespace rtml::kafka

@@ -27,6 +27,8 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <vector>
 #include <string>
 
 #include "common/status.h"
@@ -71,6 +73,9 @@ class StreamWorker {
   Status Run();
   void Stop() { stop_.store(true); }
   const StreamStats& stats() const { return stats_; }
+  // Consumer lag per assigned input partition (high watermark - position),
+  // refreshed about once a second.
+  std::vector<std::pair<int32_t, int64_t>> Lag() const;
   const StreamOptions& options() const { return options_; }
 
  private:
@@ -81,6 +86,8 @@ class StreamWorker {
   std::unique_ptr<Impl> impl_;
   std::atomic<bool> stop_{false};
   StreamStats stats_;
+  mutable std::mutex lag_mu_;
+  std::vector<std::pair<int32_t, int64_t>> lag_;  // GUARDED_BY(lag_mu_)
 };
 
 }  // namespace rtml::kafka

@@ -71,6 +71,14 @@ void Registry::AddGauge(const std::string& name, const std::string& help, Labels
                                                         std::move(read)});
 }
 
+void Registry::AddGaugeFamily(const std::string& name, const std::string& help,
+                              std::function<std::vector<std::pair<Labels, double>>()> read) {
+  std::lock_guard lock(mu_);
+  Series s;
+  s.family = std::move(read);
+  FamilyFor(name, help, Type::kGauge).series.push_back(std::move(s));
+}
+
 std::string EscapeLabelValue(std::string_view v) {
   std::string out;
   for (char c : v) {
@@ -139,6 +147,14 @@ std::string Registry::Render() const {
     for (const Series& s : f.series) {
       if (f.type == Type::kHistogram) {
         RenderHistogram(f.name, s.labels, *s.histogram, &out);
+        continue;
+      }
+      if (s.family) {
+        for (const auto& [labels, value] : s.family()) {
+          out += f.name;
+          AppendLabels(labels, nullptr, &out);
+          out += " " + FormatValue(value) + "\n";
+        }
         continue;
       }
       out += f.name;

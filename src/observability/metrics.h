@@ -62,6 +62,11 @@ class Registry {
   void AddGauge(const std::string& name, const std::string& help, Labels labels,
                 std::function<double()> read);
 
+  // Gauges whose series are known only at scrape time (e.g. per assigned
+  // partition): `read` returns each series' labels and value.
+  void AddGaugeFamily(const std::string& name, const std::string& help,
+                      std::function<std::vector<std::pair<Labels, double>>()> read);
+
   std::string Render() const;
 
  private:
@@ -71,6 +76,7 @@ class Registry {
     Counter* counter = nullptr;
     Histogram* histogram = nullptr;
     std::function<double()> gauge;
+    std::function<std::vector<std::pair<Labels, double>>()> family;
   };
   struct Family {
     std::string name, help;

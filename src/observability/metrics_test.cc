@@ -33,6 +33,20 @@ TEST(MetricsTest, RendersCountersGaugesAndHistogramsInTextFormat) {
       << text;
 }
 
+TEST(MetricsTest, GaugeFamiliesRenderTheSeriesOfTheMoment) {
+  Registry r;
+  int n = 1;
+  r.AddGaugeFamily("rtml_lag", "Lag.", [&] {
+    std::vector<std::pair<Labels, double>> out;
+    for (int p = 0; p < n; ++p) out.push_back({{{"partition", std::to_string(p)}}, p * 10.0});
+    return out;
+  });
+  EXPECT_NE(r.Render().find("# TYPE rtml_lag gauge\nrtml_lag{partition=\"0\"} 0\n"),
+            std::string::npos);
+  n = 2;
+  EXPECT_NE(r.Render().find("rtml_lag{partition=\"1\"} 10\n"), std::string::npos);
+}
+
 TEST(MetricsTest, CountersAreExactUnderConcurrentUpdates) {
   Registry r;
   Counter* c = r.AddCounter("rtml_c_total", "C.");

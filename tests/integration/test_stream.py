@@ -4,6 +4,7 @@ id; a consumer group of several `rtml serve` processes, one killed mid-stream;
 kcat as the external client on both ends."""
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -132,6 +133,14 @@ class StreamTest(unittest.TestCase):
         self.assertRegex(metrics, rf'rtml_stream_events_total\{{topic="ml-features"\}} {n + 1}\n')
         self.assertRegex(metrics, r'rtml_stream_dead_letters_total\{topic="ml-features",'
                                   r'reason="wrong_type"\} 40\n')
+        lag = wait_for(lambda: re.findall(
+            r'rtml_stream_consumer_lag\{topic="ml-features",partition="\d+"\} (\d+)',
+            server.request("GET", "/metrics")[1]), 10, "lag gauges")
+        self.assertEqual(len(lag), 6)
+        self.assertRegex(metrics, r'rtml_stream_commit_duration_seconds_count\{topic="ml-features"\} [1-9]')
+        check = subprocess.run(["promtool", "check", "metrics"], input=metrics, text=True,
+                               capture_output=True)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
         # HTTP keeps serving beside the stream.
         self.assertEqual(server.request("POST", "/predict", {"user_id": 1, "amount": 3})[0], 200)
 
