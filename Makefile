@@ -21,6 +21,7 @@ run: build
 	$(BUILD)/rtml demo --config examples/fraud/rtml.yaml
 
 test: build
+	./scripts/install-kafka.sh
 	cd $(BUILD) && ctest --output-on-failure --timeout 600
 
 bench: build

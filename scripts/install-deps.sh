@@ -19,6 +19,8 @@ PACKAGES=(
   python3-httptools python3-pydantic python3-redis python3-kafka
   # benchmark
   wrk nginx-light
+  # the real Kafka broker for the integration tests (fetched by scripts/install-kafka.sh)
+  default-jre-headless maven
 )
 
 missing=()
