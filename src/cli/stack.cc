@@ -134,7 +134,9 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
         {.brokers = k.brokers, .group_id = k.group_id, .input_topic = k.input_topic,
          .output_topic = k.output_topic, .dead_letter_topic = k.dead_letter_topic,
          .max_batch = k.max_batch, .max_in_flight = static_cast<size_t>(k.max_in_flight),
-         .properties = k.properties, .feature_store = s->store_.get()},
+         .properties = k.properties, .feature_store = s->store_.get(),
+         .exactly_once = k.exactly_once, .transactional_id = k.transactional_id,
+         .transaction_timeout_ms = k.transaction_timeout_ms},
         *s->scorer_, &s->metrics_);
     if (!worker.ok()) return worker.status().Annotate("cannot start the stream worker");
     s->worker_ = std::move(worker).value();

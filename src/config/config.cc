@@ -63,7 +63,8 @@ Status ReadFeatures(const YAML::Node& n, const std::string& base_dir, FeaturesCo
 Status ReadKafka(const YAML::Node& n, KafkaConfig* c) {
   RETURN_IF_ERROR(CheckKeys(n, "kafka", {"brokers", "group_id", "input_topic", "output_topic",
                                          "dead_letter_topic", "max_batch", "max_in_flight",
-                                         "properties"}));
+                                         "properties", "mode", "transactional_id",
+                                         "transaction_timeout_ms"}));
   RETURN_IF_ERROR(Read(n, "kafka", "brokers", &c->brokers));
   RETURN_IF_ERROR(Read(n, "kafka", "group_id", &c->group_id));
   RETURN_IF_ERROR(Read(n, "kafka", "input_topic", &c->input_topic));
@@ -72,6 +73,15 @@ Status ReadKafka(const YAML::Node& n, KafkaConfig* c) {
   RETURN_IF_ERROR(Read(n, "kafka", "max_batch", &c->max_batch));
   RETURN_IF_ERROR(Read(n, "kafka", "max_in_flight", &c->max_in_flight));
   RETURN_IF_ERROR(Read(n, "kafka", "properties", &c->properties));
+  std::string mode = c->exactly_once ? "exactly_once" : "at_least_once";
+  RETURN_IF_ERROR(Read(n, "kafka", "mode", &mode));
+  if (mode != "at_least_once" && mode != "exactly_once") {
+    return FailedPrecondition("kafka.mode must be at_least_once or exactly_once, not '" + mode +
+                              "'");
+  }
+  c->exactly_once = mode == "exactly_once";
+  RETURN_IF_ERROR(Read(n, "kafka", "transactional_id", &c->transactional_id));
+  RETURN_IF_ERROR(Read(n, "kafka", "transaction_timeout_ms", &c->transaction_timeout_ms));
   return Status::Ok();
 }
 

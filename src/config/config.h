@@ -51,6 +51,9 @@ struct KafkaConfig {
   int max_batch = 500;            // messages taken per poll
   int max_in_flight = 20000;      // unacknowledged outputs before pausing consumption
   std::map<std::string, std::string> properties;  // passed to librdkafka (SASL/TLS, tuning)
+  bool exactly_once = false;       // mode: at_least_once | exactly_once
+  std::string transactional_id;    // exactly-once: stable per replica; empty = <group_id>-<host>
+  int transaction_timeout_ms = 10000;
 };
 
 struct LogConfig {

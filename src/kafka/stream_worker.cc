@@ -4,6 +4,8 @@
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <thread>
 
@@ -79,12 +81,21 @@ class StreamWorker::Impl {
     rd_kafka_conf_t* pc = rd_kafka_conf_new();
     RETURN_IF_ERROR(CommonConf(pc));
     RETURN_IF_ERROR(Set(pc, "enable.idempotence", "true"));
+    if (o_.exactly_once) {
+      RETURN_IF_ERROR(Set(pc, "transactional.id", TransactionalId()));
+      RETURN_IF_ERROR(Set(pc, "transaction.timeout.ms", std::to_string(o_.transaction_timeout_ms)));
+    }
     RETURN_IF_ERROR(Set(pc, "linger.ms", "1"));
-    RETURN_IF_ERROR(Set(pc, "message.timeout.ms", "60000"));
+    RETURN_IF_ERROR(Set(pc, "message.timeout.ms",
+                        o_.exactly_once ? std::to_string(o_.transaction_timeout_ms) : "60000"));
     rd_kafka_conf_set_opaque(pc, this);
     rd_kafka_conf_set_dr_msg_cb(pc, &Impl::OnDelivery);
     producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
     if (producer_ == nullptr) return FailedPrecondition(std::string("Kafka producer: ") + err);
+    if (o_.exactly_once) {
+      RETURN_IF_ERROR(TxnStatus(rd_kafka_init_transactions(producer_, 30000), "init"));
+      spdlog::info("stream: exactly-once mode, transactional.id {}", TransactionalId());
+    }
 
     rd_kafka_conf_t* cc = rd_kafka_conf_new();
     RETURN_IF_ERROR(Set(cc, "group.id", o_.group_id));
@@ -94,6 +105,7 @@ class StreamWorker::Impl {
     RETURN_IF_ERROR(Set(cc, "session.timeout.ms", "6000"));
     RETURN_IF_ERROR(Set(cc, "heartbeat.interval.ms", "1000"));
     RETURN_IF_ERROR(Set(cc, "fetch.wait.max.ms", "10"));
+    if (o_.exactly_once) RETURN_IF_ERROR(Set(cc, "isolation.level", "read_committed"));
     RETURN_IF_ERROR(CommonConf(cc));
     rd_kafka_conf_set_opaque(cc, this);
     rd_kafka_conf_set_rebalance_cb(cc, &Impl::OnRebalance);
@@ -154,7 +166,7 @@ class StreamWorker::Impl {
     std::vector<rd_kafka_message_t*> batch;
     while (!w_->stop_.load()) {
       rd_kafka_poll(producer_, 0);
-      if (Clock::now() >= next_commit) {
+      if (!o_.exactly_once && Clock::now() >= next_commit) {
         Commit(/*sync=*/false);
         next_commit = Clock::now() + std::chrono::milliseconds(50);
       }
@@ -162,15 +174,25 @@ class StreamWorker::Impl {
         UpdateLag();
         next_lag = Clock::now() + std::chrono::seconds(1);
       }
-      ApplyBackpressure();
+      if (!o_.exactly_once) ApplyBackpressure();
       batch.clear();
       while (static_cast<int>(batch.size()) < o_.max_batch) {
         rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_, batch.empty() ? 20 : 0);
         if (m == nullptr) break;
         batch.push_back(m);
       }
+      if (o_.exactly_once) {
+        Status s = TransactBatch(batch);
+        for (rd_kafka_message_t* m : batch) rd_kafka_message_destroy(m);
+        if (!s.ok()) return s;  // fatal: fenced by a newer replica, or the producer failed
+        continue;
+      }
       ProcessBatch(batch);
       for (rd_kafka_message_t* m : batch) rd_kafka_message_destroy(m);
+    }
+    if (o_.exactly_once) {
+      rd_kafka_consumer_close(consumer_);
+      return Status::Ok();
     }
     Drain();
     Commit(/*sync=*/true);
@@ -242,6 +264,75 @@ class StreamWorker::Impl {
     rd_kafka_message_t* message;
     Peeked peek;
   };
+
+  std::string TransactionalId() const {
+    if (!o_.transactional_id.empty()) return o_.transactional_id;
+    char host[256] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    return o_.group_id + "-" + host;
+  }
+
+  static Status TxnStatus(rd_kafka_error_t* e, std::string_view what) {
+    if (e == nullptr) return Status::Ok();
+    Status s(rd_kafka_error_is_fatal(e) ? StatusCode::kInternal : StatusCode::kUnavailable,
+             "Kafka transaction " + std::string(what) + ": " + rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+    return s;
+  }
+
+  // One poll as one transaction: outputs and input offsets commit together.
+  // An abortable failure aborts and rewinds to the last committed offsets, so
+  // the events are processed again; a fatal one ends the worker.
+  Status TransactBatch(const std::vector<rd_kafka_message_t*>& batch) {
+    if (batch.empty()) return Status::Ok();
+    RETURN_IF_ERROR(TxnStatus(rd_kafka_begin_transaction(producer_), "begin"));
+    ProcessBatch(batch);
+    rd_kafka_topic_partition_list_t* offsets = rd_kafka_topic_partition_list_new(8);
+    for (rd_kafka_message_t* m : batch) {
+      if (m->err) continue;
+      rd_kafka_topic_partition_t* p = rd_kafka_topic_partition_list_find(
+          offsets, rd_kafka_topic_name(m->rkt), m->partition);
+      if (p == nullptr) {
+        p = rd_kafka_topic_partition_list_add(offsets, rd_kafka_topic_name(m->rkt), m->partition);
+      }
+      p->offset = std::max(p->offset, m->offset + 1);
+    }
+    rd_kafka_consumer_group_metadata_t* group = rd_kafka_consumer_group_metadata(consumer_);
+    rd_kafka_error_t* e = rd_kafka_send_offsets_to_transaction(producer_, offsets, group, 30000);
+    rd_kafka_consumer_group_metadata_destroy(group);
+    rd_kafka_topic_partition_list_destroy(offsets);
+    if (e == nullptr) e = rd_kafka_commit_transaction(producer_, 60000);
+    if (e == nullptr) {
+      w_->stats_.transactions.fetch_add(1, std::memory_order_relaxed);
+      tracker_.Clear();  // offsets went with the transaction
+      return Status::Ok();
+    }
+    const bool fatal = rd_kafka_error_is_fatal(e);
+    spdlog::warn("stream: transaction failed ({}){}", rd_kafka_error_string(e),
+                 fatal ? "" : "; aborting and rewinding");
+    rd_kafka_error_destroy(e);
+    if (fatal) return Internal("fatal transaction error; restart the worker");
+    RETURN_IF_ERROR(TxnStatus(rd_kafka_abort_transaction(producer_, 60000), "abort"));
+    w_->stats_.aborts.fetch_add(1, std::memory_order_relaxed);
+    tracker_.Clear();
+    return Rewind();
+  }
+
+  // Seeks every assigned partition back to its committed offset.
+  Status Rewind() {
+    rd_kafka_topic_partition_list_t* assigned = nullptr;
+    if (rd_kafka_assignment(consumer_, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Status::Ok();
+    }
+    rd_kafka_committed(consumer_, assigned, 10000);
+    for (int i = 0; i < assigned->cnt; ++i) {
+      if (assigned->elems[i].offset < 0) assigned->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_error_t* e = rd_kafka_seek_partitions(consumer_, assigned, 10000);
+    rd_kafka_topic_partition_list_destroy(assigned);
+    if (e != nullptr) rd_kafka_error_destroy(e);
+    return Status::Ok();
+  }
 
   // Writes one feature record to the online store (waiting out a store
   // outage); a bad record goes to the dead-letter topic.
@@ -408,6 +499,12 @@ class StreamWorker::Impl {
                               RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(cookie)), RD_KAFKA_V_END);
       }
       if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+      if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL && o_.exactly_once) {
+        // Inside a transaction: its commit will fail, abort and rewind.
+        spdlog::error("stream: cannot produce to {}: {}", topic, rd_kafka_err2str(e));
+        if (headers != nullptr) rd_kafka_headers_destroy(headers);
+        return;
+      }
       if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         spdlog::error("stream: cannot produce to {}: {}", topic, rd_kafka_err2str(e));
         rd_kafka_poll(producer_, 100);
@@ -423,6 +520,7 @@ class StreamWorker::Impl {
 
   void Delivered(const rd_kafka_message_t* m) {
     const uintptr_t cookie = reinterpret_cast<uintptr_t>(m->_private);
+    if (m->err && o_.exactly_once) return;  // the transaction's commit fails and aborts
     if (m->err) {
       // librdkafka retried until message.timeout.ms: produce it again.
       spdlog::warn("stream: delivery to {} failed ({}); producing again",
@@ -457,8 +555,10 @@ class StreamWorker::Impl {
       rd_kafka_assign(rk, parts);
     } else {
       spdlog::info("stream: revoked {} partition(s); committing what is done", parts->cnt);
-      self->Drain();
-      self->Commit(/*sync=*/true);
+      if (!self->o_.exactly_once) {
+        self->Drain();
+        self->Commit(/*sync=*/true);
+      }
       self->tracker_.Clear();
       self->generation_ = static_cast<uint8_t>((self->generation_ + 1) & 0x7f);
       rd_kafka_assign(rk, nullptr);

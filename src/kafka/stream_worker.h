@@ -10,7 +10,12 @@
 // cannot be scored goes to the dead-letter topic with its original bytes and
 // Kafka Connect's __connect.errors.* headers naming the error and its source.
 //
-// Delivery is at-least-once: an input offset is committed only once its
+// Exactly-once mode (options.exactly_once) instead makes each poll one
+// transaction: the outputs and the consumed offsets commit together or not at
+// all; on an abort the worker rewinds to the last committed offsets. A
+// replica restarted with the same transactional_id fences its predecessor.
+//
+// By default delivery is at-least-once: an input offset is committed only once its
 // prediction or dead letter is acknowledged by the broker (OffsetTracker);
 // a crash re-delivers, never loses. On a rebalance the worker waits for its
 // in-flight outputs, commits what is done, and lets the partitions go. When
@@ -50,6 +55,11 @@ struct StreamOptions {
   // With a store, feature views whose source names a kafka_topic are kept up
   // to date from that topic (last-writer-wins by event time).
   const features::FeatureStore* feature_store = nullptr;
+  // Exactly-once: each poll's outputs and input offsets are one Kafka
+  // transaction (read-process-write); downstream readers use read_committed.
+  bool exactly_once = false;
+  std::string transactional_id;       // stable per replica; default <group_id>-<hostname>
+  int transaction_timeout_ms = 10000;  // how long an abandoned transaction blocks readers
 };
 
 struct StreamStats {
@@ -57,6 +67,8 @@ struct StreamStats {
   std::atomic<uint64_t> predictions_out{0};
   std::atomic<uint64_t> dead_letters{0};
   std::atomic<uint64_t> feature_updates{0};  // feature rows written from streams
+  std::atomic<uint64_t> transactions{0};     // committed (exactly-once mode)
+  std::atomic<uint64_t> aborts{0};
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> pauses{0};
 };

@@ -1,6 +1,7 @@
 """Integration tests against a real Apache Kafka broker (KRaft): what the mock
 cluster fakes. At-least-once loses nothing across a broker restart."""
 import json
+import signal
 import subprocess
 import tempfile
 import time
@@ -59,6 +60,29 @@ class RealKafkaTest(unittest.TestCase):
         self.assertEqual(set(ids), set(range(n)))
         print(f"\n{n} events across a broker restart: {len(ids)} predictions, "
               f"{len(ids) - len(set(ids))} duplicates")
+
+
+    def test_exactly_once_survives_a_sigkill_of_the_worker(self):
+        config = fraud_demo_config(self.dir.name + "/", store="memory",
+                                   extra="kafka: {mode: exactly_once, transactional_id: rtml-eos, "
+                                         "transaction_timeout_ms: 10000, max_batch: 200}\n")
+        n = 6000
+        self.produce(0, n)
+        first = Server("--brokers", self.kafka.bootstrap, config=config)
+        self.servers.append(first)
+        wait_for(lambda: len(self.prediction_ids("read_committed")) >= n // 4, 120,
+                 "a quarter of the committed predictions")
+        first.proc.send_signal(signal.SIGKILL)  # mid-stream, possibly mid-transaction
+        first.proc.wait()
+        second = Server("--brokers", self.kafka.bootstrap, config=config)  # fences the first
+        self.servers.append(second)
+        committed = wait_for(lambda: (lambda got: got if len(set(got)) >= n else None)(
+            self.prediction_ids("read_committed")), 180, "every committed prediction")
+        self.assertEqual(len(committed), n, "a read_committed reader saw a prediction twice")
+        self.assertEqual(set(committed), set(range(n)))
+        everything = self.prediction_ids("read_uncommitted")
+        print(f"\n{n} events, SIGKILL mid-stream: read_committed sees {len(committed)} "
+              f"predictions, read_uncommitted {len(everything)} (aborted duplicates included)")
 
 
 if __name__ == "__main__":
