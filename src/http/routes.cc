@@ -28,6 +28,15 @@ bool IsJsonContentType(std::string_view ct) {
   return true;
 }
 
+// JSON bodies only: a missing Content-Type is taken as JSON.
+Status CheckContentType(const Request& req) {
+  auto it = req.find(bhttp::field::content_type);
+  if (it == req.end() || IsJsonContentType(it->value())) return Status::Ok();
+  return Status(StatusCode::kUnsupportedMedia,
+                "Content-Type must be application/json, not '" + std::string(it->value()) + "'",
+                "unsupported_media_type", "Content-Type");
+}
+
 // Splits "/a/b/c?x" into {"a","b","c"} (views into target).
 std::vector<std::string_view> PathSegments(std::string_view target) {
   target = target.substr(0, target.find('?'));
@@ -167,14 +176,7 @@ void Routes::Handle(const Request& req, Response& res, ThreadState& state) {
 
 void Routes::Predict(const Request& req, std::string_view model, std::string_view version,
                      Response& res, ThreadState& state) {
-  auto it = req.find(bhttp::field::content_type);
-  if (it != req.end() && !IsJsonContentType(it->value())) {
-    return Error(Status(StatusCode::kUnsupportedMedia,
-                        "Content-Type must be application/json, not '" +
-                            std::string(it->value()) + "'",
-                        "unsupported_media_type", "Content-Type"),
-                 res);
-  }
+  if (Status s = CheckContentType(req); !s.ok()) return Error(s, res);
   pipeline::ScoreTarget target{model, std::nullopt};
   if (!version.empty()) {
     int64_t v = 0;
@@ -200,14 +202,7 @@ void Routes::FeatureApi(const Request& req, std::string_view op, Response& res,
                           "not_found"),
                  res);
   }
-  auto it = req.find(bhttp::field::content_type);
-  if (it != req.end() && !IsJsonContentType(it->value())) {
-    return Error(Status(StatusCode::kUnsupportedMedia,
-                        "Content-Type must be application/json, not '" +
-                            std::string(it->value()) + "'",
-                        "unsupported_media_type", "Content-Type"),
-                 res);
-  }
+  if (Status s = CheckContentType(req); !s.ok()) return Error(s, res);
   auto& store_session = static_cast<Scratch&>(state).score.store;
   if (store_session == nullptr) store_session = store_->online().NewSession();
   auto& session = *store_session;

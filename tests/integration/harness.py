@@ -19,6 +19,25 @@ RTML = os.environ.get("RTML_BIN", os.path.join(REPO, "build", "rtml"))
 FRAUD = os.path.join(REPO, "examples", "fraud")
 
 
+def free_port():
+    """A loopback TCP port that was free a moment ago."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout_s, what):
+    """Polls `predicate` until it returns something truthy; fails after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for " + what)
+
+
 def run_rtml(*args, check=True, timeout=60):
     r = subprocess.run([RTML, *args], capture_output=True, text=True, timeout=timeout)
     if check and r.returncode != 0:

@@ -10,15 +10,12 @@ import time
 
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from harness import free_port
+
 PINNED = "4.1.1"
 HOME = os.environ.get("RTML_KAFKA_HOME",
                       os.path.expanduser(f"~/.cache/rtml/kafka-{PINNED}"))
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RealKafka:

@@ -9,13 +9,8 @@ import tempfile
 import time
 import unittest
 
-from harness import FRAUD, Server, fraud_demo_config, run_rtml
+from harness import FRAUD, Server, fraud_demo_config, free_port, run_rtml
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RedisServer:

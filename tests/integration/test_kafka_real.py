@@ -7,18 +7,9 @@ import tempfile
 import time
 import unittest
 
-from harness import Server, fraud_demo_config
+from harness import Server, fraud_demo_config, wait_for
 from kafka_real import RealKafka
 
-
-def wait_for(predicate, timeout_s, what):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class RealKafkaTest(unittest.TestCase):

@@ -13,13 +13,8 @@ import threading
 import time
 import unittest
 
-from harness import RTML, Server, fraud_demo_config
+from harness import RTML, Server, fraud_demo_config, free_port, wait_for
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Broker:
@@ -60,15 +55,6 @@ def events(n, start=0, bad_every=0):
                                              "event_time": "2026-11-26T06:00:00Z"})))
     return out
 
-
-def wait_for(predicate, timeout_s, what):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class StreamTest(unittest.TestCase):
