@@ -140,6 +140,20 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
         *s->scorer_, &s->metrics_);
     if (!worker.ok()) return worker.status().Annotate("cannot start the stream worker");
     s->worker_ = std::move(worker).value();
+    s->routes_->set_extra_stats([w = s->worker_.get()](JsonWriter& out) {
+      const kafka::StreamStats& st = w->stats();
+      int64_t total_lag = 0;
+      out.Key("stream").BeginObject();
+      out.Key("events_in").Uint(st.events_in.load());
+      out.Key("predictions_out").Uint(st.predictions_out.load());
+      out.Key("dead_letters").Uint(st.dead_letters.load());
+      out.Key("partitions").BeginArray();
+      for (auto [partition, lag] : w->Lag()) {
+        out.BeginObject().Key("partition").Int(partition).Key("lag").Int(lag).EndObject();
+        total_lag += lag;
+      }
+      out.EndArray().Key("lag").Int(total_lag).EndObject();
+    });
   }
   return s;
 }

@@ -164,6 +164,8 @@ void Routes::Handle(const Request& req, Response& res, ThreadState& state) {
     get ? Ready(res) : wrong_method("GET");
   } else if (p.size() == 1 && p[0] == "metrics") {
     get ? Metrics(res) : wrong_method("GET");
+  } else if (p.size() == 2 && p[0] == "v1" && p[1] == "stats") {
+    get ? Stats(res) : wrong_method("GET");
   } else {
     Error(NotFound("no route for " + std::string(req.method_string()) + " " +
                        std::string(req.target()) +
@@ -260,6 +262,24 @@ void Routes::Metrics(Response& res) {
   res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
 }
 
+void Routes::Stats(Response& res) {
+  JsonWriter w(&res.body());
+  w.BeginObject().Key("uptime_s").Double(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+  w.Key("series");
+  scorer_.WriteStats(w);
+  w.Key("http_errors").BeginObject();
+  for (const auto& [name, seconds] : {std::pair{"10s", 10}, {"1m", 60}, {"5m", 300}}) {
+    const observability::WindowSummary e = errors_window_.Summarize(seconds);
+    w.Key(name).BeginObject().Key("count").Uint(e.count).Key("rate_per_s").Double(e.rate_per_s);
+    w.EndObject();
+  }
+  w.EndObject();
+  if (extra_stats_) extra_stats_(w);
+  w.EndObject();
+  SetJson(res, bhttp::status::ok);
+}
+
 void Routes::HandleUnreadable(bhttp::status status, std::string_view why, Response& res) {
   if (status == bhttp::status::payload_too_large) {
     Error(Status(StatusCode::kPayloadTooLarge, "request body is larger than http.max_body_bytes",
@@ -282,6 +302,7 @@ void Routes::Error(const Status& status, Response& res) {
   w.Key("message").String(status.message());
   w.EndObject().EndObject();
   SetJson(res, code);
+  errors_window_.Record(0);
   for (ErrorCounter& e : errors_) {
     if (e.reason == status.reason() || e.reason == "other") {
       e.counter->Inc();

@@ -5,6 +5,7 @@
 //   POST /v1/models/{name}/versions/{v}/predict    one version
 //   GET  /v1/models, /v1/models/{name}             loaded models and their inputs
 //   GET  /healthz, /readyz, /metrics
+//   GET  /v1/stats                                  throughput and latency percentiles, JSON
 //   POST /push, /v1/features/push                   Feast push (when a feature store is set)
 //   POST /get-online-features, /v1/features/get-online-features
 //   GET  /v1/features                               the feature registry
@@ -18,13 +19,16 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <chrono>
 #include <string>
 #include <vector>
 
 #include "features/feature_store.h"
 #include "http/server.h"
+#include "common/json_writer.h"
 #include "observability/metrics.h"
+#include "observability/windowed_histogram.h"
 #include "pipeline/scorer.h"
 
 namespace rtml::http {
@@ -37,6 +41,8 @@ class Routes final : public Handler {
 
   // Readiness reported by /readyz (set once models are loaded and serving).
   void set_ready(bool ready) { ready_.store(ready); }
+  // Adds fields to GET /v1/stats (e.g. the stream worker's); set before serving.
+  void set_extra_stats(std::function<void(JsonWriter&)> write) { extra_stats_ = std::move(write); }
 
   std::unique_ptr<ThreadState> NewThreadState() override;
   void Handle(const Request& req, Response& res, ThreadState& state) override;
@@ -56,6 +62,7 @@ class Routes final : public Handler {
   void Health(Response& res);
   void Ready(Response& res);
   void Metrics(Response& res);
+  void Stats(Response& res);
   void Error(const Status& status, Response& res);
   void CountResponse(unsigned code);
 
@@ -65,6 +72,9 @@ class Routes final : public Handler {
   std::atomic<bool> ready_{false};
   std::vector<ErrorCounter> errors_;       // one per known reason, plus "other"
   std::vector<std::pair<unsigned, observability::Counter*>> responses_;  // by status code
+  observability::WindowedHistogram errors_window_;  // refused requests, for /v1/stats
+  std::function<void(JsonWriter&)> extra_stats_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
 // Maps a Status code to its HTTP status.

@@ -247,7 +247,8 @@ class StreamWorker::Impl {
       }
       const auto t0 = Clock::now();
       results_.resize(bodies_.size());
-      scorer_.ScoreBatch({model, std::nullopt}, bodies_, &scratch_, &results_);
+      scorer_.ScoreBatch({model, std::nullopt, pipeline::Path::kStream}, bodies_, &scratch_,
+                        &results_);
       const int64_t latency_us =
           std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
       for (size_t g = 0; g < group_.size(); ++g) {
@@ -411,7 +412,8 @@ class StreamWorker::Impl {
   Status Score(std::string_view model, std::string_view payload, std::string* response) {
     auto backoff = std::chrono::milliseconds(100);
     while (true) {
-      Status s = scorer_.ScoreJson({model, std::nullopt}, payload, &scratch_, response);
+      Status s = scorer_.ScoreJson({model, std::nullopt, pipeline::Path::kStream}, payload,
+                                   &scratch_, response);
       if (s.code() != StatusCode::kUnavailable || w_->stop_.load()) return s;
       spdlog::warn("stream: {}; retrying in {} ms", s.message(), backoff.count());
       const auto until = Clock::now() + backoff;

@@ -80,7 +80,8 @@ Result<std::unique_ptr<Scorer>> Scorer::Create(const model::ModelRepository& rep
 
 Status Scorer::Prepare(const ModelVersion& v, observability::Registry* metrics) {
   observability::Labels labels{{"model", v.name}, {"version", std::to_string(v.version)}};
-  metrics_[&v] = VersionMetrics{
+  VersionMetrics& vm = metrics_[&v];
+  vm = VersionMetrics{
       metrics->AddCounter("rtml_requests_total",
                           "Predict requests answered successfully, by model and version.",
                           labels),
@@ -90,7 +91,9 @@ Status Scorer::Prepare(const ModelVersion& v, observability::Registry* metrics) 
                           labels),
       metrics->AddHistogram("rtml_request_duration_seconds",
                             "Time to decode, enrich, score and encode a predict request.",
-                            labels, observability::LatencyBucketsSeconds())};
+                            labels, observability::LatencyBucketsSeconds()),
+      {}};
+  for (auto& w : vm.window) w = std::make_unique<observability::WindowedHistogram>();
   const std::string& service_name = v.spec.feature_service;
   if (service_name.empty()) return Status::Ok();
   const std::string where = "model " + v.name + " version " + std::to_string(v.version);
@@ -177,7 +180,7 @@ Status Scorer::ScoreJson(const ScoreTarget& target, std::string_view body, Score
   RETURN_IF_ERROR(FinishRows(*v, d, scratch));
   RETURN_IF_ERROR(Predict(*v, d.n_rows, scratch));
   WriteResponse(*v, d, *scratch, response);
-  Count(*v, d, start);
+  Count(*v, d, target.path, start);
   return Status::Ok();
 }
 
@@ -212,7 +215,7 @@ void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const std::string_v
     r.status = decoded[i].status.ok() ? predicted : decoded[i].status;
     if (!r.status.ok()) continue;
     WriteResponse(**v, decoded[i], *scratch, &r.response);
-    Count(**v, decoded[i], start);
+    Count(**v, decoded[i], target.path, start);
   }
 }
 
@@ -222,14 +225,40 @@ Status Scorer::Predict(const ModelVersion& v, size_t n_rows, ScoreScratch* scrat
                           n_rows, scratch->outputs);
 }
 
-void Scorer::Count(const ModelVersion& v, const Decoded& d,
+void Scorer::Count(const ModelVersion& v, const Decoded& d, Path path,
                    std::chrono::steady_clock::time_point start) const {
   const VersionMetrics& m = metrics_.at(&v);
   m.requests->Inc();
   m.predictions->Inc(d.n_rows);
   if (d.degraded) m.degraded->Inc();
-  m.latency->Observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  m.latency->Observe(std::chrono::duration<double>(elapsed).count());
+  m.window[static_cast<int>(path)]->Record(
+      std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
+}
+
+void Scorer::WriteStats(JsonWriter& w) const {
+  static constexpr std::pair<const char*, int> kWindows[] = {{"10s", 10}, {"1m", 60},
+                                                             {"5m", 300}};
+  w.BeginArray();
+  for (const model::ModelEntry* e : repo_.models()) {
+    for (const auto& [number, v] : e->versions) {
+      const VersionMetrics& m = metrics_.at(v.get());
+      for (int path = 0; path < 2; ++path) {
+        w.BeginObject().Key("model").String(e->name).Key("version").Int(number);
+        w.Key("path").String(path == 0 ? "http" : "stream");
+        for (const auto& [name, seconds] : kWindows) {
+          const observability::WindowSummary s = m.window[path]->Summarize(seconds);
+          w.Key(name).BeginObject().Key("count").Uint(s.count);
+          w.Key("rate_per_s").Double(s.rate_per_s).Key("p50_ms").Double(s.p50_us / 1000);
+          w.Key("p95_ms").Double(s.p95_us / 1000).Key("p99_ms").Double(s.p99_us / 1000);
+          w.Key("max_ms").Double(s.max_us / 1000).EndObject();
+        }
+        w.EndObject();
+      }
+    }
+  }
+  w.EndArray();
 }
 
 Status Scorer::Decode(const ModelVersion& v, std::string_view body, ScoreScratch* scratch,

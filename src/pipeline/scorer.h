@@ -25,6 +25,7 @@
 
 #include <simdjson.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -38,7 +39,9 @@
 #include "features/feature_store.h"
 #include "features/online_reader.h"
 #include "model/repository.h"
+#include "common/json_writer.h"
 #include "observability/metrics.h"
+#include "observability/windowed_histogram.h"
 #include "schema/schema.h"
 
 namespace rtml::pipeline {
@@ -50,9 +53,12 @@ struct ScoringOptions {
 
 // Which model a request is for: empty name = the repository's default model;
 // no version = that model's default version.
+enum class Path { kHttp = 0, kStream = 1 };
+
 struct ScoreTarget {
   std::string_view model;
   std::optional<int64_t> version;
+  Path path = Path::kHttp;  // which transport asked, for /v1/stats
 };
 
 // One request body's rows within a ScoreScratch (internal to the Scorer).
@@ -112,6 +118,9 @@ class Scorer {
                   ScoreScratch* scratch, std::vector<EventResult>* results) const;
 
   const model::ModelRepository& repository() const { return repo_; }
+  // Appends the "series" array of GET /v1/stats: per model, version and path,
+  // throughput and latency percentiles over 10 s, 1 min and 5 min.
+  void WriteStats(JsonWriter& w) const;
   const features::FeatureStore* feature_store() const { return store_; }
 
  private:
@@ -120,6 +129,7 @@ class Scorer {
     observability::Counter* predictions;
     observability::Counter* degraded;
     observability::Histogram* latency;
+    std::array<std::unique_ptr<observability::WindowedHistogram>, 2> window;  // by Path
   };
   // How a version's inputs come from the store: resolved once at Create().
   using Decoded = DecodedBody;
@@ -158,7 +168,7 @@ class Scorer {
   bool NeedsLookup(const model::ModelVersion& v, const Enrichment& e, size_t row,
                    const ScoreScratch& scratch) const;
   Status Predict(const model::ModelVersion& v, size_t n_rows, ScoreScratch* scratch) const;
-  void Count(const model::ModelVersion& v, const Decoded& d,
+  void Count(const model::ModelVersion& v, const Decoded& d, Path path,
              std::chrono::steady_clock::time_point start) const;
   Status FinishRows(const model::ModelVersion& v, const Decoded& d, ScoreScratch* scratch) const;
   void WriteResponse(const model::ModelVersion& v, const Decoded& d, const ScoreScratch& scratch,

@@ -156,6 +156,20 @@ class FraudDemoTest(unittest.TestCase):
         status, one, _ = self.server.request("GET", "/v1/models/fraud")
         self.assertEqual((status, one["name"]), (200, "fraud"))
 
+    def test_stats_report_windows_of_throughput_and_percentiles(self):
+        for _ in range(20):
+            self.server.request("POST", "/predict", readme_request())
+        self.server.request("POST", "/predict", {"features": {"amount": "x"}})
+        status, stats, _ = self.server.request("GET", "/v1/stats")
+        self.assertEqual(status, 200)
+        http = next(s for s in stats["series"] if s["path"] == "http" and s["model"] == "fraud")
+        for window in ("10s", "1m", "5m"):
+            w = http[window]
+            self.assertGreaterEqual(w["count"], 20)
+            self.assertGreater(w["rate_per_s"], 0)
+            self.assertTrue(0 < w["p50_ms"] <= w["p95_ms"] <= w["p99_ms"] <= w["max_ms"], w)
+        self.assertGreaterEqual(stats["http_errors"]["1m"]["count"], 1)
+
     def test_health_ready_and_metrics_accepted_by_promtool(self):
         self.assertEqual(self.server.request("GET", "/healthz")[:2], (200, {"status": "ok"}))
         status, ready, _ = self.server.request("GET", "/readyz")

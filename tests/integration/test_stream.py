@@ -127,6 +127,11 @@ class StreamTest(unittest.TestCase):
         check = subprocess.run(["promtool", "check", "metrics"], input=metrics, text=True,
                                capture_output=True)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        stats = server.request("GET", "/v1/stats")[1]
+        stream = next(s for s in stats["series"] if s["path"] == "stream")
+        self.assertEqual(stream["5m"]["count"], n - n // 50)
+        self.assertEqual(stats["stream"]["events_in"], n + 1)
+        self.assertEqual(len(stats["stream"]["partitions"]), 6)
         # HTTP keeps serving beside the stream.
         self.assertEqual(server.request("POST", "/predict", {"user_id": 1, "amount": 3})[0], 200)
 
