@@ -13,7 +13,7 @@ import threading
 import time
 import unittest
 
-from harness import RTML, Server, fraud_demo_config, free_port, wait_for
+from harness import REPO, RTML, Server, fraud_demo_config, free_port, wait_for
 
 
 
@@ -127,6 +127,13 @@ class StreamTest(unittest.TestCase):
         check = subprocess.run(["promtool", "check", "metrics"], input=metrics, text=True,
                                capture_output=True)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        # Every metric the shipped dashboard and alerts use exists here.
+        exported = set(re.findall(r"^# TYPE (\S+)", metrics, re.M))
+        for path in ("deploy/grafana/rtml-dashboard.json", "deploy/prometheus/rtml-alerts.yml"):
+            with open(os.path.join(REPO, path)) as f:
+                used = {re.sub(r"_(bucket|sum|count)$", "", n)
+                        for n in re.findall(r"\brtml_[a-z0-9_]+", f.read())}
+            self.assertEqual(used - exported, set(), path)
         stats = server.request("GET", "/v1/stats")[1]
         stream = next(s for s in stats["series"] if s["path"] == "stream")
         self.assertEqual(stream["5m"]["count"], n - n // 50)
