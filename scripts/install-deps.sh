@@ -21,6 +21,8 @@ PACKAGES=(
   wrk nginx-light
   # the real Kafka broker for the integration tests (fetched by scripts/install-kafka.sh)
   default-jre-headless maven
+  # the dashboard page test drives Debian's headless Chromium
+  chromium
 )
 
 missing=()

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "common/json_writer.h"
+#include "http/dashboard_page.h"
 #include "model/repository.h"
 #include "pipeline/error_reasons.h"
 
@@ -158,6 +159,10 @@ void Routes::Handle(const Request& req, Response& res, ThreadState& state) {
     post ? FeatureApi(req, p.back(), res, state) : wrong_method("POST");
   } else if (p.size() == 2 && p[0] == "v1" && p[1] == "features") {
     get ? ListFeatures(res) : wrong_method("GET");
+  } else if (p.size() == 1 && p[0] == "favicon.ico") {
+    res.result(bhttp::status::no_content);  // browsers ask; there is none
+  } else if (p.empty() || (p.size() == 1 && p[0] == "index.html")) {
+    get ? Dashboard(res) : wrong_method("GET");
   } else if (p.size() == 1 && p[0] == "healthz") {
     get ? Health(res) : wrong_method("GET");
   } else if (p.size() == 1 && p[0] == "readyz") {
@@ -260,6 +265,13 @@ void Routes::Metrics(Response& res) {
   res.body() = metrics_->Render();
   res.result(bhttp::status::ok);
   res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+void Routes::Dashboard(Response& res) {
+  res.body() = kDashboardPage;
+  res.result(bhttp::status::ok);
+  res.set(bhttp::field::content_type, "text/html; charset=utf-8");
+  res.set(bhttp::field::cache_control, "no-cache");
 }
 
 void Routes::Stats(Response& res) {

@@ -6,6 +6,7 @@
 //   GET  /v1/models, /v1/models/{name}             loaded models and their inputs
 //   GET  /healthz, /readyz, /metrics
 //   GET  /v1/stats                                  throughput and latency percentiles, JSON
+//   GET  /                                          the live dashboard page (compiled in)
 //   POST /push, /v1/features/push                   Feast push (when a feature store is set)
 //   POST /get-online-features, /v1/features/get-online-features
 //   GET  /v1/features                               the feature registry
@@ -63,6 +64,7 @@ class Routes final : public Handler {
   void Ready(Response& res);
   void Metrics(Response& res);
   void Stats(Response& res);
+  void Dashboard(Response& res);
   void Error(const Status& status, Response& res);
   void CountResponse(unsigned code);
 

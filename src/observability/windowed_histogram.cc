@@ -7,7 +7,7 @@
 namespace rtml::observability {
 
 WindowedHistogram::WindowedHistogram(const Clock& clock)
-    : clock_(clock), slots_(new Slot[kSlots]) {}
+    : clock_(clock), created_us_(clock.NowMicros()), slots_(new Slot[kSlots]) {}
 
 int WindowedHistogram::BucketOf(uint64_t v) {
   if (v < kSubBuckets) return static_cast<int>(v);  // exact below 32 µs
@@ -59,7 +59,8 @@ WindowSummary WindowedHistogram::Summarize(int window_s) const {
   }
   for (uint64_t c : counts) out.count += c;
   // The window spans the full older slots plus the elapsed part of the current one.
-  const double span_s = (n_slots - 1) * (kSlotUs / 1e6) + (now % kSlotUs) / 1e6;
+  const double span_s = std::min((n_slots - 1) * (kSlotUs / 1e6) + (now % kSlotUs) / 1e6,
+                                 (now - created_us_) / 1e6);
   out.rate_per_s = span_s > 0 ? out.count / span_s : 0;
   if (out.count == 0) return out;
   auto percentile = [&](double q) {

@@ -52,6 +52,7 @@ class WindowedHistogram {
   Slot& SlotFor(int64_t epoch);
 
   const Clock& clock_;
+  const int64_t created_us_;  // rates never count time before this
   std::unique_ptr<Slot[]> slots_;
 };
 
