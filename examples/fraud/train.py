@@ -5,9 +5,9 @@
 
 Uses Debian's python3-xgboost (1.7): 200 trees of depth 6, binary:logistic,
 with the feature names stored in the model. Writes model.json and model.yaml
-(inputs with dtype, bounds and defaults from transactions.FEATURES), prints
-the held-out AUC as it trains, and writes request.json, the README's example
-request.
+(inputs with dtype, bounds and defaults from transactions.FEATURES) and
+drift_reference.json (drift_reference.py), prints the held-out AUC as it
+trains, and writes request.json, the README's example request.
 """
 import argparse
 import json
@@ -38,6 +38,8 @@ booster = xgb.train(params, dtrain, num_boost_round=200, evals=[(dtest, "test")]
                     verbose_eval=50)
 os.makedirs(args.out, exist_ok=True)
 booster.save_model(os.path.join(args.out, "model.json"))
+import drift_reference  # noqa: E402
+drift_reference.write_reference(X[:split], booster, os.path.join(args.out, "drift_reference.json"))
 
 
 def yaml_input(name, dtype, lo, hi, default):

@@ -118,7 +118,13 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
                    pipeline::Scorer::Create(
                        *s->repo_, s->store_.get(),
                        {.max_batch_size = c.scoring.max_batch_size,
-                        .ignore_unknown_features = c.scoring.ignore_unknown_features},
+                        .ignore_unknown_features = c.scoring.ignore_unknown_features,
+                        .drift = c.drift.enabled,
+                        .drift_options = {.reference_rows =
+                                              static_cast<size_t>(c.drift.reference_rows),
+                                          .window_s = c.drift.window_s,
+                                          .warn = c.drift.warn,
+                                          .alert = c.drift.alert}},
                        &s->metrics_));
   s->routes_ = std::make_unique<http::Routes>(*s->scorer_, s->store_.get(), &s->metrics_);
   s->server_ = std::make_unique<http::HttpServer>(

@@ -85,6 +85,23 @@ Status ReadKafka(const YAML::Node& n, KafkaConfig* c) {
   return Status::Ok();
 }
 
+Status ReadDrift(const YAML::Node& n, DriftConfig* c) {
+  RETURN_IF_ERROR(CheckKeys(n, "drift", {"enabled", "warn", "alert", "reference_rows",
+                                         "window_s"}));
+  RETURN_IF_ERROR(Read(n, "drift", "enabled", &c->enabled));
+  RETURN_IF_ERROR(Read(n, "drift", "warn", &c->warn));
+  RETURN_IF_ERROR(Read(n, "drift", "alert", &c->alert));
+  RETURN_IF_ERROR(Read(n, "drift", "reference_rows", &c->reference_rows));
+  RETURN_IF_ERROR(Read(n, "drift", "window_s", &c->window_s));
+  if (c->warn <= 0 || c->alert < c->warn) {
+    return FailedPrecondition("drift: need 0 < warn <= alert");
+  }
+  if (c->reference_rows < 100 || c->window_s < 10) {
+    return FailedPrecondition("drift: reference_rows >= 100 and window_s >= 10");
+  }
+  return Status::Ok();
+}
+
 Status ReadLog(const YAML::Node& n, LogConfig* c) {
   RETURN_IF_ERROR(CheckKeys(n, "log", {"level", "format"}));
   RETURN_IF_ERROR(Read(n, "log", "level", &c->level));
@@ -103,13 +120,14 @@ Result<Config> FromYaml(const YAML::Node& root, const std::string& base_dir) {
   c.features.rocksdb_path = ResolvePath(base_dir, c.features.rocksdb_path);
   if (!root || root.IsNull()) return c;
   RETURN_IF_ERROR(CheckKeys(root, "config",
-                            {"http", "models", "scoring", "features", "kafka", "log"}));
+                            {"http", "models", "scoring", "features", "kafka", "drift", "log"}));
   RETURN_IF_ERROR(ReadHttp(root["http"], &c.http));
   RETURN_IF_ERROR(ReadModels(root["models"], base_dir, &c.models));
   RETURN_IF_ERROR(ReadScoring(root["scoring"], &c.scoring));
   RETURN_IF_ERROR(ReadFeatures(root["features"], base_dir, &c.features));
   c.features.rocksdb_path = ResolvePath(base_dir, c.features.rocksdb_path);
   RETURN_IF_ERROR(ReadKafka(root["kafka"], &c.kafka));
+  RETURN_IF_ERROR(ReadDrift(root["drift"], &c.drift));
   RETURN_IF_ERROR(ReadLog(root["log"], &c.log));
   RETURN_IF_ERROR(Validate(c));
   return c;

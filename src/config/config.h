@@ -56,6 +56,14 @@ struct KafkaConfig {
   int transaction_timeout_ms = 10000;
 };
 
+struct DriftConfig {
+  bool enabled = true;
+  double warn = 0.1;           // PSI over which a series has moved (logged)
+  double alert = 0.25;         // PSI over which it has shifted (logged, alerted)
+  int reference_rows = 2000;   // first rows used as reference when a version has none
+  int window_s = 120;          // PSI over this sliding window
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error
   bool json = false;           // format: text | json
@@ -67,6 +75,7 @@ struct Config {
   ScoringConfig scoring;
   FeaturesConfig features;
   KafkaConfig kafka;
+  DriftConfig drift;
   LogConfig log;
 };
 

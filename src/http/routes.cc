@@ -280,6 +280,8 @@ void Routes::Stats(Response& res) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
   w.Key("series");
   scorer_.WriteStats(w);
+  w.Key("drift");
+  scorer_.WriteDrift(w);
   w.Key("http_errors").BeginObject();
   for (const auto& [name, seconds] : {std::pair{"10s", 10}, {"1m", 60}, {"5m", 300}}) {
     const observability::WindowSummary e = errors_window_.Summarize(seconds);

@@ -52,8 +52,10 @@ WindowSummary WindowedHistogram::Summarize(int window_s) const {
   std::vector<uint64_t> counts(kBuckets, 0);
   WindowSummary out;
   for (int i = 0; i < n_slots; ++i) {
-    const Slot& s = slots_[(current - i) % kSlots];
-    if (s.epoch.load(std::memory_order_acquire) != current - i) continue;
+    const int64_t epoch = current - i;
+    if (epoch < 0) break;  // before time began (fake clocks start at 0)
+    const Slot& s = slots_[epoch % kSlots];
+    if (s.epoch.load(std::memory_order_acquire) != epoch) continue;
     for (int b = 0; b < kBuckets; ++b) counts[b] += s.counts[b].load(std::memory_order_relaxed);
     out.max_us = std::max(out.max_us, static_cast<double>(s.max.load(std::memory_order_relaxed)));
   }

@@ -1,5 +1,8 @@
 #include "pipeline/scorer.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "common/json_scan.h"
 #include "common/json_writer.h"
 
@@ -75,6 +78,25 @@ Result<std::unique_ptr<Scorer>> Scorer::Create(const model::ModelRepository& rep
   for (const model::ModelEntry* entry : repo.models()) {
     for (const auto& [version, v] : entry->versions) RETURN_IF_ERROR(s->Prepare(*v, metrics));
   }
+  if (options.drift) {
+    metrics->AddGaugeFamily(
+        "rtml_drift_psi",
+        "Population stability index of each input and of the prediction over the drift "
+        "window, against the version's reference (0.1: moved, 0.25: shifted).",
+        [scorer = s.get()] {
+          std::vector<std::pair<observability::Labels, double>> out;
+          for (const auto& [version, m] : scorer->metrics_) {
+            if (!m.drift) continue;
+            for (const observability::DriftScore& d : m.drift->Psi()) {
+              out.push_back({{{"model", m.drift->model()},
+                              {"version", std::to_string(m.drift->version())},
+                              {"series", d.series}},
+                             d.psi});
+            }
+          }
+          return out;
+        });
+  }
   return s;
 }
 
@@ -94,6 +116,7 @@ Status Scorer::Prepare(const ModelVersion& v, observability::Registry* metrics) 
                             labels, observability::LatencyBucketsSeconds()),
       {}};
   for (auto& w : vm.window) w = std::make_unique<observability::WindowedHistogram>();
+  if (options_.drift) RETURN_IF_ERROR(PrepareDrift(v, &vm));
   const std::string& service_name = v.spec.feature_service;
   if (service_name.empty()) return Status::Ok();
   const std::string where = "model " + v.name + " version " + std::to_string(v.version);
@@ -133,6 +156,26 @@ Status Scorer::Prepare(const ModelVersion& v, observability::Registry* metrics) 
                       e.reader->join_key_type(k) == features::ValueType::kInt});
   }
   enrichment_.emplace(&v, std::move(e));
+  return Status::Ok();
+}
+
+// A version's drift reference: drift_reference.json beside its model file if
+// present (written at training time), else its first scored rows.
+Status Scorer::PrepareDrift(const ModelVersion& v, VersionMetrics* vm) {
+  std::vector<std::string> names;
+  for (const schema::FeatureSpec& f : v.schema.features()) names.push_back(f.name);
+  std::optional<observability::DriftReference> reference;
+  const std::string path = v.dir + "/drift_reference.json";
+  if (std::ifstream in(path); in) {
+    std::stringstream text;
+    text << in.rdbuf();
+    auto parsed = observability::ParseDriftReference(text.str(), names);
+    if (!parsed.ok()) return parsed.status().Annotate(path);
+    reference = std::move(parsed).value();
+  }
+  vm->drift = std::make_unique<observability::DriftMonitor>(v.name, v.version, std::move(names),
+                                                            std::move(reference),
+                                                            options_.drift_options);
   return Status::Ok();
 }
 
@@ -220,9 +263,29 @@ void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const std::string_v
 }
 
 Status Scorer::Predict(const ModelVersion& v, size_t n_rows, ScoreScratch* scratch) const {
-  scratch->outputs.resize(n_rows * v.model->num_outputs());
-  return v.model->Predict(std::span<const float>(scratch->rows.data(), n_rows * v.schema.size()),
-                          n_rows, scratch->outputs);
+  const int n_out = v.model->num_outputs();
+  scratch->outputs.resize(n_rows * n_out);
+  const std::span<const float> rows(scratch->rows.data(), n_rows * v.schema.size());
+  RETURN_IF_ERROR(v.model->Predict(rows, n_rows, scratch->outputs));
+  if (const auto& drift = metrics_.at(&v).drift) {
+    drift->Observe(rows, n_rows, scratch->outputs, n_out);
+  }
+  return Status::Ok();
+}
+
+void Scorer::WriteDrift(JsonWriter& w) const {
+  w.BeginArray();
+  for (const model::ModelEntry* e : repo_.models()) {
+    for (const auto& [number, v] : e->versions) {
+      const auto& drift = metrics_.at(v.get()).drift;
+      if (!drift) continue;
+      for (const observability::DriftScore& s : drift->Psi()) {
+        w.BeginObject().Key("model").String(e->name).Key("version").Int(number);
+        w.Key("series").String(s.series).Key("psi").Double(s.psi).EndObject();
+      }
+    }
+  }
+  w.EndArray();
 }
 
 void Scorer::Count(const ModelVersion& v, const Decoded& d, Path path,

@@ -41,6 +41,7 @@
 #include "model/repository.h"
 #include "common/json_writer.h"
 #include "observability/metrics.h"
+#include "observability/drift.h"
 #include "observability/windowed_histogram.h"
 #include "schema/schema.h"
 
@@ -49,6 +50,8 @@ namespace rtml::pipeline {
 struct ScoringOptions {
   int max_batch_size = 1024;
   bool ignore_unknown_features = false;
+  bool drift = true;  // watch input and prediction drift (PSI) per model version
+  observability::DriftOptions drift_options;
 };
 
 // Which model a request is for: empty name = the repository's default model;
@@ -121,6 +124,8 @@ class Scorer {
   // Appends the "series" array of GET /v1/stats: per model, version and path,
   // throughput and latency percentiles over 10 s, 1 min and 5 min.
   void WriteStats(JsonWriter& w) const;
+  // Appends the "drift" array of GET /v1/stats: PSI per model, version and series.
+  void WriteDrift(JsonWriter& w) const;
   const features::FeatureStore* feature_store() const { return store_; }
 
  private:
@@ -130,6 +135,7 @@ class Scorer {
     observability::Counter* degraded;
     observability::Histogram* latency;
     std::array<std::unique_ptr<observability::WindowedHistogram>, 2> window;  // by Path
+    std::unique_ptr<observability::DriftMonitor> drift;  // null when drift is off
   };
   // How a version's inputs come from the store: resolved once at Create().
   using Decoded = DecodedBody;
@@ -144,6 +150,7 @@ class Scorer {
          ScoringOptions options)
       : repo_(repo), store_(store), options_(options) {}
   Status Prepare(const model::ModelVersion& v, observability::Registry* metrics);
+  Status PrepareDrift(const model::ModelVersion& v, VersionMetrics* vm);
 
   schema::RowDecoder DecoderFor(const model::ModelVersion& v) const;
   const Enrichment* EnrichmentFor(const model::ModelVersion& v) const;

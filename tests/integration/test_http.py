@@ -169,6 +169,11 @@ class FraudDemoTest(unittest.TestCase):
             self.assertGreater(w["rate_per_s"], 0)
             self.assertTrue(0 < w["p50_ms"] <= w["p95_ms"] <= w["p99_ms"] <= w["max_ms"], w)
         self.assertGreaterEqual(stats["http_errors"]["1m"]["count"], 1)
+        # The fraud model ships a drift reference: PSI is computed from the first rows.
+        series = {d["series"]: d["psi"] for d in stats["drift"] if d["model"] == "fraud"}
+        self.assertIn("prediction", series)
+        self.assertIn("amount", series)
+        self.assertTrue(all(v >= 0 for v in series.values()))
 
     def test_health_ready_and_metrics_accepted_by_promtool(self):
         self.assertEqual(self.server.request("GET", "/healthz")[:2], (200, {"status": "ok"}))
