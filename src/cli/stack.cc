@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "cli/stack.h"
@@ -52,6 +54,30 @@ Result<config::Config> LoadWithOverrides(const ServeOptions& o) {
 
 namespace {
 
+double CpuSeconds() {
+  std::ifstream stat("/proc/self/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), {});
+  // Fields after the command name (which may hold spaces) start past ')'.
+  std::istringstream rest(text.substr(text.rfind(')') + 2));
+  std::string field;
+  double utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stod(field);
+    if (i == 15) stime = std::stod(field);
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double OpenFds() {
+  std::error_code ec;
+  double n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
 double ResidentBytes() {
   std::ifstream statm("/proc/self/statm");
   long pages_total = 0, pages_resident = 0;
@@ -68,6 +94,10 @@ void AddProcessMetrics(observability::Registry* metrics, const model::ModelRepos
   });
   metrics->AddGauge("rtml_process_resident_memory_bytes", "Resident set size.", {},
                     ResidentBytes);
+  metrics->AddGauge("rtml_process_cpu_seconds", "User and system CPU time used so far.", {},
+                    CpuSeconds);
+  metrics->AddGauge("rtml_process_open_fds", "Open file descriptors (sockets included).", {},
+                    OpenFds);
   for (const model::ModelEntry* e : repo.models()) {
     metrics->AddGauge("rtml_model_versions_loaded", "Loaded versions per model.",
                       {{"model", e->name}},

@@ -1,6 +1,11 @@
 #include "http/routes.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <charconv>
+#include <cstdio>
+#include <random>
 
 #include "common/json_writer.h"
 #include "http/dashboard_page.h"
@@ -14,7 +19,26 @@ constexpr unsigned kCodes[] = {200, 400, 404, 405, 413, 415, 500, 503};
 
 struct Scratch : ThreadState {
   pipeline::ScoreScratch score;  // includes this loop's feature-store session
+  uint64_t id_prefix = std::random_device{}();  // request ids: <prefix>-<counter>
+  uint64_t id_counter = 0;
+  std::string request_id;
 };
+
+// The client's X-Request-Id when it is sane, else a new one.
+void TakeRequestId(const Request& req, Scratch& s) {
+  auto it = req.find("X-Request-Id");
+  if (it != req.end() && !it->value().empty() && it->value().size() <= 128 &&
+      std::all_of(it->value().begin(), it->value().end(),
+                  [](char c) { return c > 32 && c < 127; })) {
+    s.request_id.assign(it->value());
+    return;
+  }
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%08llx-%llx",
+                static_cast<unsigned long long>(s.id_prefix & 0xffffffff),
+                static_cast<unsigned long long>(++s.id_counter));
+  s.request_id = buf;
+}
 
 bool IsJsonContentType(std::string_view ct) {
   if (ct.empty()) return true;  // absent: assume JSON
@@ -133,6 +157,9 @@ Routes::Routes(const pipeline::Scorer& scorer, const features::FeatureStore* sto
 std::unique_ptr<ThreadState> Routes::NewThreadState() { return std::make_unique<Scratch>(); }
 
 void Routes::Handle(const Request& req, Response& res, ThreadState& state) {
+  Scratch& scratch = static_cast<Scratch&>(state);
+  TakeRequestId(req, scratch);
+  res.set("X-Request-Id", scratch.request_id);
   const std::vector<std::string_view> p = PathSegments(req.target());
   const bool get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
   const bool post = req.method() == bhttp::verb::post;
@@ -179,6 +206,10 @@ void Routes::Handle(const Request& req, Response& res, ThreadState& state) {
           res);
   }
   CountResponse(res.result_int());
+  if (res.result_int() >= 400 && spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("request {}: {} {} -> {}", scratch.request_id, std::string(req.method_string()),
+                  std::string(req.target()), res.result_int());
+  }
 }
 
 void Routes::Predict(const Request& req, std::string_view model, std::string_view version,

@@ -32,6 +32,12 @@ uint8_t CookieGeneration(uintptr_t c) { return static_cast<uint8_t>(c >> 56); }
 int32_t CookiePartition(uintptr_t c) { return static_cast<int32_t>((c >> 40) & 0xffff); }
 int64_t CookieOffset(uintptr_t c) { return static_cast<int64_t>(c & ((uintptr_t{1} << 40) - 1)); }
 
+int64_t WallMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 Status Set(rd_kafka_conf_t* conf, const std::string& k, const std::string& v) {
   char err[512];
   if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
@@ -66,6 +72,10 @@ class StreamWorker::Impl {
           }
           return out;
         });
+    queue_latency_ = metrics->AddHistogram(
+        "rtml_stream_queue_duration_seconds",
+        "Time from an event's Kafka timestamp to the start of its scoring.", topic,
+        observability::LatencyBucketsSeconds());
     commit_latency_ = metrics->AddHistogram("rtml_stream_commit_duration_seconds",
                                             "Time of an offset commit.", topic,
                                             observability::LatencyBucketsSeconds());
@@ -228,6 +238,12 @@ class StreamWorker::Impl {
       }
       w_->stats_.events_in.fetch_add(1, std::memory_order_relaxed);
       events_->Inc();
+      rd_kafka_timestamp_type_t ts_type;
+      const int64_t ts_ms = rd_kafka_message_timestamp(m, &ts_type);
+      if (ts_ms > 0) {
+        const double waited = (WallMicros() - ts_ms * 1000) / 1e6;
+        queue_latency_->Observe(std::max(0.0, waited));
+      }
       Event e{m, Peek(std::string_view(static_cast<const char*>(m->payload), m->len))};
       events_batch_.push_back(std::move(e));
     }
@@ -666,6 +682,7 @@ class StreamWorker::Impl {
   observability::Counter* predictions_;
   std::vector<std::pair<const char*, observability::Counter*>> dead_letters_;
   observability::Histogram* commit_latency_;
+  observability::Histogram* queue_latency_;
 };
 
 Result<std::unique_ptr<StreamWorker>> StreamWorker::Create(StreamOptions options,

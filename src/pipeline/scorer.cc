@@ -114,6 +114,11 @@ Status Scorer::Prepare(const ModelVersion& v, observability::Registry* metrics) 
       metrics->AddHistogram("rtml_request_duration_seconds",
                             "Time to decode, enrich, score and encode a predict request.",
                             labels, observability::LatencyBucketsSeconds()),
+      metrics->AddHistogram("rtml_model_duration_seconds",
+                            "Time of the model call alone, per batch of rows.", labels,
+                            observability::LatencyBucketsSeconds()),
+      metrics->AddHistogram("rtml_batch_rows", "Rows per model call (a request or a poll).",
+                            labels, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096}),
       {}};
   for (auto& w : vm.window) w = std::make_unique<observability::WindowedHistogram>();
   if (options_.drift) RETURN_IF_ERROR(PrepareDrift(v, &vm));
@@ -266,7 +271,12 @@ Status Scorer::Predict(const ModelVersion& v, size_t n_rows, ScoreScratch* scrat
   const int n_out = v.model->num_outputs();
   scratch->outputs.resize(n_rows * n_out);
   const std::span<const float> rows(scratch->rows.data(), n_rows * v.schema.size());
+  const auto t0 = std::chrono::steady_clock::now();
   RETURN_IF_ERROR(v.model->Predict(rows, n_rows, scratch->outputs));
+  const VersionMetrics& m = metrics_.at(&v);
+  m.model_latency->Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  m.batch_rows->Observe(static_cast<double>(n_rows));
   if (const auto& drift = metrics_.at(&v).drift) {
     drift->Observe(rows, n_rows, scratch->outputs, n_out);
   }

@@ -134,6 +134,8 @@ class Scorer {
     observability::Counter* predictions;
     observability::Counter* degraded;
     observability::Histogram* latency;
+    observability::Histogram* model_latency;  // the model call alone
+    observability::Histogram* batch_rows;     // rows per model call
     std::array<std::unique_ptr<observability::WindowedHistogram>, 2> window;  // by Path
     std::unique_ptr<observability::DriftMonitor> drift;  // null when drift is off
   };

@@ -156,6 +156,13 @@ class FraudDemoTest(unittest.TestCase):
         status, one, _ = self.server.request("GET", "/v1/models/fraud")
         self.assertEqual((status, one["name"]), (200, "fraud"))
 
+    def test_request_ids_are_echoed_or_generated(self):
+        _, _, headers = self.server.request("POST", "/predict", readme_request(),
+                                            {"X-Request-Id": "trace-42"})
+        self.assertEqual(headers["X-Request-Id"], "trace-42")
+        ids = {self.server.request("GET", "/healthz")[2]["X-Request-Id"] for _ in range(5)}
+        self.assertEqual(len(ids), 5)
+
     def test_stats_report_windows_of_throughput_and_percentiles(self):
         for _ in range(20):
             self.server.request("POST", "/predict", readme_request())
@@ -188,6 +195,10 @@ class FraudDemoTest(unittest.TestCase):
         self.assertRegex(text, r'rtml_request_errors_total\{reason="wrong_type"\} [1-9]')
         self.assertIn('rtml_request_duration_seconds_bucket{model="fraud",version="1",le="+Inf"}',
                       text)
+        for name in ("rtml_model_duration_seconds_count", "rtml_batch_rows_bucket",
+                     "rtml_process_cpu_seconds", "rtml_process_open_fds",
+                     "rtml_feature_store_read_duration_seconds_count", "rtml_drift_psi"):
+            self.assertIn(name, text)
         check = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
                                capture_output=True)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
