@@ -144,6 +144,13 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
                  d.views().size(), d.version_hash(), s->store_->online().backend());
   }
   AddProcessMetrics(&s->metrics_, *s->repo_);
+  if (c.log.predictions_rate > 0) {
+    ASSIGN_OR_RETURN(s->prediction_log_,
+                     observability::PredictionLog::Open(c.log.predictions_file,
+                                                        c.log.predictions_rate));
+    spdlog::info("logging {:.1f}% of predictions to {}", 100 * c.log.predictions_rate,
+                 c.log.predictions_file);
+  }
   ASSIGN_OR_RETURN(s->scorer_,
                    pipeline::Scorer::Create(
                        *s->repo_, s->store_.get(),
@@ -154,7 +161,8 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
                                               static_cast<size_t>(c.drift.reference_rows),
                                           .window_s = c.drift.window_s,
                                           .warn = c.drift.warn,
-                                          .alert = c.drift.alert}},
+                                          .alert = c.drift.alert},
+                        .prediction_log = s->prediction_log_.get()},
                        &s->metrics_));
   s->routes_ = std::make_unique<http::Routes>(*s->scorer_, s->store_.get(), &s->metrics_);
   s->server_ = std::make_unique<http::HttpServer>(

@@ -18,6 +18,7 @@
 #include "kafka/stream_worker.h"
 #include "model/repository.h"
 #include "observability/metrics.h"
+#include "observability/prediction_log.h"
 #include "pipeline/scorer.h"
 
 namespace rtml::cli {
@@ -46,6 +47,7 @@ class Stack {
   std::unique_ptr<model::ModelRepository> repo_;
   std::unique_ptr<features::FeatureStore> store_;
   observability::Registry metrics_;
+  std::unique_ptr<observability::PredictionLog> prediction_log_;
   std::unique_ptr<pipeline::Scorer> scorer_;
   std::unique_ptr<http::Routes> routes_;
   std::unique_ptr<http::HttpServer> server_;

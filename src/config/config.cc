@@ -102,8 +102,21 @@ Status ReadDrift(const YAML::Node& n, DriftConfig* c) {
   return Status::Ok();
 }
 
-Status ReadLog(const YAML::Node& n, LogConfig* c) {
-  RETURN_IF_ERROR(CheckKeys(n, "log", {"level", "format"}));
+Status ReadLog(const YAML::Node& n, const std::string& base_dir, LogConfig* c) {
+  RETURN_IF_ERROR(CheckKeys(n, "log", {"level", "format", "predictions"}));
+  const YAML::Node p = n ? n["predictions"] : YAML::Node();
+  RETURN_IF_ERROR(CheckKeys(p, "log.predictions", {"rate", "file"}));
+  RETURN_IF_ERROR(Read(p, "log.predictions", "rate", &c->predictions_rate));
+  RETURN_IF_ERROR(Read(p, "log.predictions", "file", &c->predictions_file));
+  if (c->predictions_rate < 0 || c->predictions_rate > 1) {
+    return FailedPrecondition("log.predictions.rate must be between 0 and 1");
+  }
+  if (c->predictions_rate > 0 && c->predictions_file.empty()) {
+    return FailedPrecondition("log.predictions.file is needed when log.predictions.rate > 0");
+  }
+  if (!c->predictions_file.empty()) {
+    c->predictions_file = ResolvePath(base_dir, c->predictions_file);
+  }
   RETURN_IF_ERROR(Read(n, "log", "level", &c->level));
   std::string format = c->json ? "json" : "text";
   RETURN_IF_ERROR(Read(n, "log", "format", &format));
@@ -128,7 +141,7 @@ Result<Config> FromYaml(const YAML::Node& root, const std::string& base_dir) {
   c.features.rocksdb_path = ResolvePath(base_dir, c.features.rocksdb_path);
   RETURN_IF_ERROR(ReadKafka(root["kafka"], &c.kafka));
   RETURN_IF_ERROR(ReadDrift(root["drift"], &c.drift));
-  RETURN_IF_ERROR(ReadLog(root["log"], &c.log));
+  RETURN_IF_ERROR(ReadLog(root["log"], base_dir, &c.log));
   RETURN_IF_ERROR(Validate(c));
   return c;
 }

@@ -67,6 +67,8 @@ struct DriftConfig {
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error
   bool json = false;           // format: text | json
+  double predictions_rate = 0;     // share of scored requests/events logged (0 = off)
+  std::string predictions_file;    // JSON Lines, relative to the config file
 };
 
 struct Config {

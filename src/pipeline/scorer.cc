@@ -229,6 +229,7 @@ Status Scorer::ScoreJson(const ScoreTarget& target, std::string_view body, Score
   RETURN_IF_ERROR(Predict(*v, d.n_rows, scratch));
   WriteResponse(*v, d, *scratch, response);
   Count(*v, d, target.path, start);
+  MaybeLog(target.path, body, *response);
   return Status::Ok();
 }
 
@@ -264,6 +265,7 @@ void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const std::string_v
     if (!r.status.ok()) continue;
     WriteResponse(**v, decoded[i], *scratch, &r.response);
     Count(**v, decoded[i], target.path, start);
+    MaybeLog(target.path, bodies[i], r.response);
   }
 }
 
@@ -308,6 +310,15 @@ void Scorer::Count(const ModelVersion& v, const Decoded& d, Path path,
   m.latency->Observe(std::chrono::duration<double>(elapsed).count());
   m.window[static_cast<int>(path)]->Record(
       std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
+}
+
+void Scorer::MaybeLog(Path path, std::string_view body, std::string_view response) const {
+  observability::PredictionLog* log = options_.prediction_log;
+  if (log == nullptr || !log->ShouldSample()) return;
+  while (!body.empty() && (body.back() == '\n' || body.back() == ' ' || body.back() == '\r')) {
+    body.remove_suffix(1);
+  }
+  log->Write(path == Path::kHttp ? "http" : "stream", body, response);
 }
 
 void Scorer::WriteStats(JsonWriter& w) const {

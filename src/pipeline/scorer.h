@@ -42,6 +42,7 @@
 #include "common/json_writer.h"
 #include "observability/metrics.h"
 #include "observability/drift.h"
+#include "observability/prediction_log.h"
 #include "observability/windowed_histogram.h"
 #include "schema/schema.h"
 
@@ -52,6 +53,7 @@ struct ScoringOptions {
   bool ignore_unknown_features = false;
   bool drift = true;  // watch input and prediction drift (PSI) per model version
   observability::DriftOptions drift_options;
+  observability::PredictionLog* prediction_log = nullptr;  // sampled request/answer log
 };
 
 // Which model a request is for: empty name = the repository's default model;
@@ -179,6 +181,7 @@ class Scorer {
   Status Predict(const model::ModelVersion& v, size_t n_rows, ScoreScratch* scratch) const;
   void Count(const model::ModelVersion& v, const Decoded& d, Path path,
              std::chrono::steady_clock::time_point start) const;
+  void MaybeLog(Path path, std::string_view body, std::string_view response) const;
   Status FinishRows(const model::ModelVersion& v, const Decoded& d, ScoreScratch* scratch) const;
   void WriteResponse(const model::ModelVersion& v, const Decoded& d, const ScoreScratch& scratch,
                      std::string* response) const;

@@ -349,6 +349,29 @@ class BadInputTest(unittest.TestCase):
         self.assertEqual(status, 200, resp)
 
 
+class PredictionLogTest(unittest.TestCase):
+    def test_sampled_predictions_are_logged_as_json_lines(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            log = os.path.join(tmp, "predictions.jsonl")
+            config = fraud_demo_config(
+                tmp, store="memory",
+                extra=f"log: {{predictions: {{rate: 0.5, file: {log}}}}}\n")
+            server = Server(config=config)
+            try:
+                for i in range(400):
+                    server.request("POST", "/predict", {"user_id": i, "amount": 10 + i, "id": i})
+            finally:
+                server.stop()
+            with open(log) as f:
+                lines = [json.loads(line) for line in f]
+        self.assertTrue(100 < len(lines) < 300, len(lines))  # about half
+        first = lines[0]
+        self.assertEqual(first["path"], "http")
+        self.assertEqual(first["request"]["id"], first["response"]["id"])
+        self.assertIn("prediction", first["response"])
+        self.assertRegex(first["time"], r"^\d{4}-\d\d-\d\dT")
+
+
 class ConcurrencyTest(unittest.TestCase):
     def test_concurrent_keepalive_clients_get_consistent_answers(self):
         tmp = tempfile.TemporaryDirectory()
