@@ -156,7 +156,8 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
                        *s->repo_, s->store_.get(),
                        {.max_batch_size = c.scoring.max_batch_size,
                         .ignore_unknown_features = c.scoring.ignore_unknown_features,
-                        .drift = c.drift.enabled,
+                        .drift = c.drift.enabled && c.scoring.metrics,
+                        .metrics = c.scoring.metrics,
                         .drift_options = {.reference_rows =
                                               static_cast<size_t>(c.drift.reference_rows),
                                           .window_s = c.drift.window_s,
@@ -165,6 +166,8 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
                         .prediction_log = s->prediction_log_.get()},
                        &s->metrics_));
   s->routes_ = std::make_unique<http::Routes>(*s->scorer_, s->store_.get(), &s->metrics_);
+  s->routes_->set_metrics(c.scoring.metrics);
+  if (!c.scoring.metrics) spdlog::warn("scoring.metrics is off: /metrics and /v1/stats stay empty");
   s->server_ = std::make_unique<http::HttpServer>(
       http::ServerOptions{.host = c.http.host,
                           .port = c.http.port,

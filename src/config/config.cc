@@ -24,7 +24,8 @@ Status ReadModels(const YAML::Node& n, const std::string& base_dir, ModelsConfig
 }
 
 Status ReadScoring(const YAML::Node& n, ScoringConfig* c) {
-  RETURN_IF_ERROR(CheckKeys(n, "scoring", {"max_batch_size", "unknown_features"}));
+  RETURN_IF_ERROR(CheckKeys(n, "scoring", {"max_batch_size", "unknown_features", "metrics"}));
+  RETURN_IF_ERROR(Read(n, "scoring", "metrics", &c->metrics));
   RETURN_IF_ERROR(Read(n, "scoring", "max_batch_size", &c->max_batch_size));
   std::string unknown = c->ignore_unknown_features ? "ignore" : "reject";
   RETURN_IF_ERROR(Read(n, "scoring", "unknown_features", &unknown));

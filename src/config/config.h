@@ -28,6 +28,7 @@ struct ModelsConfig {
 struct ScoringConfig {
   int max_batch_size = 1024;             // "instances" per request; more gets 413
   bool ignore_unknown_features = false;  // unknown_features: reject | ignore
+  bool metrics = true;                   // false: no per-request metric updates (benchmarks)
 };
 
 struct FeaturesConfig {

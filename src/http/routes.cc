@@ -357,6 +357,7 @@ void Routes::Error(const Status& status, Response& res) {
 }
 
 void Routes::CountResponse(unsigned code) {
+  if (!metrics_on_) return;
   for (auto& [c, counter] : responses_) {
     if (c == code) return counter->Inc();
   }

@@ -44,6 +44,8 @@ class Routes final : public Handler {
   void set_ready(bool ready) { ready_.store(ready); }
   // Adds fields to GET /v1/stats (e.g. the stream worker's); set before serving.
   void set_extra_stats(std::function<void(JsonWriter&)> write) { extra_stats_ = std::move(write); }
+  // false: no per-request metric updates (to measure their cost).
+  void set_metrics(bool on) { metrics_on_ = on; }
 
   std::unique_ptr<ThreadState> NewThreadState() override;
   void Handle(const Request& req, Response& res, ThreadState& state) override;
@@ -76,6 +78,7 @@ class Routes final : public Handler {
   std::vector<std::pair<unsigned, observability::Counter*>> responses_;  // by status code
   observability::WindowedHistogram errors_window_;  // refused requests, for /v1/stats
   std::function<void(JsonWriter&)> extra_stats_;
+  bool metrics_on_ = true;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

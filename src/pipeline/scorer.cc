@@ -273,6 +273,7 @@ Status Scorer::Predict(const ModelVersion& v, size_t n_rows, ScoreScratch* scrat
   const int n_out = v.model->num_outputs();
   scratch->outputs.resize(n_rows * n_out);
   const std::span<const float> rows(scratch->rows.data(), n_rows * v.schema.size());
+  if (!options_.metrics) return v.model->Predict(rows, n_rows, scratch->outputs);
   const auto t0 = std::chrono::steady_clock::now();
   RETURN_IF_ERROR(v.model->Predict(rows, n_rows, scratch->outputs));
   const VersionMetrics& m = metrics_.at(&v);
@@ -302,6 +303,7 @@ void Scorer::WriteDrift(JsonWriter& w) const {
 
 void Scorer::Count(const ModelVersion& v, const Decoded& d, Path path,
                    std::chrono::steady_clock::time_point start) const {
+  if (!options_.metrics) return;
   const VersionMetrics& m = metrics_.at(&v);
   m.requests->Inc();
   m.predictions->Inc(d.n_rows);

@@ -52,6 +52,7 @@ struct ScoringOptions {
   int max_batch_size = 1024;
   bool ignore_unknown_features = false;
   bool drift = true;  // watch input and prediction drift (PSI) per model version
+  bool metrics = true;  // false: no per-request metric updates (to measure their cost)
   observability::DriftOptions drift_options;
   observability::PredictionLog* prediction_log = nullptr;  // sampled request/answer log
 };
