@@ -15,7 +15,6 @@
 # cores with the server, so CPU per request is the steadier efficiency figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REPO=$(pwd)
 RUNS=3 DURATION=8 CONNS=32
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -25,18 +24,10 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--runs N] [--duration S] [--connections C]" >&2; exit 2 ;;
   esac
 done
-RTML=${RTML_BIN:-$REPO/build/rtml}
-PEERS=${PEERS_DIR:-$REPO/../shared/peers}
-MODEL=$REPO/examples/fraud/models/fraud/1/model.json
-[ -x "$RTML" ] || { echo "build rtml first: make build" >&2; exit 1; }
+source "$(dirname "$0")/common.sh"
 command -v wrk >/dev/null || { echo "wrk is missing: scripts/install-deps.sh" >&2; exit 1; }
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() {  # wait_http URL: poll until it answers, 30 s at most
   for _ in $(seq 300); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
   echo "server at $1 did not come up" >&2; return 1
@@ -113,7 +104,6 @@ run_wrk() {
   done
   RESULT[$label]="$(median "${rps[@]}") $(median_ms "${p50[@]}") $(median_ms "${p99[@]}") $(median "${cpu[@]}")"
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.3f\n", v}'; }
 median_ms() { printf '%s\n' "$@" | to_ms | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 

@@ -11,7 +11,6 @@
 # the runs are printed as a Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REPO=$(pwd)
 RUNS=3 EVENTS=50000
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -20,15 +19,8 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--runs N] [--events N]" >&2; exit 2 ;;
   esac
 done
-RTML=${RTML_BIN:-$REPO/build/rtml}
-PEERS=${PEERS_DIR:-$REPO/../shared/peers}
-MODEL=$REPO/examples/fraud/models/fraud/1/model.json
-[ -x "$RTML" ] || { echo "build rtml first: make build" >&2; exit 1; }
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+source "$(dirname "$0")/common.sh"
+port=$(free_port)
 B=127.0.0.1:$port
 topics=ml-features,predictions,ml-features-dlq
 for r in $(seq "$RUNS"); do topics=$topics,py-in-$r,py-out-$r,py-dlq-$r; done
@@ -44,7 +36,6 @@ PIDS+=($!)
 
 bench() { "$RTML" bench kafka -b "$B" --full-rows --json "$@" 2>/dev/null; }
 field() { /usr/bin/python3 -c "import json,sys; print(json.loads(sys.argv[1])['$2'])" "$1"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -A R
 record() {  # record LABEL JSON...
   local label=$1; shift
