@@ -4,24 +4,27 @@
 # service (../shared/peers/seed-python: FastAPI + uvicorn + XGBoost) and nginx
 # returning a fixed answer (the machine's HTTP ceiling).
 #
-#   bench/http_predict.sh [--runs 3] [--duration 8] [--connections 32]
+#   bench/http_predict.sh [--runs 3] [--duration 8] [--connections 32] [--metrics-only]
 #
 # Every server gets the same body: the fraud demo row as 30 ordered floats
 # (the Python service's format); rtml is also measured with named features
 # and a user_id, its 8 profile features read from the RocksDB feature store.
 # Prints a Markdown table of medians over the runs (requests/s, p50, p99, and
 # the server's CPU time per request, summed over its processes) and the ratios
-# to the Python service; writes it to bench/results/ too. wrk shares the two
+# to the Python service; writes it to bench/results/ too. Last, the cost of
+# per-request metrics: rtml with scoring.metrics on and off, alternated
+# (--metrics-only runs just that). wrk shares the two
 # cores with the server, so CPU per request is the steadier efficiency figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=3 DURATION=8 CONNS=32
+RUNS=3 DURATION=8 CONNS=32 METRICS_ONLY=
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNS=$2; shift 2 ;;
-    *) echo "usage: $0 [--runs N] [--duration S] [--connections C]" >&2; exit 2 ;;
+    --metrics-only) METRICS_ONLY=1; shift ;;
+    *) echo "usage: $0 [--runs N] [--duration S] [--connections C] [--metrics-only]" >&2; exit 2 ;;
   esac
 done
 source "$(dirname "$0")/common.sh"
@@ -85,31 +88,35 @@ cpu_ticks() {
   done
   echo "$total"
 }
-# run_wrk LABEL URL BODY: RUNS runs; stores "rps p50_ms p99_ms cpu_us_per_req" medians.
+# run_wrk LABEL URL BODY [RUNS]: RUNS runs, added to earlier runs of LABEL;
+# stores "rps p50_ms p99_ms cpu_us_per_req" medians over all of them.
+declare -A ALL_RPS ALL_P50 ALL_P99 ALL_CPU
 run_wrk() {
-  local label=$1 url=$2 body=$3 rps=() p50=() p99=() cpu=()
+  local label=$1 url=$2 body=$3 runs=${4:-$RUNS} rps p50 p99 cpu
   curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' -d @"$WORK/$body.json" "$url" \
     || { echo "$label: $url does not answer the request" >&2; return 1; }
   wrk -t2 -c"$CONNS" -d2s -s "$WORK/$body.lua" "$url" >/dev/null  # warm-up
-  for r in $(seq "$RUNS"); do
+  for r in $(seq "$runs"); do
     t0=$(cpu_ticks "$SERVER_PID")
     out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/$body.lua" "$url")
     t1=$(cpu_ticks "$SERVER_PID")
     n=$(awk '/requests in/ {print $1}' <<<"$out")
-    cpu+=("$(awk -v t=$((t1 - t0)) -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}')")
-    rps+=("$(awk '/Requests\/sec/ {print $2}' <<<"$out")")
-    p50+=("$(awk '$1=="50%" {print $2}' <<<"$out")")
-    p99+=("$(awk '$1=="99%" {print $2}' <<<"$out")")
-    printf '  %-34s run %d/%d: %8.0f req/s  p50 %-8s p99 %-8s CPU %s us/req\n' "$label" "$r" "$RUNS" "${rps[-1]}" "${p50[-1]}" "${p99[-1]}" "${cpu[-1]}" >&2
+    cpu=$(awk -v t=$((t1 - t0)) -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}')
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+    p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+    ALL_RPS[$label]+=" $rps" ALL_P50[$label]+=" $p50" ALL_P99[$label]+=" $p99" ALL_CPU[$label]+=" $cpu"
+    printf '  %-34s run %d/%d: %8.0f req/s  p50 %-8s p99 %-8s CPU %s us/req\n' "$label" "$r" "$runs" "$rps" "$p50" "$p99" "$cpu" >&2
   done
-  RESULT[$label]="$(median "${rps[@]}") $(median_ms "${p50[@]}") $(median_ms "${p99[@]}") $(median "${cpu[@]}")"
+  # shellcheck disable=SC2086  # word-splitting the lists is the point
+  RESULT[$label]="$(median ${ALL_RPS[$label]}) $(median_ms ${ALL_P50[$label]}) $(median_ms ${ALL_P99[$label]}) $(median ${ALL_CPU[$label]})"
 }
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.3f\n", v}'; }
 median_ms() { printf '%s\n' "$@" | to_ms | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-start_rtml() {  # start_rtml THREADS -> sets URL
+start_rtml() {  # start_rtml THREADS [CONFIG] -> sets URL
   local port; port=$(free_port)
-  "$RTML" serve --config "$WORK/rtml.yaml" --port "$port" --threads "$1" --log-level warn &
+  "$RTML" serve --config "${2:-$WORK/rtml.yaml}" --port "$port" --threads "$1" --log-level warn &
   PIDS+=($!); SERVER_PID=$!; URL="http://127.0.0.1:$port"; wait_http "$URL/readyz"
 }
 start_python() {  # start_python WORKERS -> sets URL
@@ -121,12 +128,24 @@ stop_last() { kill "${PIDS[-1]}" 2>/dev/null || true; wait "${PIDS[-1]}" 2>/dev/
 
 echo "wrk -t2 -c$CONNS -d${DURATION}s, $RUNS runs each, medians; $(nproc) cores" >&2
 for loops in 1 2; do
+  [ -z "$METRICS_ONLY" ] || break
   start_rtml "$loops"
   run_wrk "rtml ($loops loop, ordered)" "$URL/predict" ordered
   run_wrk "rtml ($loops loop, named)" "$URL/predict" named
   stop_last
 done
-if [ -x "$PEERS/seed-python/serve.sh" ]; then
+# The cost of per-request metrics: the same server with scoring.metrics off,
+# restarted and alternated with metrics on so that drift in the machine's
+# speed hits both alike.
+{ cat "$WORK/rtml.yaml"; echo "scoring: {metrics: false}"; } > "$WORK/rtml-nometrics.yaml"
+for r in $(seq "$RUNS"); do
+  start_rtml 1; run_wrk "rtml (1 loop, ordered, metrics on)" "$URL/predict" ordered 1; stop_last
+  start_rtml 1 "$WORK/rtml-nometrics.yaml"
+  run_wrk "rtml (1 loop, ordered, metrics off)" "$URL/predict" ordered 1; stop_last
+done
+if [ -n "$METRICS_ONLY" ]; then
+  :
+elif [ -x "$PEERS/seed-python/serve.sh" ]; then
   for workers in 1 2; do
     start_python "$workers"
     run_wrk "python ($workers worker)" "$URL/predict" ordered
@@ -135,7 +154,7 @@ if [ -x "$PEERS/seed-python/serve.sh" ]; then
 else
   echo "no Python reference at $PEERS/seed-python (set PEERS_DIR): skipped" >&2
 fi
-if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then
+if [ -z "$METRICS_ONLY" ] && { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; }; then
   port=$(free_port); mkdir -p "$WORK/ngx"
   cat > "$WORK/nginx.conf" <<NGX
 worker_processes 2; daemon off; pid $WORK/ngx/nginx.pid; error_log /dev/null;
@@ -158,7 +177,8 @@ read -r py2 _ _ py2cpu <<<"${RESULT[python (2 worker)]:-0 0 0 0}"
   echo "|---|---:|---:|---:|---:|---:|---:|"
   for label in "rtml (1 loop, ordered)" "rtml (1 loop, named)" "python (1 worker)" \
                "rtml (2 loop, ordered)" "rtml (2 loop, named)" "python (2 worker)" \
-               "nginx (fixed answer, 2 workers)"; do
+               "nginx (fixed answer, 2 workers)" \
+               "rtml (1 loop, ordered, metrics on)" "rtml (1 loop, ordered, metrics off)"; do
     [ -n "${RESULT[$label]:-}" ] || continue
     read -r rps p50 p99 cpu <<<"${RESULT[$label]}"
     base=$py1 basecpu=$py1cpu; [[ $label == *"2 "* ]] && base=$py2 basecpu=$py2cpu
@@ -166,5 +186,10 @@ read -r py2 _ _ py2cpu <<<"${RESULT[python (2 worker)]:-0 0 0 0}"
     cratio=$(awk -v a="$cpu" -v b="$basecpu" 'BEGIN { if (a > 0 && b > 0) printf "%.1fx less", b / a; else print "-" }')
     printf '| %s | %.0f | %s | %s | %s | %s | %s |\n' "$label" "$rps" "$p50" "$p99" "$cpu" "$ratio" "$cratio"
   done
+  read -r on _ _ oncpu <<<"${RESULT[rtml (1 loop, ordered, metrics on)]}"
+  read -r off _ _ offcpu <<<"${RESULT[rtml (1 loop, ordered, metrics off)]}"
+  awk -v on="$on" -v off="$off" -v oncpu="$oncpu" -v offcpu="$offcpu" 'BEGIN {
+    printf "\nMetrics cost (1 loop, ordered): %.1f%% fewer req/s, %.1f%% more CPU per request\n",
+           100 * (1 - on / off), 100 * (oncpu / offcpu - 1) }'
 } | tee "$out"
 echo "(written to $out)" >&2

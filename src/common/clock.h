@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <ctime>
 
 namespace rtml {
 
@@ -24,6 +25,22 @@ class SystemClock final : public Clock {
   }
   static const SystemClock& Get() {
     static const SystemClock clock;
+    return clock;
+  }
+};
+
+// The kernel's coarse wall clock (CLOCK_REALTIME_COARSE): a few milliseconds
+// of resolution for a fraction of the cost of a precise read, for code that
+// only needs to know which multi-second slot of time it is in.
+class CoarseClock final : public Clock {
+ public:
+  int64_t NowMicros() const override {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
+  }
+  static const CoarseClock& Get() {
+    static const CoarseClock clock;
     return clock;
   }
 };

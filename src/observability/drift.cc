@@ -68,16 +68,19 @@ ReferenceBins FromSample(std::vector<double> v, int bins) {
 
 }  // namespace
 
-// Per series, per bin, per 10-second slot.
+// One thread's counts: per series, per bin, per 10-second slot.
 struct DriftMonitor::Slots {
   Slots(size_t series, size_t bins)
-      : n_series(series), n_bins(bins), counts(new std::atomic<uint64_t>[kSlots * series * bins]),
+      : n_series(series), n_bins(bins), counts(new std::atomic<uint32_t>[kSlots * series * bins]),
         epochs(new std::atomic<int64_t>[kSlots]) {
     for (size_t i = 0; i < kSlots * series * bins; ++i) counts[i].store(0);
     for (int i = 0; i < kSlots; ++i) epochs[i].store(-1);
   }
-  std::atomic<uint64_t>& At(int slot, size_t series, size_t bin) {
+  std::atomic<uint32_t>& At(int slot, size_t series, size_t bin) {
     return counts[(slot * n_series + series) * n_bins + bin];
+  }
+  uint32_t Get(int slot, size_t series, size_t bin) const {
+    return counts[(slot * n_series + series) * n_bins + bin].load(std::memory_order_relaxed);
   }
   int SlotFor(int64_t epoch) {
     const int s = static_cast<int>(epoch % kSlots);
@@ -90,8 +93,9 @@ struct DriftMonitor::Slots {
     return s;
   }
   size_t n_series, n_bins;
-  std::unique_ptr<std::atomic<uint64_t>[]> counts;
+  std::unique_ptr<std::atomic<uint32_t>[]> counts;  // < 2^32 rows a thread in 10 s
   std::unique_ptr<std::atomic<int64_t>[]> epochs;
+  std::atomic<uint64_t> observed{0};  // rows this thread has counted
 };
 
 Result<DriftReference> ParseDriftReference(std::string_view json,
@@ -130,7 +134,8 @@ DriftMonitor::DriftMonitor(std::string model, int64_t version, std::vector<std::
   } else {
     samples_.resize(features_.size() + 1);
   }
-  slots_ = std::make_unique<Slots>(features_.size() + 1, max_bins);
+  slots_ = std::make_unique<PerThread<Slots>>(
+      [series = features_.size() + 1, max_bins] { return std::make_unique<Slots>(series, max_bins); });
 }
 
 DriftMonitor::~DriftMonitor() = default;
@@ -161,16 +166,15 @@ void DriftMonitor::Observe(std::span<const float> rows, size_t n_rows,
     CollectReference(rows, n_rows, outputs, outputs_per_row);
     return;
   }
-  const int slot = slots_->SlotFor(clock_.NowMicros() / kSlotUs);
+  auto [mine, shared] = slots_->local();
+  const int slot = mine.SlotFor(clock_.NowMicros() / kSlotUs);
   const size_t nf = features_.size();
   for (size_t r = 0; r < n_rows; ++r) {
-    for (size_t f = 0; f < nf; ++f) {
-      slots_->At(slot, f, BinOf(bins_[f], rows[r * nf + f])).fetch_add(1, std::memory_order_relaxed);
-    }
-    slots_->At(slot, nf, BinOf(bins_[nf], outputs[r * outputs_per_row]))
-        .fetch_add(1, std::memory_order_relaxed);
+    for (size_t f = 0; f < nf; ++f) Add(mine.At(slot, f, BinOf(bins_[f], rows[r * nf + f])), 1, shared);
+    Add(mine.At(slot, nf, BinOf(bins_[nf], outputs[r * outputs_per_row])), 1, shared);
   }
-  const uint64_t before = observed_.fetch_add(n_rows, std::memory_order_relaxed);
+  const uint64_t before = mine.observed.load(std::memory_order_relaxed);
+  Add(mine.observed, n_rows, shared);
   if (before / options_.check_every_rows != (before + n_rows) / options_.check_every_rows) {
     CheckThresholds();
   }
@@ -183,13 +187,13 @@ std::vector<DriftScore> DriftMonitor::Psi() const {
   const int n_slots = std::clamp(static_cast<int>(options_.window_s / 10), 1, kSlots);
   for (size_t s = 0; s < bins_.size(); ++s) {
     std::vector<uint64_t> counts(bins_[s].proportions.size(), 0);
-    for (int i = 0; i < n_slots && current - i >= 0; ++i) {
-      const int slot = static_cast<int>((current - i) % kSlots);
-      if (slots_->epochs[slot].load(std::memory_order_acquire) != current - i) continue;
-      for (size_t b = 0; b < counts.size(); ++b) {
-        counts[b] += slots_->At(slot, s, b).load(std::memory_order_relaxed);
+    slots_->ForEach([&](const Slots& thread) {
+      for (int i = 0; i < n_slots && current - i >= 0; ++i) {
+        const int slot = static_cast<int>((current - i) % kSlots);
+        if (thread.epochs[slot].load(std::memory_order_acquire) != current - i) continue;
+        for (size_t b = 0; b < counts.size(); ++b) counts[b] += thread.Get(slot, s, b);
       }
-    }
+    });
     uint64_t total = 0;
     for (uint64_t c : counts) total += c;
     if (total == 0) continue;

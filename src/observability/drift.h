@@ -10,8 +10,9 @@
 // (shares smoothed by 1e-4). Above `warn` (0.1) the distribution has moved;
 // above `alert` (0.25) it has shifted enough to distrust the model: a warning
 // is logged when a series crosses either, and both are exported.
-// Thread-safety: Observe() from any thread (relaxed atomic counts); the
-// reference is built once under a mutex; Psi() may run concurrently.
+// Thread-safety: Observe() from any thread (each counts into its own cells,
+// PerThread); the reference is built once under a mutex; Psi() may run
+// concurrently and sums the threads' counts.
 #pragma once
 
 #include <atomic>
@@ -25,6 +26,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "observability/per_thread.h"
 
 namespace rtml::observability {
 
@@ -63,7 +65,7 @@ class DriftMonitor {
  public:
   DriftMonitor(std::string model, int64_t version, std::vector<std::string> features,
                std::optional<DriftReference> reference, DriftOptions options,
-               const Clock& clock = SystemClock::Get());
+               const Clock& clock = CoarseClock::Get());
   ~DriftMonitor();
 
   // Counts rows (num_features each) and their first output.
@@ -91,10 +93,9 @@ class DriftMonitor {
   const Clock& clock_;
   std::vector<ReferenceBins> bins_;  // features..., prediction; fixed once ready_
   std::atomic<bool> ready_{false};
-  std::unique_ptr<Slots> slots_;
+  std::unique_ptr<PerThread<Slots>> slots_;
   std::mutex reference_mu_;
   std::vector<std::vector<double>> samples_;  // GUARDED_BY(reference_mu_), until ready_
-  std::atomic<uint64_t> observed_{0};
   std::vector<int> level_;  // last reported level per series: 0 ok, 1 warn, 2 alert
   std::mutex check_mu_;
 };

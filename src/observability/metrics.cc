@@ -7,22 +7,32 @@
 
 namespace rtml::observability {
 
+Counter::Counter() : cells_([] { return std::make_unique<Cell>(); }) {}
+
+uint64_t Counter::value() const {
+  uint64_t total = 0;
+  cells_.ForEach([&](const Cell& c) { total += c.value.load(std::memory_order_relaxed); });
+  return total;
+}
+
 Histogram::Histogram(std::vector<double> bounds)
     : bounds_(std::move(bounds)),
-      buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
+      cells_([n = bounds_.size() + 1] { return std::make_unique<Cells>(n); }) {
   assert(std::is_sorted(bounds_.begin(), bounds_.end()));
-  for (size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].store(0);
 }
 
 void Histogram::Observe(double value) {
   const size_t i = std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
-  buckets_[i].fetch_add(1, std::memory_order_relaxed);
-  sum_.fetch_add(value, std::memory_order_relaxed);
+  auto [cells, shared] = cells_.local();
+  Add(cells.buckets[i], 1, shared);
+  Add(cells.sum, value, shared);
 }
 
 std::vector<uint64_t> Histogram::BucketCounts() const {
-  std::vector<uint64_t> out(bounds_.size() + 1);
-  for (size_t i = 0; i < out.size(); ++i) out[i] = buckets_[i].load(std::memory_order_relaxed);
+  std::vector<uint64_t> out(bounds_.size() + 1, 0);
+  cells_.ForEach([&](const Cells& c) {
+    for (size_t i = 0; i < out.size(); ++i) out[i] += c.buckets[i].load(std::memory_order_relaxed);
+  });
   return out;
 }
 
@@ -30,6 +40,12 @@ uint64_t Histogram::count() const {
   uint64_t n = 0;
   for (uint64_t c : BucketCounts()) n += c;
   return n;
+}
+
+double Histogram::sum() const {
+  double total = 0;
+  cells_.ForEach([&](const Cells& c) { total += c.sum.load(std::memory_order_relaxed); });
+  return total;
 }
 
 std::vector<double> LatencyBucketsSeconds() {

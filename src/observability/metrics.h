@@ -2,8 +2,10 @@
 // rendered in Prometheus text exposition format (version 0.0.4).
 //
 // Registration returns a stable handle the hot path keeps; updating a handle
-// is one relaxed atomic add, with no lock and no lookup. Families (same name)
-// are rendered together with one HELP and TYPE line.
+// touches only the calling thread's own cells (PerThread: a plain add on a
+// cache line no other thread writes, no lock, no lookup), and a scrape sums
+// the threads' cells. Families (same name) are rendered together with one
+// HELP and TYPE line.
 // Ownership: the Registry owns every metric; handles stay valid for its life.
 // Thread-safety: Add*() and Render() take an internal mutex (start-up and
 // scrapes only); Counter/Histogram updates are lock-free from any thread.
@@ -20,17 +22,26 @@
 #include <utility>
 #include <vector>
 
+#include "observability/per_thread.h"
+
 namespace rtml::observability {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
 class Counter {
  public:
-  void Inc(uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
-  uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+  Counter();
+  void Inc(uint64_t n = 1) {
+    auto [cell, shared] = cells_.local();
+    Add(cell.value, n, shared);
+  }
+  uint64_t value() const;
 
  private:
-  std::atomic<uint64_t> value_{0};
+  struct alignas(64) Cell {
+    std::atomic<uint64_t> value{0};
+  };
+  PerThread<Cell> cells_;
 };
 
 // Cumulative histogram with fixed upper bounds (the +Inf bucket is implicit).
@@ -42,12 +53,16 @@ class Histogram {
   // Per-bucket (non-cumulative) counts; the last is the +Inf bucket.
   std::vector<uint64_t> BucketCounts() const;
   uint64_t count() const;
-  double sum() const { return sum_.load(std::memory_order_relaxed); }
+  double sum() const;
 
  private:
+  struct alignas(64) Cells {
+    explicit Cells(size_t n) : buckets(n) {}
+    std::vector<std::atomic<uint64_t>> buckets;
+    std::atomic<double> sum{0.0};
+  };
   std::vector<double> bounds_;
-  std::unique_ptr<std::atomic<uint64_t>[]> buckets_;
-  std::atomic<double> sum_{0.0};
+  PerThread<Cells> cells_;
 };
 
 // Latency buckets in seconds, 50 µs to 10 s, fine enough for p50/p95/p99.

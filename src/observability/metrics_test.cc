@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
+#include <vector>
 
 namespace rtml::observability {
 namespace {
@@ -63,6 +65,32 @@ TEST(MetricsTest, CountersAreExactUnderConcurrentUpdates) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(c->value(), 400000u);
   EXPECT_EQ(h->count(), 400000u);
+  EXPECT_NEAR(h->sum(), 400.0, 1e-6);
+}
+
+// More live threads than per-thread slots: the rest share slot 0 and must
+// still count exactly; slots given back by exited threads are reused.
+TEST(MetricsTest, CountsStayExactWithMoreThreadsThanSlotsAndAfterThreadsExit) {
+  Registry r;
+  Counter* c = r.AddCounter("rtml_c_total", "C.");
+  for (int round = 0; round < 2; ++round) {
+    std::atomic<int> started{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    const int n = kMaxThreads + 20;
+    for (int t = 0; t < n; ++t) {
+      threads.emplace_back([&] {
+        c->Inc();  // takes a slot (or shares slot 0) and keeps it while alive
+        started.fetch_add(1);
+        while (!go.load()) std::this_thread::yield();
+        for (int i = 0; i < 1000; ++i) c->Inc();
+      });
+    }
+    while (started.load() < n) std::this_thread::yield();
+    go.store(true);
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(c->value(), static_cast<uint64_t>((round + 1) * n * 1001));
+  }
 }
 
 }  // namespace

@@ -7,7 +7,9 @@
 namespace rtml::observability {
 
 WindowedHistogram::WindowedHistogram(const Clock& clock)
-    : clock_(clock), created_us_(clock.NowMicros()), slots_(new Slot[kSlots]) {}
+    : clock_(clock),
+      created_us_(clock.NowMicros()),
+      rings_([] { return std::make_unique<Ring>(); }) {}
 
 int WindowedHistogram::BucketOf(uint64_t v) {
   if (v < kSubBuckets) return static_cast<int>(v);  // exact below 32 µs
@@ -26,8 +28,8 @@ uint64_t WindowedHistogram::BucketUpper(int b) {
   return base + (uint64_t{1} << (msb - 5)) - 1;
 }
 
-WindowedHistogram::Slot& WindowedHistogram::SlotFor(int64_t epoch) {
-  Slot& s = slots_[epoch % kSlots];
+WindowedHistogram::Slot& WindowedHistogram::SlotFor(Ring& ring, int64_t epoch) {
+  Slot& s = ring.slots[epoch % kSlots];
   int64_t seen = s.epoch.load(std::memory_order_acquire);
   if (seen != epoch && s.epoch.compare_exchange_strong(seen, epoch)) {
     for (auto& c : s.counts) c.store(0, std::memory_order_relaxed);  // reuse an old slot
@@ -37,11 +39,10 @@ WindowedHistogram::Slot& WindowedHistogram::SlotFor(int64_t epoch) {
 }
 
 void WindowedHistogram::Record(uint64_t value_us) {
-  Slot& s = SlotFor(clock_.NowMicros() / kSlotUs);
-  s.counts[BucketOf(value_us)].fetch_add(1, std::memory_order_relaxed);
-  uint64_t m = s.max.load(std::memory_order_relaxed);
-  while (value_us > m && !s.max.compare_exchange_weak(m, value_us, std::memory_order_relaxed)) {
-  }
+  auto [ring, shared] = rings_.local();
+  Slot& s = SlotFor(ring, clock_.NowMicros() / kSlotUs);
+  Add(s.counts[BucketOf(value_us)], 1, shared);
+  Max(s.max, value_us, shared);
 }
 
 WindowSummary WindowedHistogram::Summarize(int window_s) const {
@@ -54,10 +55,12 @@ WindowSummary WindowedHistogram::Summarize(int window_s) const {
   for (int i = 0; i < n_slots; ++i) {
     const int64_t epoch = current - i;
     if (epoch < 0) break;  // before time began (fake clocks start at 0)
-    const Slot& s = slots_[epoch % kSlots];
-    if (s.epoch.load(std::memory_order_acquire) != epoch) continue;
-    for (int b = 0; b < kBuckets; ++b) counts[b] += s.counts[b].load(std::memory_order_relaxed);
-    out.max_us = std::max(out.max_us, static_cast<double>(s.max.load(std::memory_order_relaxed)));
+    rings_.ForEach([&](const Ring& ring) {
+      const Slot& s = ring.slots[epoch % kSlots];
+      if (s.epoch.load(std::memory_order_acquire) != epoch) return;
+      for (int b = 0; b < kBuckets; ++b) counts[b] += s.counts[b].load(std::memory_order_relaxed);
+      out.max_us = std::max(out.max_us, static_cast<double>(s.max.load(std::memory_order_relaxed)));
+    });
   }
   for (uint64_t c : counts) out.count += c;
   // The window spans the full older slots plus the elapsed part of the current one.

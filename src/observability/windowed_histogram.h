@@ -3,10 +3,12 @@
 //
 // Values (µs) go into log-linear buckets, HDR-style: 32 linear sub-buckets per
 // power of two, so a percentile read from the buckets is within ~3% of the
-// exact value, from 1 µs to ~70 min. Time is cut into 5-second slots kept in
-// a ring of 60 (5 minutes); a window sums the slots it covers.
-// Thread-safety: Record() is lock-free (relaxed atomics) from any thread;
-// Summarize() may run concurrently and sees a consistent-enough snapshot.
+// exact value, from 1 µs to ~4.5 min (larger values count in the last bucket;
+// the maximum stays exact). Time is cut into 5-second slots kept in a ring of
+// 60 (5 minutes); a window sums the slots it covers. Each recording thread has
+// its own ring (PerThread, ~180 KiB), so Record() writes no shared cache line.
+// Thread-safety: Record() is lock-free from any thread; Summarize() may run
+// concurrently and sees a consistent-enough snapshot.
 #pragma once
 
 #include <array>
@@ -15,6 +17,7 @@
 #include <memory>
 
 #include "common/clock.h"
+#include "observability/per_thread.h"
 
 namespace rtml::observability {
 
@@ -27,12 +30,12 @@ struct WindowSummary {
 class WindowedHistogram {
  public:
   static constexpr int kSubBuckets = 32;  // per power of two
-  static constexpr int kOctaves = 32;
+  static constexpr int kOctaves = 24;
   static constexpr int kBuckets = kSubBuckets * kOctaves;
   static constexpr int64_t kSlotUs = 5'000'000;
   static constexpr int kSlots = 60;
 
-  explicit WindowedHistogram(const Clock& clock = SystemClock::Get());
+  explicit WindowedHistogram(const Clock& clock = CoarseClock::Get());
 
   void Record(uint64_t value_us);
   // Over the last `window_s` seconds (rounded up to whole slots, the current
@@ -47,13 +50,16 @@ class WindowedHistogram {
   struct Slot {
     std::atomic<int64_t> epoch{-1};  // which 5-second slot of time it holds
     std::atomic<uint64_t> max{0};
-    std::array<std::atomic<uint64_t>, kBuckets> counts{};
+    std::array<std::atomic<uint32_t>, kBuckets> counts{};  // < 2^32 a thread in 5 s
   };
-  Slot& SlotFor(int64_t epoch);
+  struct Ring {
+    std::array<Slot, kSlots> slots;
+  };
+  static Slot& SlotFor(Ring& ring, int64_t epoch);
 
   const Clock& clock_;
   const int64_t created_us_;  // rates never count time before this
-  std::unique_ptr<Slot[]> slots_;
+  PerThread<Ring> rings_;
 };
 
 }  // namespace rtml::observability

@@ -226,9 +226,10 @@ Status Scorer::ScoreJson(const ScoreTarget& target, std::string_view body, Score
   Enrich(*v, std::span<Decoded>(&d, 1), scratch);
   RETURN_IF_ERROR(d.status);
   RETURN_IF_ERROR(FinishRows(*v, d, scratch));
-  RETURN_IF_ERROR(Predict(*v, d.n_rows, scratch));
+  const VersionMetrics* m = MetricsFor(*v);
+  RETURN_IF_ERROR(Predict(*v, m, d.n_rows, scratch));
   WriteResponse(*v, d, *scratch, response);
-  Count(*v, d, target.path, start);
+  if (m != nullptr) Count(*m, d, target.path, start, std::chrono::steady_clock::now());
   MaybeLog(target.path, body, *response);
   return Status::Ok();
 }
@@ -258,31 +259,34 @@ void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const std::string_v
   for (Decoded& d : decoded) {
     if (d.status.ok()) d.status = FinishRows(**v, d, scratch);
   }
-  const Status predicted = Predict(**v, rows, scratch);
+  const VersionMetrics* m = MetricsFor(**v);
+  const Status predicted = Predict(**v, m, rows, scratch);
   for (size_t i = 0; i < bodies.size(); ++i) {
     EventResult& r = (*results)[i];
     r.status = decoded[i].status.ok() ? predicted : decoded[i].status;
     if (!r.status.ok()) continue;
     WriteResponse(**v, decoded[i], *scratch, &r.response);
-    Count(**v, decoded[i], target.path, start);
     MaybeLog(target.path, bodies[i], r.response);
+  }
+  if (m == nullptr) return;
+  const auto end = std::chrono::steady_clock::now();  // the batch's responses are all written
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    if ((*results)[i].status.ok()) Count(*m, decoded[i], target.path, start, end);
   }
 }
 
-Status Scorer::Predict(const ModelVersion& v, size_t n_rows, ScoreScratch* scratch) const {
+Status Scorer::Predict(const ModelVersion& v, const VersionMetrics* m, size_t n_rows,
+                       ScoreScratch* scratch) const {
   const int n_out = v.model->num_outputs();
   scratch->outputs.resize(n_rows * n_out);
   const std::span<const float> rows(scratch->rows.data(), n_rows * v.schema.size());
-  if (!options_.metrics) return v.model->Predict(rows, n_rows, scratch->outputs);
+  if (m == nullptr) return v.model->Predict(rows, n_rows, scratch->outputs);
   const auto t0 = std::chrono::steady_clock::now();
   RETURN_IF_ERROR(v.model->Predict(rows, n_rows, scratch->outputs));
-  const VersionMetrics& m = metrics_.at(&v);
-  m.model_latency->Observe(
+  m->model_latency->Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  m.batch_rows->Observe(static_cast<double>(n_rows));
-  if (const auto& drift = metrics_.at(&v).drift) {
-    drift->Observe(rows, n_rows, scratch->outputs, n_out);
-  }
+  m->batch_rows->Observe(static_cast<double>(n_rows));
+  if (m->drift) m->drift->Observe(rows, n_rows, scratch->outputs, n_out);
   return Status::Ok();
 }
 
@@ -301,14 +305,13 @@ void Scorer::WriteDrift(JsonWriter& w) const {
   w.EndArray();
 }
 
-void Scorer::Count(const ModelVersion& v, const Decoded& d, Path path,
-                   std::chrono::steady_clock::time_point start) const {
-  if (!options_.metrics) return;
-  const VersionMetrics& m = metrics_.at(&v);
+void Scorer::Count(const VersionMetrics& m, const Decoded& d, Path path,
+                   std::chrono::steady_clock::time_point start,
+                   std::chrono::steady_clock::time_point end) {
   m.requests->Inc();
   m.predictions->Inc(d.n_rows);
   if (d.degraded) m.degraded->Inc();
-  const auto elapsed = std::chrono::steady_clock::now() - start;
+  const auto elapsed = end - start;
   m.latency->Observe(std::chrono::duration<double>(elapsed).count());
   m.window[static_cast<int>(path)]->Record(
       std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());

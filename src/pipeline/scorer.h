@@ -179,9 +179,16 @@ class Scorer {
               ScoreScratch* scratch) const;
   bool NeedsLookup(const model::ModelVersion& v, const Enrichment& e, size_t row,
                    const ScoreScratch& scratch) const;
-  Status Predict(const model::ModelVersion& v, size_t n_rows, ScoreScratch* scratch) const;
-  void Count(const model::ModelVersion& v, const Decoded& d, Path path,
-             std::chrono::steady_clock::time_point start) const;
+  // The version's metrics, or null when scoring.metrics is off.
+  const VersionMetrics* MetricsFor(const model::ModelVersion& v) const {
+    return options_.metrics ? &metrics_.at(&v) : nullptr;
+  }
+  Status Predict(const model::ModelVersion& v, const VersionMetrics* m, size_t n_rows,
+                 ScoreScratch* scratch) const;
+  // Counts a scored body; `end` is when its response was written.
+  static void Count(const VersionMetrics& m, const Decoded& d, Path path,
+                    std::chrono::steady_clock::time_point start,
+                    std::chrono::steady_clock::time_point end);
   void MaybeLog(Path path, std::string_view body, std::string_view response) const;
   Status FinishRows(const model::ModelVersion& v, const Decoded& d, ScoreScratch* scratch) const;
   void WriteResponse(const model::ModelVersion& v, const Decoded& d, const ScoreScratch& scratch,
