@@ -17,6 +17,8 @@
 #include "http/server.h"
 #include "kafka/stream_worker.h"
 #include "model/repository.h"
+#include "kafka/topic_sink.h"
+#include "observability/log.h"
 #include "observability/metrics.h"
 #include "features/feature_store.h"
 #include "pipeline/scorer.h"
@@ -24,14 +26,7 @@
 namespace rtml::cli {
 
 void SetUpLogging(const config::LogConfig& log) {
-  spdlog::set_level(spdlog::level::from_str(log.level));
-  if (log.json) {
-    spdlog::set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","component":"%n","msg":"%v"})",
-        spdlog::pattern_time_type::utc);
-  } else {
-    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
-  }
+  observability::SetUpLogging({.level = log.level, .json = log.json});
 }
 
 Result<config::Config> LoadWithOverrides(const ServeOptions& o) {
@@ -117,6 +112,28 @@ sigset_t BlockStopSignals() {
 }
 
 
+namespace {
+
+// Where sampled predictions go: log.predictions.file or .topic.
+Result<std::unique_ptr<observability::PredictionSink>> OpenPredictionSink(
+    const config::Config& c, observability::Registry* metrics) {
+  if (c.log.predictions_topic.empty()) {
+    ASSIGN_OR_RETURN(auto file, observability::FileSink::Open(
+                                    c.log.predictions_file,
+                                    observability::AddPredictionLogCounters(metrics, "file")));
+    return std::unique_ptr<observability::PredictionSink>(std::move(file));
+  }
+  if (c.kafka.brokers.empty()) {
+    return FailedPrecondition("log.predictions.topic needs Kafka: set kafka.brokers or --brokers");
+  }
+  ASSIGN_OR_RETURN(auto topic, kafka::TopicSink::Create(
+                                 c.kafka.brokers, c.kafka.properties, c.log.predictions_topic,
+                                 observability::AddPredictionLogCounters(metrics, "kafka")));
+  return std::unique_ptr<observability::PredictionSink>(std::move(topic));
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
   auto s = std::unique_ptr<Stack>(new Stack());
   s->config_ = std::move(cfg);
@@ -130,6 +147,7 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
   s->repo_ = std::move(repo).value();
   for (const model::ModelEntry* e : s->repo_->models()) {
     for (const auto& [number, v] : e->versions) {
+      const observability::LogScope scope({.model = e->name, .version = number});
       spdlog::info("model {} version {}: {} backend, {}, {} inputs{}", e->name, number,
                    v->model->backend(), v->model->objective(), v->schema.size(),
                    number == e->default_version ? " (default)" : "");
@@ -140,16 +158,17 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
     if (!opened.ok()) return opened.status().Annotate("cannot open the feature store");
     s->store_ = std::move(opened).value();
     const features::Definitions& d = s->store_->definitions();
-    spdlog::info("feature store: {} definitions ({} views, version {}), {} backend", d.project(),
-                 d.views().size(), d.version_hash(), s->store_->online().backend());
+    observability::ComponentLogger("features")
+        .info("project {}: {} view(s), definitions version {}, {} online store", d.project(),
+              d.views().size(), d.version_hash(), s->store_->online().backend());
   }
   AddProcessMetrics(&s->metrics_, *s->repo_);
   if (c.log.predictions_rate > 0) {
-    ASSIGN_OR_RETURN(s->prediction_log_,
-                     observability::PredictionLog::Open(c.log.predictions_file,
-                                                        c.log.predictions_rate));
+    ASSIGN_OR_RETURN(auto sink, OpenPredictionSink(c, &s->metrics_));
+    ASSIGN_OR_RETURN(s->prediction_log_, observability::PredictionLog::Create(
+                                             c.log.predictions_rate, std::move(sink)));
     spdlog::info("logging {:.1f}% of predictions to {}", 100 * c.log.predictions_rate,
-                 c.log.predictions_file);
+                 s->prediction_log_->sink().Describe());
   }
   ASSIGN_OR_RETURN(s->scorer_,
                    pipeline::Scorer::Create(

@@ -106,14 +106,19 @@ Status ReadDrift(const YAML::Node& n, DriftConfig* c) {
 Status ReadLog(const YAML::Node& n, const std::string& base_dir, LogConfig* c) {
   RETURN_IF_ERROR(CheckKeys(n, "log", {"level", "format", "predictions"}));
   const YAML::Node p = n ? n["predictions"] : YAML::Node();
-  RETURN_IF_ERROR(CheckKeys(p, "log.predictions", {"rate", "file"}));
+  RETURN_IF_ERROR(CheckKeys(p, "log.predictions", {"rate", "file", "topic"}));
   RETURN_IF_ERROR(Read(p, "log.predictions", "rate", &c->predictions_rate));
   RETURN_IF_ERROR(Read(p, "log.predictions", "file", &c->predictions_file));
+  RETURN_IF_ERROR(Read(p, "log.predictions", "topic", &c->predictions_topic));
   if (c->predictions_rate < 0 || c->predictions_rate > 1) {
     return FailedPrecondition("log.predictions.rate must be between 0 and 1");
   }
-  if (c->predictions_rate > 0 && c->predictions_file.empty()) {
-    return FailedPrecondition("log.predictions.file is needed when log.predictions.rate > 0");
+  if (!c->predictions_file.empty() && !c->predictions_topic.empty()) {
+    return FailedPrecondition("log.predictions: set file or topic, not both");
+  }
+  if (c->predictions_rate > 0 && c->predictions_file.empty() && c->predictions_topic.empty()) {
+    return FailedPrecondition(
+        "log.predictions.file or log.predictions.topic is needed when log.predictions.rate > 0");
   }
   if (!c->predictions_file.empty()) {
     c->predictions_file = ResolvePath(base_dir, c->predictions_file);

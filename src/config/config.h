@@ -70,6 +70,7 @@ struct LogConfig {
   bool json = false;           // format: text | json
   double predictions_rate = 0;     // share of scored requests/events logged (0 = off)
   std::string predictions_file;    // JSON Lines, relative to the config file
+  std::string predictions_topic;   // or a Kafka topic on kafka.brokers
 };
 
 struct Config {

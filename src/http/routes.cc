@@ -1,7 +1,5 @@
 #include "http/routes.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
@@ -10,10 +8,16 @@
 #include "common/json_writer.h"
 #include "http/dashboard_page.h"
 #include "model/repository.h"
+#include "observability/log.h"
 #include "pipeline/error_reasons.h"
 
 namespace rtml::http {
 namespace {
+
+spdlog::logger& Log() {
+  static spdlog::logger& log = observability::ComponentLogger("http");
+  return log;
+}
 
 constexpr unsigned kCodes[] = {200, 400, 404, 405, 413, 415, 500, 503};
 
@@ -160,6 +164,7 @@ void Routes::Handle(const Request& req, Response& res, ThreadState& state) {
   Scratch& scratch = static_cast<Scratch&>(state);
   TakeRequestId(req, scratch);
   res.set("X-Request-Id", scratch.request_id);
+  const observability::LogScope log_scope({.request_id = scratch.request_id});
   const std::vector<std::string_view> p = PathSegments(req.target());
   const bool get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
   const bool post = req.method() == bhttp::verb::post;
@@ -206,9 +211,15 @@ void Routes::Handle(const Request& req, Response& res, ThreadState& state) {
           res);
   }
   CountResponse(res.result_int());
-  if (res.result_int() >= 400 && spdlog::should_log(spdlog::level::debug)) {
-    spdlog::debug("request {}: {} {} -> {}", scratch.request_id, std::string(req.method_string()),
-                  std::string(req.target()), res.result_int());
+  // No line per request at INFO: refusals (and 503s while a dependency is
+  // down, which its own metrics and logs report) at DEBUG; internal errors,
+  // which no client can fix, at WARN with the request id to find them.
+  const auto level = res.result_int() == 500   ? spdlog::level::warn
+                     : res.result_int() >= 400 ? spdlog::level::debug
+                                               : spdlog::level::trace;
+  if (Log().should_log(level)) {
+    Log().log(level, "{} {} -> {}: {}", std::string(req.method_string()),
+              std::string(req.target()), res.result_int(), res.body());
   }
 }
 

@@ -2,7 +2,6 @@
 
 #include <librdkafka/rdkafka.h>
 #include <simdjson.h>
-#include <spdlog/spdlog.h>
 
 #include <unistd.h>
 
@@ -11,7 +10,9 @@
 
 #include "common/json_writer.h"
 #include "common/time_format.h"
+#include "kafka/conf.h"
 #include "kafka/offset_tracker.h"
+#include "observability/log.h"
 #include "pipeline/error_reasons.h"
 
 namespace rtml::kafka {
@@ -19,6 +20,10 @@ namespace od = simdjson::ondemand;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+spdlog::logger& Log() {
+  static spdlog::logger& log = observability::ComponentLogger("stream");
+  return log;
+}
 
 // A produced message's source, packed into its opaque pointer (no allocation):
 // offset in bits 0-39, stream key (topic index * 4096 + partition) in 40-55,
@@ -39,11 +44,7 @@ int64_t WallMicros() {
 }
 
 Status Set(rd_kafka_conf_t* conf, const std::string& k, const std::string& v) {
-  char err[512];
-  if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-    return FailedPrecondition("Kafka setting " + k + "=" + v + ": " + err);
-  }
-  return Status::Ok();
+  return SetConf(conf, k, v);
 }
 
 }  // namespace
@@ -104,7 +105,7 @@ class StreamWorker::Impl {
     if (producer_ == nullptr) return FailedPrecondition(std::string("Kafka producer: ") + err);
     if (o_.exactly_once) {
       RETURN_IF_ERROR(TxnStatus(rd_kafka_init_transactions(producer_, 30000), "init"));
-      spdlog::info("stream: exactly-once mode, transactional.id {}", TransactionalId());
+      Log().info("exactly-once mode, transactional.id {}", TransactionalId());
     }
 
     rd_kafka_conf_t* cc = rd_kafka_conf_new();
@@ -158,7 +159,7 @@ class StreamWorker::Impl {
     feature_topics_.push_back({static_cast<int>(topics_.size()), &v, std::move(columns),
                                std::move(g)});
     topics_.push_back(v.source.kafka_topic);
-    spdlog::info("stream: feature view {} follows topic {}", v.name, v.source.kafka_topic);
+    Log().info("feature view {} follows topic {}", v.name, v.source.kafka_topic);
     return Status::Ok();
   }
 
@@ -211,13 +212,7 @@ class StreamWorker::Impl {
   }
 
  private:
-  Status CommonConf(rd_kafka_conf_t* conf) {
-    RETURN_IF_ERROR(Set(conf, "bootstrap.servers", o_.brokers));
-    RETURN_IF_ERROR(Set(conf, "client.id", "rtml"));
-    RETURN_IF_ERROR(Set(conf, "log_level", "4"));
-    for (const auto& [k, v] : o_.properties) RETURN_IF_ERROR(Set(conf, k, v));
-    return Status::Ok();
-  }
+  Status CommonConf(rd_kafka_conf_t* conf) { return SetCommonConf(conf, o_.brokers, o_.properties); }
 
   // Scores what one poll returned as micro-batches (one per target model):
   // one feature-store read and one model call per batch.
@@ -226,7 +221,7 @@ class StreamWorker::Impl {
     for (rd_kafka_message_t* m : batch) {
       if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-          spdlog::warn("kafka consumer: {}", rd_kafka_message_errstr(m));
+          Log().warn("kafka consumer: {}", rd_kafka_message_errstr(m));
         }
         continue;
       }
@@ -325,7 +320,7 @@ class StreamWorker::Impl {
       return Status::Ok();
     }
     const bool fatal = rd_kafka_error_is_fatal(e);
-    spdlog::warn("stream: transaction failed ({}){}", rd_kafka_error_string(e),
+    Log().warn("transaction failed ({}){}", rd_kafka_error_string(e),
                  fatal ? "" : "; aborting and rewinding");
     rd_kafka_error_destroy(e);
     if (fatal) return Internal("fatal transaction error; restart the worker");
@@ -384,7 +379,7 @@ class StreamWorker::Impl {
     while (true) {
       Status s = ft->ingestor.Flush(*scratch_.store, &result);
       if (s.ok() || w_->stop_.load()) break;
-      spdlog::warn("stream: feature update for {}: {}; retrying", ft->view->name, s.message());
+      Log().warn("feature update for {}: {}; retrying", ft->view->name, s.message());
       ft->ingestor.Add(0, cells_, &result);  // Flush consumed it: queue it again
       const auto until = Clock::now() + backoff;
       while (Clock::now() < until && !w_->stop_.load()) rd_kafka_poll(producer_, 10);
@@ -431,7 +426,7 @@ class StreamWorker::Impl {
       Status s = scorer_.ScoreJson({model, std::nullopt, pipeline::Path::kStream}, payload,
                                    &scratch_, response);
       if (s.code() != StatusCode::kUnavailable || w_->stop_.load()) return s;
-      spdlog::warn("stream: {}; retrying in {} ms", s.message(), backoff.count());
+      Log().warn("{}; retrying in {} ms", s.message(), backoff.count());
       const auto until = Clock::now() + backoff;
       while (Clock::now() < until && !w_->stop_.load()) {
         rd_kafka_poll(producer_, 10);
@@ -519,12 +514,12 @@ class StreamWorker::Impl {
       if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return;
       if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL && o_.exactly_once) {
         // Inside a transaction: its commit will fail, abort and rewind.
-        spdlog::error("stream: cannot produce to {}: {}", topic, rd_kafka_err2str(e));
+        Log().error("cannot produce to {}: {}", topic, rd_kafka_err2str(e));
         if (headers != nullptr) rd_kafka_headers_destroy(headers);
         return;
       }
       if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        spdlog::error("stream: cannot produce to {}: {}", topic, rd_kafka_err2str(e));
+        Log().error("cannot produce to {}: {}", topic, rd_kafka_err2str(e));
         rd_kafka_poll(producer_, 100);
         continue;  // never drop: the offset stays uncommitted until this succeeds
       }
@@ -541,7 +536,7 @@ class StreamWorker::Impl {
     if (m->err && o_.exactly_once) return;  // the transaction's commit fails and aborts
     if (m->err) {
       // librdkafka retried until message.timeout.ms: produce it again.
-      spdlog::warn("stream: delivery to {} failed ({}); producing again",
+      Log().warn("delivery to {} failed ({}); producing again",
                    rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
       rd_kafka_headers_t* h = nullptr;
       rd_kafka_headers_t* copy = nullptr;
@@ -567,12 +562,12 @@ class StreamWorker::Impl {
                           rd_kafka_topic_partition_list_t* parts, void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-      spdlog::info("stream: assigned {} partition(s) of {}", parts->cnt, self->o_.input_topic);
+      Log().info("assigned {} partition(s) of {}", parts->cnt, self->o_.input_topic);
       self->generation_ = static_cast<uint8_t>((self->generation_ + 1) & 0x7f);
       self->paused_ = false;
       rd_kafka_assign(rk, parts);
     } else {
-      spdlog::info("stream: revoked {} partition(s); committing what is done", parts->cnt);
+      Log().info("revoked {} partition(s); committing what is done", parts->cnt);
       if (!self->o_.exactly_once) {
         self->Drain();
         self->Commit(/*sync=*/true);
@@ -600,7 +595,7 @@ class StreamWorker::Impl {
     commit_latency_->Observe(std::chrono::duration<double>(Clock::now() - t0).count());
     rd_kafka_topic_partition_list_destroy(list);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-      spdlog::warn("stream: commit failed: {}", rd_kafka_err2str(e));
+      Log().warn("commit failed: {}", rd_kafka_err2str(e));
     }
     w_->stats_.commits.fetch_add(1, std::memory_order_relaxed);
   }
@@ -647,7 +642,7 @@ class StreamWorker::Impl {
     rd_kafka_topic_partition_list_destroy(assigned);
     paused_ = pause;
     if (pause) w_->stats_.pauses.fetch_add(1, std::memory_order_relaxed);
-    spdlog::info("stream: {} consumption ({} outputs in flight)", pause ? "paused" : "resumed",
+    Log().info("{} consumption ({} outputs in flight)", pause ? "paused" : "resumed",
                  tracker_.in_flight());
   }
 

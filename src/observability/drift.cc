@@ -1,13 +1,17 @@
 #include "observability/drift.h"
+#include "observability/log.h"
 
 #include <simdjson.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
 
 namespace rtml::observability {
 namespace {
+spdlog::logger& Log() {
+  static spdlog::logger& log = observability::ComponentLogger("drift");
+  return log;
+}
 
 constexpr int kSlots = 32;
 constexpr int64_t kSlotUs = 10'000'000;
@@ -156,7 +160,8 @@ void DriftMonitor::BuildReferenceLocked() {
   for (auto& s : samples_) bins_.push_back(FromSample(std::move(s), options_.bins));
   samples_.clear();
   ready_.store(true, std::memory_order_release);
-  spdlog::info("drift: model {} version {}: reference taken from the first {} rows", model_,
+  const LogScope scope({.model = model_, .version = version_});
+  Log().info("model {} version {}: reference taken from the first {} rows", model_,
                version_, options_.reference_rows);
 }
 
@@ -226,7 +231,8 @@ void DriftMonitor::CheckThresholds() {
     list += (i ? ", " : "") + rose[i].series + " " + std::to_string(rose[i].psi).substr(0, 5);
   }
   if (rose.size() > 5) list += ", and " + std::to_string(rose.size() - 5) + " more";
-  spdlog::warn("drift: model {} version {}: PSI over the {} threshold ({}) for {}: {} "
+  const LogScope scope({.model = model_, .version = version_});
+  Log().warn("model {} version {}: PSI over the {} threshold ({}) for {}: {} "
                "(see rtml_drift_psi or /v1/stats)",
                model_, version_, worst == 2 ? "alert" : "warn",
                worst == 2 ? options_.alert : options_.warn,

@@ -7,12 +7,43 @@
 
 namespace rtml::observability {
 
-Result<std::unique_ptr<PredictionLog>> PredictionLog::Open(const std::string& path, double rate) {
+PredictionLogCounters AddPredictionLogCounters(Registry* metrics, const std::string& sink) {
+  const std::string help = "Sampled prediction records, logged or dropped, by sink.";
+  return {metrics->AddCounter("rtml_prediction_log_records_total", help,
+                              {{"sink", sink}, {"outcome", "logged"}}),
+          metrics->AddCounter("rtml_prediction_log_records_total", help,
+                              {{"sink", sink}, {"outcome", "dropped"}})};
+}
+
+Result<std::unique_ptr<FileSink>> FileSink::Open(const std::string& path,
+                                                 PredictionLogCounters counters) {
+  auto sink = std::unique_ptr<FileSink>(new FileSink(path, counters));
+  sink->out_.open(path, std::ios::app);
+  if (!sink->out_) {
+    return FailedPrecondition("cannot open the prediction log '" + path +
+                              "' for appending (check log.predictions.file)");
+  }
+  return sink;
+}
+
+void FileSink::Write(std::string_view record) {
+  std::lock_guard lock(mu_);
+  out_.write(record.data(), static_cast<std::streamsize>(record.size()));
+  out_.put('\n');
+  if (++written_ % 64 == 0) out_.flush();
+  (out_ ? counters_.logged : counters_.dropped)->Inc();
+  out_.clear();  // a full disk may free up; keep trying
+}
+
+FileSink::~FileSink() {
+  std::lock_guard lock(mu_);
+  out_.flush();
+}
+
+Result<std::unique_ptr<PredictionLog>> PredictionLog::Create(
+    double rate, std::unique_ptr<PredictionSink> sink) {
   if (rate < 0 || rate > 1) return FailedPrecondition("log.predictions.rate must be in [0, 1]");
-  auto log = std::unique_ptr<PredictionLog>(new PredictionLog(rate));
-  log->out_.open(path, std::ios::app);
-  if (!log->out_) return FailedPrecondition("cannot open prediction log '" + path + "'");
-  return log;
+  return std::unique_ptr<PredictionLog>(new PredictionLog(rate, std::move(sink)));
 }
 
 bool PredictionLog::ShouldSample() {
@@ -28,16 +59,15 @@ void PredictionLog::Write(std::string_view path, std::string_view request,
   const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
-  std::lock_guard lock(mu_);
-  line_ = "{\"time\":\"" + FormatTimestamp(now) + "\",\"path\":\"";
-  line_ += path;
-  line_ += "\",\"request\":";
-  line_ += request;
-  line_ += ",\"response\":";
-  line_ += response;
-  line_ += "}\n";
-  out_ << line_;
-  if (++written_ % 64 == 0) out_.flush();
+  thread_local std::string record;  // sampled traffic only; reused
+  record = "{\"time\":\"" + FormatTimestamp(now) + "\",\"path\":\"";
+  record += path;
+  record += "\",\"request\":";
+  record += request;
+  record += ",\"response\":";
+  record += response;
+  record += "}";
+  sink_->Write(record);
 }
 
 }  // namespace rtml::observability

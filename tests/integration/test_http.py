@@ -17,7 +17,7 @@ import unittest
 import numpy as np
 import xgboost as xgb
 
-from harness import FRAUD, REPO, Server, fraud_demo_config
+from harness import FRAUD, REPO, Server, fraud_demo_config, wait_for
 
 FRAUD_MODEL = os.path.join(FRAUD, "models", "fraud", "1", "model.json")
 TESTDATA_MODELS = os.path.join(REPO, "tests", "testdata", "models")
@@ -370,6 +370,54 @@ class PredictionLogTest(unittest.TestCase):
         self.assertEqual(first["request"]["id"], first["response"]["id"])
         self.assertIn("prediction", first["response"])
         self.assertRegex(first["time"], r"^\d{4}-\d\d-\d\dT")
+
+
+class LoggingTest(unittest.TestCase):
+    def test_json_logs_carry_component_model_and_request_id(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            config = fraud_demo_config(tmp, store="memory",
+                                       extra="log: {level: debug, format: json}\n")
+            server = Server(config=config)
+            try:
+                ok = server.request("POST", "/predict", {"user_id": 1, "amount": 5})
+                self.assertEqual(ok[0], 200)
+                status, _, headers = server.request(
+                    "POST", "/predict", {"amount": "x\"y"}, headers={"X-Request-Id": "trace-me-1"})
+                self.assertEqual(status, 400)
+                self.assertEqual(headers["X-Request-Id"], "trace-me-1")
+                wait_for(lambda: any("trace-me-1" in line for line in server.log), 10,
+                         "the refusal's log line")
+            finally:
+                server.stop()
+            lines = [json.loads(line) for line in server.log]  # every line is one JSON object
+        for line in lines:
+            self.assertEqual(set(line) - {"model", "version", "request_id"},
+                             {"time", "level", "component", "msg"}, line)
+            self.assertRegex(line["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+        loaded = [l for l in lines if l.get("model") == "fraud" and "backend" in l["msg"]]
+        self.assertEqual([(l["component"], l["version"]) for l in loaded], [("rtml", 1)])
+        refusal = [l for l in lines if l.get("request_id") == "trace-me-1"]
+        self.assertEqual(len(refusal), 1, lines)
+        self.assertEqual((refusal[0]["component"], refusal[0]["level"]), ("http", "debug"))
+        self.assertIn("POST /predict -> 400", refusal[0]["msg"])
+        self.assertIn('"reason":"wrong_type"', refusal[0]["msg"])
+        # The answered request has no line of its own, even at DEBUG.
+        self.assertEqual(sum("/predict ->" in l["msg"] and l["component"] == "http"
+                             for l in lines), 1)
+
+    def test_no_line_per_request_at_info(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            server = Server(config=fraud_demo_config(tmp, store="memory"))
+            try:
+                before = len(server.log)
+                for i in range(50):
+                    server.request("POST", "/predict", {"user_id": i, "amount": 5})
+                    server.request("POST", "/predict", "not json")
+                    server.request("GET", "/nowhere")
+                self.assertEqual(server.request("GET", "/readyz")[0], 200)
+                self.assertEqual(server.log[before:], [])
+            finally:
+                server.stop()
 
 
 class ConcurrencyTest(unittest.TestCase):

@@ -142,6 +142,44 @@ class StreamTest(unittest.TestCase):
         # HTTP keeps serving beside the stream.
         self.assertEqual(server.request("POST", "/predict", {"user_id": 1, "amount": 3})[0], 200)
 
+    def test_sampled_predictions_are_logged_to_a_kafka_topic(self):
+        config = fraud_demo_config(
+            self.dir.name, extra="log: {predictions: {rate: 1.0, topic: prediction-log}}\n")
+        server = Server("--brokers", self.broker.bootstrap, config=config)
+        self.servers.append(server)
+        for i in range(30):
+            self.assertEqual(server.request("POST", "/predict", {"user_id": i, "amount": 5,
+                                                                 "id": f"h{i}"})[0], 200)
+        self.broker.produce("ml-features", events(20))
+
+        def logged():
+            r = [json.loads(v) for v in self.broker.read_all("prediction-log", "%s\n")]
+            return r if len(r) >= 50 else None
+
+        records = wait_for(logged, 60, "50 prediction records on the topic")
+        self.assertEqual(len(records), 50)
+        http_ids = sorted(r["request"]["id"] for r in records if r["path"] == "http")
+        self.assertEqual(http_ids, sorted(f"h{i}" for i in range(30)))
+        stream = [r for r in records if r["path"] == "stream"]
+        self.assertEqual(sorted(r["request"]["id"] for r in stream), list(range(20)))
+        for r in records:
+            self.assertEqual(r["request"]["id"], r["response"]["id"])
+            self.assertIn("prediction", r["response"])
+            self.assertRegex(r["time"], r"^\d{4}-\d\d-\d\dT")
+        metrics = wait_for(lambda: (lambda m: m if 'outcome="logged"} 50' in m else None)(
+            server.request("GET", "/metrics")[1]), 10, "the logged count")
+        self.assertIn('rtml_prediction_log_records_total{sink="kafka",outcome="dropped"} 0',
+                      metrics)
+
+    def test_a_prediction_log_topic_without_brokers_is_a_config_error(self):
+        config = fraud_demo_config(
+            self.dir.name, extra="log: {predictions: {rate: 0.1, topic: prediction-log}}\n")
+        r = subprocess.run([RTML, "serve", "--config", config, "--port", "0"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("log.predictions.topic needs Kafka: set kafka.brokers or --brokers",
+                      r.stdout + r.stderr)
+
     def test_feature_view_follows_its_kafka_topic(self):
         tmp = tempfile.TemporaryDirectory()
         self.addCleanup(tmp.cleanup)
