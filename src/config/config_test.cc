@@ -49,6 +49,10 @@ TEST(ConfigTest, RejectsTyposAndBadValuesNamingTheKey) {
   ExpectFails("scoring: {unknown_features: maybe}", "unknown_features");
   ExpectFails("scoring: {max_batch_size: 0}", "max_batch_size");
   ExpectFails("log: {level: loud}", "log.level");
+  ExpectFails("log: {format: xml}", "log.format");
+  ExpectFails("log: {predictions: {rate: 2, file: p.jsonl}}", "log.predictions.rate");
+  ExpectFails("log: {predictions: {rate: 0.1}}", "log.predictions.file or log.predictions.topic");
+  ExpectFails("log: {predictions: {rate: 0.1, file: p.jsonl, topic: t}}", "file or topic, not both");
   ExpectFails("http: [1, 2", "invalid YAML");
 }
 
