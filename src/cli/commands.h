@@ -27,6 +27,7 @@ struct DemoOptions {
   int partitions = 6;
   double rate = 1000;      // generated events per second
   double seconds = 0;      // stop after this long; 0 = until Ctrl-C
+  double shift_after_s = 0;  // generated traffic shifts (drift) after this long; 0 = never
 };
 int RunDemo(const DemoOptions& options);
 

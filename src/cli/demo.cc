@@ -66,7 +66,10 @@ int RunDemo(const DemoOptions& o) {
   const config::Config& c = (*stack)->config();
   auto monitor = kafka::PredictionMonitor::Create(c.kafka.brokers, c.kafka.output_topic, dlq);
   auto generator = kafka::EventGenerator::Create(
-      {.brokers = c.kafka.brokers, .topic = in_topic, .rate_per_s = o.rate});
+      {.brokers = c.kafka.brokers,
+       .topic = in_topic,
+       .rate_per_s = o.rate,
+       .shift_after_s = o.shift_after_s});
   if (!monitor.ok() || !generator.ok()) {
     spdlog::error("cannot start the demo's clients");
     return 1;
@@ -77,14 +80,20 @@ int RunDemo(const DemoOptions& o) {
   std::printf(
       "\nrtml demo: the fraud pipeline on embedded defaults\n"
       "  Kafka (mock broker): %s  topics %s -> %s, dead letters %s\n"
-      "  generator: %.0f synthetic transactions/s\n"
+      "  generator: %.0f synthetic transactions/s, like the training data%s\n"
       "  HTTP: http://127.0.0.1:%d  (dashboard: /, metrics: /metrics, models: /v1/models)\n"
       "  try:  curl -s -X POST localhost:%d/predict -H 'Content-Type: application/json' "
       "-d '{\"user_id\": 123, \"amount\": 90.5}'\n"
       "        kcat -b %s -C -t %s -o end\n"
       "  Ctrl-C stops.\n\n",
       c.kafka.brokers.c_str(), in_topic.c_str(), c.kafka.output_topic.c_str(), dlq.c_str(),
-      o.rate, port, port, c.kafka.brokers.c_str(), c.kafka.output_topic.c_str());
+      o.rate,
+      o.shift_after_s > 0
+          ? (" until " + std::to_string(static_cast<int>(o.shift_after_s)) +
+             " s, then shifted (watch drift on the dashboard)")
+                .c_str()
+          : "",
+      port, port, c.kafka.brokers.c_str(), c.kafka.output_topic.c_str());
   std::fflush(stdout);
   const kafka::StreamStats& stats = (*stack)->worker()->stats();
   const auto start = std::chrono::steady_clock::now();

@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   demo_cmd->add_option("--seconds", demo.seconds, "Stop after this long (0 = until Ctrl-C)")
       ->check(CLI::NonNegativeNumber);
+  demo_cmd->add_option("--shift-after", demo.shift_after_s,
+                       "Seconds after which generated traffic shifts from the training data, "
+                       "to watch drift being caught (0 = never)");
   demo_cmd->add_option("--log-level", demo.serve.log_level, "trace|debug|info|warn|error");
 
   CLI::App* models_cmd = app.add_subcommand("models", "Work with models and repositories");

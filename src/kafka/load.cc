@@ -35,63 +35,90 @@ void Set(rd_kafka_conf_t* c, const char* k, const std::string& v) {
   rd_kafka_conf_set(c, k, v.c_str(), err, sizeof(err));
 }
 
-// One synthetic card transaction as the fraud model's request JSON.
-void WriteEvent(std::mt19937_64& rng, uint64_t id, int users, bool bad, std::string* out) {
-  std::uniform_int_distribution<int> user(1, users), hour(0, 23), cat(0, 19), small(0, 5);
-  std::lognormal_distribution<double> amount(3.8, 1.1);
+double Round2(double v) { return std::round(v * 100) / 100; }
+
+double Beta(std::mt19937_64& rng, double a, double b) {
+  std::gamma_distribution<double> x(a, 1.0), y(b, 1.0);
+  const double u = x(rng), v = y(rng);
+  return u / (u + v);
+}
+
+// The transaction's own inputs (all but the stored user profile), drawn as
+// examples/fraud/transactions.py draws the training data, so that the demo's
+// traffic does not drift from the model's reference. Unknown values (ip_risk
+// for card-present purchases, gaps for first transactions) are null.
+// `shifted` moves amounts and IP risk away from the training data.
+void WriteTransaction(std::mt19937_64& rng, bool bad, bool shifted, JsonWriter& w) {
   std::uniform_real_distribution<double> unit(0, 1);
-  out->clear();
-  JsonWriter w(out);
-  w.BeginObject().Key("id").Uint(id).Key("user_id").Int(user(rng));
+  std::uniform_int_distribution<int> hour_d(0, 23), dow_d(0, 6), cat(0, 19);
+  std::lognormal_distribution<double> amount_d(3.8, 1.1), avg_d(3.8, 0.7);
+  std::exponential_distribution<double> home(1 / 15.0), last(1 / 10.0), gap(1 / 20000.0);
+  std::poisson_distribution<int> hourly(0.4), daily(3), failed(0.1);
+  std::normal_distribution<double> noise(0, 3);
+  const double amount = Round2(amount_d(rng) * (shifted ? 6 : 1)), avg = Round2(avg_d(rng));
+  const int hour = hour_d(rng), dow = dow_d(rng);
+  const bool online = unit(rng) < 0.45, international = unit(rng) < 0.08;
+  const bool card_present = !online && unit(rng) < 0.9;
+  const int count_1h = hourly(rng), count_24h = count_1h + daily(rng);
+  const bool first = unit(rng) < 0.03;
   if (bad) {
     w.Key("amount").String("n/a");  // a bad type, for the dead-letter path
   } else {
-    const double a = std::round(amount(rng) * 100) / 100;
-    w.Key("amount").Double(a);
+    w.Key("amount").Double(amount);
   }
-  const bool online = unit(rng) < 0.45;
-  w.Key("hour_of_day").Int(hour(rng)).Key("is_online").Bool(online);
-  w.Key("card_present").Bool(!online && unit(rng) < 0.9);
-  w.Key("merchant_risk").Double(std::round(unit(rng) * unit(rng) * 1000) / 1000);
-  w.Key("merchant_category").Int(cat(rng)).Key("txn_count_1h").Int(small(rng) / 3);
-  w.Key("ip_risk").Double(std::round(unit(rng) * unit(rng) * unit(rng) * 1000) / 1000);
+  w.Key("hour_of_day").Int(hour).Key("day_of_week").Int(dow);
+  w.Key("is_online").Bool(online).Key("is_international").Bool(international);
+  w.Key("card_present").Bool(card_present);
+  w.Key("merchant_risk").Double(std::round(Beta(rng, 1.2, 8) * 1000) / 1000);
+  w.Key("merchant_category").Int(cat(rng));
+  w.Key("distance_from_home_km").Double(Round2(home(rng) + (international ? 1000 : 0)));
+  w.Key("distance_from_last_txn_km");
+  first ? w.Null() : w.Double(Round2(last(rng)));
+  w.Key("seconds_since_last_txn");
+  first ? w.Null() : w.Double(Round2(gap(rng)));
+  w.Key("txn_count_1h").Int(count_1h).Key("txn_count_24h").Int(count_24h);
+  w.Key("amount_sum_24h").Double(Round2(avg * count_24h + amount));
+  w.Key("amount_to_avg_ratio").Double(Round2(amount / std::max(avg, 1.0)));
+  w.Key("failed_logins_24h").Int(failed(rng));
+  w.Key("device_change").Bool(unit(rng) < 0.05);
+  w.Key("ip_risk");
+  const double ip_risk = std::min(1.0, Beta(rng, 1, 12) + (shifted ? 0.3 : 0));
+  card_present ? w.Null() : w.Double(std::round(ip_risk * 1000) / 1000);
+  w.Key("country_mismatch").Bool(international && unit(rng) < 0.5);
+  w.Key("velocity_score").Double(Round2(std::clamp(count_1h * 8 + noise(rng), 0.0, 100.0)));
+  w.Key("is_weekend").Bool(dow >= 5).Key("is_night").Bool(hour < 6 || hour >= 23);
+}
+
+// One card transaction as the fraud demo's request: the transaction and the
+// user whose stored profile fills in the rest.
+void WriteEvent(std::mt19937_64& rng, uint64_t id, int users, bool bad, bool shifted,
+                std::string* out) {
+  std::uniform_int_distribution<int> user(1, users);
+  out->clear();
+  JsonWriter w(out);
+  w.BeginObject().Key("id").Uint(id).Key("user_id").Int(user(rng));
+  WriteTransaction(rng, bad, shifted, w);
   w.Key("event_time").String(FormatTimestamp(NowMicros()));
   w.EndObject();
 }
 
 // All 30 inputs of the fraud model, by name (the Python consumer's format).
 void WriteFullRow(std::mt19937_64& rng, uint64_t id, std::string* out) {
-  std::lognormal_distribution<double> amount(3.8, 1.1), avg(3.8, 0.7), limit(8.3, 0.6);
+  std::lognormal_distribution<double> avg(3.8, 0.7), limit(8.3, 0.6);
   std::uniform_real_distribution<double> unit(0, 1);
-  std::uniform_int_distribution<int> hour(0, 23), dow(0, 6), cat(0, 19), age(18, 90),
-      days(1, 4000);
-  auto round2 = [](double v) { return std::round(v * 100) / 100; };
-  const double a = round2(amount(rng)), mean = round2(avg(rng));
-  const bool online = unit(rng) < 0.45;
+  std::uniform_int_distribution<int> age(18, 90), account_d(1, 4000), card_d(1, 2000),
+      email(0, 5000);
+  std::poisson_distribution<int> chargebacks(0.05);
   out->clear();
   JsonWriter w(out);
   w.BeginObject().Key("id").Uint(id).Key("features").BeginObject();
-  w.Key("amount").Double(a).Key("hour_of_day").Int(hour(rng)).Key("day_of_week").Int(dow(rng));
-  w.Key("is_online").Bool(online).Key("is_international").Bool(unit(rng) < 0.08);
-  w.Key("card_present").Bool(!online && unit(rng) < 0.9);
-  w.Key("merchant_risk").Double(round2(unit(rng) * unit(rng)));
-  w.Key("merchant_category").Int(cat(rng));
-  w.Key("distance_from_home_km").Double(round2(unit(rng) * 40));
-  w.Key("distance_from_last_txn_km").Double(round2(unit(rng) * 20));
-  w.Key("seconds_since_last_txn").Double(round2(unit(rng) * 40000));
-  w.Key("txn_count_1h").Int(static_cast<int>(unit(rng) * 3));
-  w.Key("txn_count_24h").Int(static_cast<int>(unit(rng) * 9));
-  w.Key("amount_sum_24h").Double(round2(mean * 3 + a)).Key("avg_amount_30d").Double(mean);
-  w.Key("amount_to_avg_ratio").Double(round2(a / std::max(mean, 1.0)));
-  w.Key("account_age_days").Int(days(rng)).Key("card_age_days").Int(days(rng) / 2);
-  w.Key("user_age").Int(age(rng)).Key("credit_limit").Double(std::round(limit(rng)));
-  w.Key("utilization").Double(round2(unit(rng) * 0.8));
-  w.Key("failed_logins_24h").Int(unit(rng) < 0.1 ? 1 : 0);
-  w.Key("device_change").Bool(unit(rng) < 0.05).Key("ip_risk").Double(round2(unit(rng) * 0.3));
-  w.Key("email_age_days").Int(days(rng)).Key("chargebacks_365d").Int(unit(rng) < 0.05 ? 1 : 0);
-  w.Key("country_mismatch").Bool(unit(rng) < 0.04);
-  w.Key("velocity_score").Double(round2(unit(rng) * 10));
-  w.Key("is_weekend").Bool(unit(rng) < 0.28).Key("is_night").Bool(unit(rng) < 0.2);
+  WriteTransaction(rng, false, false, w);
+  const int account = account_d(rng);
+  w.Key("avg_amount_30d").Double(Round2(avg(rng)));
+  w.Key("account_age_days").Int(account).Key("card_age_days").Int(std::min(account, card_d(rng)));
+  w.Key("user_age").Int(age(rng)).Key("credit_limit").Double(std::round(limit(rng) / 100) * 100);
+  w.Key("utilization").Double(std::round(Beta(rng, 2, 5) * 1000) / 1000);
+  w.Key("email_age_days").Int(email(rng)).Key("chargebacks_365d").Int(chargebacks(rng));
   w.EndObject().EndObject();
 }
 
@@ -169,7 +196,10 @@ void EventGenerator::Loop() {
     if (o_.full_rows) {
       WriteFullRow(rng, i, &value);
     } else {
-      WriteEvent(rng, i, o_.users, unit(rng) < o_.bad_share, &value);
+      const bool shifted =
+          o_.shift_after_s > 0 &&
+          Clock::now() - start > std::chrono::duration<double>(o_.shift_after_s);
+      WriteEvent(rng, i, o_.users, unit(rng) < o_.bad_share, shifted, &value);
     }
     if (created_us_) created_us_[i].store(NowMicros(), std::memory_order_relaxed);
     const std::string key = "t" + std::to_string(i);

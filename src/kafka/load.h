@@ -34,6 +34,9 @@ struct GeneratorOptions {
   // Events carry all 30 inputs as {"id", "features": {...}} (the format the
   // Python reference consumer reads too) instead of a transaction + user_id.
   bool full_rows = false;
+  // After this many seconds (0 = never), transactions shift away from the
+  // training data (amounts x6, riskier IPs), to show drift being caught.
+  double shift_after_s = 0;
 };
 
 class EventGenerator {

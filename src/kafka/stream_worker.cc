@@ -20,6 +20,7 @@ namespace od = simdjson::ondemand;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
 spdlog::logger& Log() {
   static spdlog::logger& log = observability::ComponentLogger("stream");
   return log;

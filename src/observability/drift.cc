@@ -1,13 +1,16 @@
 #include "observability/drift.h"
-#include "observability/log.h"
 
 #include <simdjson.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+
+#include "observability/log.h"
 
 namespace rtml::observability {
 namespace {
+
 spdlog::logger& Log() {
   static spdlog::logger& log = observability::ComponentLogger("drift");
   return log;
@@ -212,7 +215,6 @@ void DriftMonitor::CheckThresholds() {
   std::lock_guard lock(check_mu_);
   std::vector<DriftScore> scores = Psi();
   std::vector<DriftScore> rose;  // series whose level went up since the last check
-  int worst = 0;
   for (const DriftScore& s : scores) {
     const size_t index = s.series == "prediction"
                              ? features_.size()
@@ -220,23 +222,34 @@ void DriftMonitor::CheckThresholds() {
                                    features_.begin();
     const int level = s.psi > options_.alert ? 2 : s.psi > options_.warn ? 1 : 0;
     if (level > level_[index]) rose.push_back(s);
-    worst = std::max(worst, level);
     level_[index] = level;
   }
   if (rose.empty()) return;
   std::sort(rose.begin(), rose.end(),
             [](const DriftScore& a, const DriftScore& b) { return a.psi > b.psi; });
-  std::string list;
-  for (size_t i = 0; i < rose.size() && i < 5; ++i) {
-    list += (i ? ", " : "") + rose[i].series + " " + std::to_string(rose[i].psi).substr(0, 5);
+  // One line: the series that reached each threshold, worst first.
+  std::string text;
+  for (const int level : {2, 1}) {
+    const double threshold = level == 2 ? options_.alert : options_.warn;
+    std::string list;
+    size_t listed = 0, more = 0;
+    for (const DriftScore& r : rose) {
+      if ((r.psi > options_.alert ? 2 : 1) != level) continue;
+      if (listed++ < 5) {
+        list += (list.empty() ? "" : ", ") + r.series + " " + std::to_string(r.psi).substr(0, 5);
+      } else {
+        ++more;
+      }
+    }
+    if (list.empty()) continue;
+    if (more > 0) list += " and " + std::to_string(more) + " more";
+    char head[48];
+    std::snprintf(head, sizeof(head), "past %s %g: ", level == 2 ? "alert" : "warn", threshold);
+    text += (text.empty() ? "" : "; ") + std::string(head) + list;
   }
-  if (rose.size() > 5) list += ", and " + std::to_string(rose.size() - 5) + " more";
   const LogScope scope({.model = model_, .version = version_});
-  Log().warn("model {} version {}: PSI over the {} threshold ({}) for {}: {} "
-               "(see rtml_drift_psi or /v1/stats)",
-               model_, version_, worst == 2 ? "alert" : "warn",
-               worst == 2 ? options_.alert : options_.warn,
-               rose.size() == 1 ? "1 series" : std::to_string(rose.size()) + " series", list);
+  Log().warn("model {} version {}: PSI {} (see rtml_drift_psi or /v1/stats)", model_, version_,
+             text);
 }
 
 }  // namespace rtml::observability

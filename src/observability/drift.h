@@ -36,7 +36,7 @@ struct DriftOptions {
   double warn = 0.1;
   double alert = 0.25;
   int bins = 10;
-  size_t check_every_rows = 5000;  // how often Observe() re-checks the thresholds
+  size_t check_every_rows = 1000;  // each thread re-checks the thresholds this often
 };
 
 // Bins of one series: bin k holds x <= edges[k] (past the last edge: the last

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import random
+import re
 import socket
 import subprocess
 import tempfile
@@ -370,6 +371,57 @@ class PredictionLogTest(unittest.TestCase):
         self.assertEqual(first["request"]["id"], first["response"]["id"])
         self.assertIn("prediction", first["response"])
         self.assertRegex(first["time"], r"^\d{4}-\d\d-\d\dT")
+
+
+class DriftTest(unittest.TestCase):
+    """PSI against the fraud model's training-time reference, end to end: rows
+    like the training data stay under drift.warn, shifted rows pass drift.alert,
+    are logged and exported."""
+
+    @staticmethod
+    def rows(seed, shift=False):
+        import sys
+        sys.path.insert(0, FRAUD)
+        import transactions
+        X, _ = transactions.generate(6000, seed=seed)
+        if shift:  # a new merchant mix: bigger amounts from riskier IPs
+            X[:, transactions.NAMES.index("amount")] *= 6
+            X[:, transactions.NAMES.index("ip_risk")] += 0.3
+        return [[None if math.isnan(v) else float(v) for v in row] for row in X]
+
+    def score_and_read_drift(self, rows):
+        with tempfile.TemporaryDirectory() as tmp:
+            server = Server(config=fraud_demo_config(tmp, store="memory"))
+            try:
+                for i in range(0, len(rows), 500):
+                    status, body, _ = server.request("POST", "/predict",
+                                                     {"instances": rows[i:i + 500]})
+                    self.assertEqual(status, 200, body)
+                stats = server.request("GET", "/v1/stats")[1]
+                metrics = server.request("GET", "/metrics")[1]
+            finally:
+                server.stop()
+        psi = {d["series"]: d["psi"] for d in stats["drift"] if d["model"] == "fraud"}
+        self.assertEqual(len(psi), 31, psi)  # 30 inputs and the prediction
+        return psi, metrics, server.log
+
+    def test_training_like_rows_stay_under_warn(self):
+        psi, _, log = self.score_and_read_drift(self.rows(seed=1234))
+        self.assertLess(max(psi.values()), 0.1, psi)
+        self.assertFalse([l for l in log if "[drift]" in l], log)
+
+    def test_shifted_rows_pass_the_alert_threshold(self):
+        psi, metrics, log = self.score_and_read_drift(self.rows(seed=1234, shift=True))
+        self.assertGreater(psi["amount"], 0.25, psi)
+        self.assertGreater(psi["ip_risk"], 0.25, psi)
+        self.assertGreater(psi["prediction"], 0.25, psi)
+        self.assertLess(psi["hour_of_day"], 0.1, psi)  # untouched inputs stay put
+        exported = re.search(r'rtml_drift_psi\{model="fraud",version="1",series="amount"\} (\S+)',
+                             metrics)
+        self.assertGreater(float(exported.group(1)), 0.25, metrics)
+        warnings = [l for l in log if "[drift]" in l and "PSI past alert 0.25: " in l]
+        self.assertTrue(warnings, log)
+        self.assertIn("model=fraud version=1", warnings[0])
 
 
 class LoggingTest(unittest.TestCase):
