@@ -149,7 +149,7 @@ TEST_F(EnrichmentTest, RedisDownDegradesToDefaultsAndRecovers) {
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
   EXPECT_NE(s.message().find("'f4' has no default"), std::string::npos) << s.message();
   EXPECT_NE(metrics_.Render().find(
-                R"(rtml_degraded_requests_total{model="binary",version="1"} 1)"),
+                R"(rtml_requests_total{model="binary",version="1",path="http",outcome="degraded"} 1)"),
             std::string::npos);
   redis.Restart();  // an empty Redis: the data is gone, but the store is back
   clock_.Advance(600'000);

@@ -101,26 +101,37 @@ Result<std::unique_ptr<Scorer>> Scorer::Create(const model::ModelRepository& rep
 }
 
 Status Scorer::Prepare(const ModelVersion& v, observability::Registry* metrics) {
-  observability::Labels labels{{"model", v.name}, {"version", std::to_string(v.version)}};
   VersionMetrics& vm = metrics_[&v];
-  vm = VersionMetrics{
-      metrics->AddCounter("rtml_requests_total",
-                          "Predict requests answered successfully, by model and version.",
-                          labels),
-      metrics->AddCounter("rtml_predictions_total", "Rows scored, by model and version.", labels),
-      metrics->AddCounter("rtml_degraded_requests_total",
-                          "Requests scored on defaults because the feature store failed.",
-                          labels),
-      metrics->AddHistogram("rtml_request_duration_seconds",
-                            "Time to decode, enrich, score and encode a predict request.",
-                            labels, observability::LatencyBucketsSeconds()),
-      metrics->AddHistogram("rtml_model_duration_seconds",
-                            "Time of the model call alone, per batch of rows.", labels,
-                            observability::LatencyBucketsSeconds()),
-      metrics->AddHistogram("rtml_batch_rows", "Rows per model call (a request or a poll).",
-                            labels, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096}),
-      {}};
-  for (auto& w : vm.window) w = std::make_unique<observability::WindowedHistogram>();
+  for (const Path path : {Path::kHttp, Path::kStream}) {
+    const observability::Labels labels{{"model", v.name},
+                                       {"version", std::to_string(v.version)},
+                                       {"path", path == Path::kHttp ? "http" : "stream"}};
+    auto with_outcome = [&](const char* outcome) {
+      observability::Labels l = labels;
+      l.emplace_back("outcome", outcome);
+      return metrics->AddCounter(
+          "rtml_requests_total",
+          "Predict requests (HTTP bodies, stream events) that reached a model version, by "
+          "outcome: ok, degraded (scored on defaults: the feature store failed), error.",
+          l);
+    };
+    PathMetrics& pm = vm.paths[static_cast<int>(path)];
+    pm.ok = with_outcome("ok");
+    pm.degraded = with_outcome("degraded");
+    pm.errors = with_outcome("error");
+    pm.predictions = metrics->AddCounter("rtml_predictions_total", "Rows scored.", labels);
+    pm.latency = metrics->AddHistogram(
+        "rtml_request_duration_seconds",
+        "Time to decode, enrich, score and encode a predict request (or a stream event).", labels,
+        observability::LatencyBucketsSeconds());
+    pm.model_latency = metrics->AddHistogram("rtml_model_duration_seconds",
+                                             "Time of the model call alone, per batch of rows.",
+                                             labels, observability::LatencyBucketsSeconds());
+    pm.batch_rows = metrics->AddHistogram("rtml_batch_rows",
+                                          "Rows per model call (a request or a poll).", labels,
+                                          {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096});
+    pm.window = std::make_unique<observability::WindowedHistogram>();
+  }
   if (options_.drift) RETURN_IF_ERROR(PrepareDrift(v, &vm));
   const std::string& service_name = v.spec.feature_service;
   if (service_name.empty()) return Status::Ok();
@@ -221,16 +232,26 @@ Status Scorer::ScoreJson(const ScoreTarget& target, std::string_view body, Score
                          std::string* response) const {
   const auto start = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(const ModelVersion* v, Resolve(target));
-  Decoded d;
-  RETURN_IF_ERROR(Decode(*v, body, scratch, &d));
-  Enrich(*v, std::span<Decoded>(&d, 1), scratch);
-  RETURN_IF_ERROR(d.status);
-  RETURN_IF_ERROR(FinishRows(*v, d, scratch));
   const VersionMetrics* m = MetricsFor(*v);
-  RETURN_IF_ERROR(Predict(*v, m, d.n_rows, scratch));
-  WriteResponse(*v, d, *scratch, response);
-  if (m != nullptr) Count(*m, d, target.path, start, std::chrono::steady_clock::now());
-  MaybeLog(target.path, body, *response);
+  Status s = ScoreResolved(*v, m, target.path, body, scratch, response, start);
+  if (!s.ok() && m != nullptr) m->paths[static_cast<int>(target.path)].errors->Inc();
+  return s;
+}
+
+Status Scorer::ScoreResolved(const ModelVersion& v, const VersionMetrics* m, Path path,
+                             std::string_view body, ScoreScratch* scratch, std::string* response,
+                             std::chrono::steady_clock::time_point start) const {
+  Decoded d;
+  RETURN_IF_ERROR(Decode(v, body, scratch, &d));
+  Enrich(v, std::span<Decoded>(&d, 1), scratch);
+  RETURN_IF_ERROR(d.status);
+  RETURN_IF_ERROR(FinishRows(v, d, scratch));
+  RETURN_IF_ERROR(Predict(v, m, path, d.n_rows, scratch));
+  WriteResponse(v, d, *scratch, response);
+  if (m != nullptr) {
+    Count(m->paths[static_cast<int>(path)], d, start, std::chrono::steady_clock::now());
+  }
+  MaybeLog(path, body, *response);
   return Status::Ok();
 }
 
@@ -260,7 +281,7 @@ void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const std::string_v
     if (d.status.ok()) d.status = FinishRows(**v, d, scratch);
   }
   const VersionMetrics* m = MetricsFor(**v);
-  const Status predicted = Predict(**v, m, rows, scratch);
+  const Status predicted = Predict(**v, m, target.path, rows, scratch);
   for (size_t i = 0; i < bodies.size(); ++i) {
     EventResult& r = (*results)[i];
     r.status = decoded[i].status.ok() ? predicted : decoded[i].status;
@@ -269,13 +290,18 @@ void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const std::string_v
     MaybeLog(target.path, bodies[i], r.response);
   }
   if (m == nullptr) return;
+  const PathMetrics& pm = m->paths[static_cast<int>(target.path)];
   const auto end = std::chrono::steady_clock::now();  // the batch's responses are all written
   for (size_t i = 0; i < bodies.size(); ++i) {
-    if ((*results)[i].status.ok()) Count(*m, decoded[i], target.path, start, end);
+    if ((*results)[i].status.ok()) {
+      Count(pm, decoded[i], start, end);
+    } else {
+      pm.errors->Inc();
+    }
   }
 }
 
-Status Scorer::Predict(const ModelVersion& v, const VersionMetrics* m, size_t n_rows,
+Status Scorer::Predict(const ModelVersion& v, const VersionMetrics* m, Path path, size_t n_rows,
                        ScoreScratch* scratch) const {
   const int n_out = v.model->num_outputs();
   scratch->outputs.resize(n_rows * n_out);
@@ -283,9 +309,10 @@ Status Scorer::Predict(const ModelVersion& v, const VersionMetrics* m, size_t n_
   if (m == nullptr) return v.model->Predict(rows, n_rows, scratch->outputs);
   const auto t0 = std::chrono::steady_clock::now();
   RETURN_IF_ERROR(v.model->Predict(rows, n_rows, scratch->outputs));
-  m->model_latency->Observe(
+  const PathMetrics& pm = m->paths[static_cast<int>(path)];
+  pm.model_latency->Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  m->batch_rows->Observe(static_cast<double>(n_rows));
+  pm.batch_rows->Observe(static_cast<double>(n_rows));
   if (m->drift) m->drift->Observe(rows, n_rows, scratch->outputs, n_out);
   return Status::Ok();
 }
@@ -305,15 +332,14 @@ void Scorer::WriteDrift(JsonWriter& w) const {
   w.EndArray();
 }
 
-void Scorer::Count(const VersionMetrics& m, const Decoded& d, Path path,
+void Scorer::Count(const PathMetrics& m, const Decoded& d,
                    std::chrono::steady_clock::time_point start,
                    std::chrono::steady_clock::time_point end) {
-  m.requests->Inc();
+  (d.degraded ? m.degraded : m.ok)->Inc();
   m.predictions->Inc(d.n_rows);
-  if (d.degraded) m.degraded->Inc();
   const auto elapsed = end - start;
   m.latency->Observe(std::chrono::duration<double>(elapsed).count());
-  m.window[static_cast<int>(path)]->Record(
+  m.window->Record(
       std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
 }
 
@@ -337,7 +363,7 @@ void Scorer::WriteStats(JsonWriter& w) const {
         w.BeginObject().Key("model").String(e->name).Key("version").Int(number);
         w.Key("path").String(path == 0 ? "http" : "stream");
         for (const auto& [name, seconds] : kWindows) {
-          const observability::WindowSummary s = m.window[path]->Summarize(seconds);
+          const observability::WindowSummary s = m.paths[path].window->Summarize(seconds);
           w.Key(name).BeginObject().Key("count").Uint(s.count);
           w.Key("rate_per_s").Double(s.rate_per_s).Key("p50_ms").Double(s.p50_us / 1000);
           w.Key("p95_ms").Double(s.p95_us / 1000).Key("p99_ms").Double(s.p99_us / 1000);

@@ -132,14 +132,19 @@ class Scorer {
   const features::FeatureStore* feature_store() const { return store_; }
 
  private:
-  struct VersionMetrics {
-    observability::Counter* requests;
+  // What one path (HTTP or stream) of a version updates per request.
+  struct PathMetrics {
+    observability::Counter* ok;        // rtml_requests_total{outcome="ok"}
+    observability::Counter* degraded;  // outcome="degraded": scored on defaults
+    observability::Counter* errors;    // outcome="error": refused once the model was known
     observability::Counter* predictions;
-    observability::Counter* degraded;
     observability::Histogram* latency;
     observability::Histogram* model_latency;  // the model call alone
     observability::Histogram* batch_rows;     // rows per model call
-    std::array<std::unique_ptr<observability::WindowedHistogram>, 2> window;  // by Path
+    std::unique_ptr<observability::WindowedHistogram> window;
+  };
+  struct VersionMetrics {
+    std::array<PathMetrics, 2> paths;                    // by Path
     std::unique_ptr<observability::DriftMonitor> drift;  // null when drift is off
   };
   // How a version's inputs come from the store: resolved once at Create().
@@ -183,10 +188,13 @@ class Scorer {
   const VersionMetrics* MetricsFor(const model::ModelVersion& v) const {
     return options_.metrics ? &metrics_.at(&v) : nullptr;
   }
-  Status Predict(const model::ModelVersion& v, const VersionMetrics* m, size_t n_rows,
+  Status Predict(const model::ModelVersion& v, const VersionMetrics* m, Path path, size_t n_rows,
                  ScoreScratch* scratch) const;
+  Status ScoreResolved(const model::ModelVersion& v, const VersionMetrics* m, Path path,
+                       std::string_view body, ScoreScratch* scratch, std::string* response,
+                       std::chrono::steady_clock::time_point start) const;
   // Counts a scored body; `end` is when its response was written.
-  static void Count(const VersionMetrics& m, const Decoded& d, Path path,
+  static void Count(const PathMetrics& m, const Decoded& d,
                     std::chrono::steady_clock::time_point start,
                     std::chrono::steady_clock::time_point end);
   void MaybeLog(Path path, std::string_view body, std::string_view response) const;

@@ -212,14 +212,23 @@ TEST_F(ScorerTest, UnknownModelOrVersionIsNotFound) {
   EXPECT_NE(b.message().find("no version 9"), std::string::npos);
 }
 
-TEST_F(ScorerTest, CountsRequestsAndPredictions) {
+TEST_F(ScorerTest, CountsRequestsAndPredictionsByPathAndOutcome) {
   Scorer& s = MakeScorer();
   Score(s, R"({"instances": [{"f1": 1}, {"f1": 2}]})", {"binary", 1});
+  Error(s, R"({"features": {"f1": "x"}})", {"binary", 1});
+  Error(s, R"({"features": {"f1": 1}})", {"nope", std::nullopt});  // no model: not counted here
   const std::string text = metrics_.Render();
-  EXPECT_NE(text.find("rtml_predictions_total{model=\"binary\",version=\"1\"} 2"),
+  EXPECT_NE(text.find(R"(rtml_predictions_total{model="binary",version="1",path="http"} 2)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(rtml_predictions_total{model="binary",version="1",path="stream"} 0)"),
             std::string::npos);
-  EXPECT_NE(text.find("rtml_requests_total{model=\"binary\",version=\"1\"} 1"),
-            std::string::npos);
+  for (const char* line :
+       {R"(rtml_requests_total{model="binary",version="1",path="http",outcome="ok"} 1)",
+        R"(rtml_requests_total{model="binary",version="1",path="http",outcome="degraded"} 0)",
+        R"(rtml_requests_total{model="binary",version="1",path="http",outcome="error"} 1)"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line;
+  }
 }
 
 }  // namespace

@@ -220,8 +220,8 @@ class RedisHttpTest(FeatureStoreHttpTest, unittest.TestCase):
                 "feature_service": "fraud_v1", "entities": {"user_id": [1]}})
             self.assertEqual((status, resp["error"]["reason"]), (503, "feature_store_unavailable"))
             metrics = self.server.request("GET", "/metrics")[1]
-            self.assertRegex(metrics, r'rtml_degraded_requests_total\{model="fraud",version="1"\} '
-                                      r'[1-9]')
+            self.assertRegex(metrics, r'rtml_requests_total\{model="fraud",version="1",path="http",'
+                                      r'outcome="degraded"\} [1-9]')
             self.assertRegex(metrics, r'rtml_feature_store_reads_total\{backend="redis",'
                                       r'outcome="error"\} [1-9]')
         finally:

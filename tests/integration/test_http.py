@@ -192,10 +192,13 @@ class FraudDemoTest(unittest.TestCase):
         status, text, headers = self.server.request("GET", "/metrics")
         self.assertEqual(status, 200)
         self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
-        self.assertRegex(text, r'rtml_requests_total\{model="fraud",version="1"\} [1-9]')
+        self.assertRegex(
+            text, r'rtml_requests_total\{model="fraud",version="1",path="http",outcome="ok"\} [1-9]')
+        self.assertRegex(
+            text, r'rtml_requests_total\{model="fraud",version="1",path="http",outcome="error"\} [1-9]')
         self.assertRegex(text, r'rtml_request_errors_total\{reason="wrong_type"\} [1-9]')
-        self.assertIn('rtml_request_duration_seconds_bucket{model="fraud",version="1",le="+Inf"}',
-                      text)
+        self.assertIn('rtml_request_duration_seconds_bucket{model="fraud",version="1",path="http",'
+                      'le="+Inf"}', text)
         for name in ("rtml_model_duration_seconds_count", "rtml_batch_rows_bucket",
                      "rtml_process_cpu_seconds", "rtml_process_open_fds",
                      "rtml_feature_store_read_duration_seconds_count", "rtml_drift_psi"):
@@ -496,7 +499,8 @@ class ConcurrencyTest(unittest.TestCase):
                 t.join()
             self.assertEqual(errors, [])
             text = server.request("GET", "/metrics")[1]
-            self.assertRegex(text, r'rtml_requests_total\{model="fraud",version="1"\} 1601\n')
+            self.assertRegex(text, r'rtml_requests_total\{model="fraud",version="1",path="http",'
+                                   r'outcome="ok"\} 1601\n')
         finally:
             self.assertEqual(server.stop(), 0)
             tmp.cleanup()

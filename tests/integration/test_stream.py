@@ -124,6 +124,10 @@ class StreamTest(unittest.TestCase):
             server.request("GET", "/metrics")[1]), 10, "lag gauges")
         self.assertEqual(len(lag), 6)
         self.assertRegex(metrics, r'rtml_stream_commit_duration_seconds_count\{topic="ml-features"\} [1-9]')
+        self.assertRegex(metrics, r'rtml_requests_total\{model="fraud",version="1",path="stream",'
+                                  rf'outcome="ok"\}} {n - n // 50}\n')
+        self.assertRegex(metrics, r'rtml_requests_total\{model="fraud",version="1",path="stream",'
+                                  r'outcome="error"\} 41\n')  # 40 wrong_type, 1 junk
         check = subprocess.run(["promtool", "check", "metrics"], input=metrics, text=True,
                                capture_output=True)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
