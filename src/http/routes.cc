@@ -324,6 +324,9 @@ void Routes::Stats(Response& res) {
   scorer_.WriteStats(w);
   w.Key("drift");
   scorer_.WriteDrift(w);
+  const observability::DriftOptions& drift = scorer_.options().drift_options;
+  w.Key("drift_thresholds").BeginObject().Key("warn").Double(drift.warn);
+  w.Key("alert").Double(drift.alert).EndObject();
   w.Key("http_errors").BeginObject();
   for (const auto& [name, seconds] : {std::pair{"10s", 10}, {"1m", 60}, {"5m", 300}}) {
     const observability::WindowSummary e = errors_window_.Summarize(seconds);

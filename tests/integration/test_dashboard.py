@@ -22,6 +22,7 @@ class DashboardTest(unittest.TestCase):
             port = free_port()
             demo = subprocess.Popen([RTML, "demo", "--config", config, "--port", str(port),
                                      "--broker-port", str(free_port()), "--rate", "300",
+                                     "--shift-after", "0.1",  # drifted traffic: an alert
                                      "--log-level", "warn"],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             try:
@@ -43,13 +44,18 @@ class DashboardTest(unittest.TestCase):
         self.assertGreaterEqual(updates, 2, "the page polled /v1/stats repeatedly")
 
         def figure(name):
-            return re.search(rf'id="{name}">([^<]*)<', dom).group(1)
+            return re.search(rf'id="{name}"[^>]*>([^<]*)<', dom).group(1)
 
         self.assertGreater(float(figure("stream-rate")), 0)
         self.assertGreater(int(figure("events-in")), 0)
         self.assertGreater(float(figure("p99")), 0)
         self.assertRegex(figure("lag"), r"^\d+$")
         self.assertIn("<td>fraud (default)</td>", dom)
+        self.assertEqual(figure("drift-status"), "alert")
+        self.assertGreater(float(figure("drift-worst")), 0.25)
+        self.assertRegex(figure("drift-worst-series"), r"^[a-z_0-9]+$")  # an input's name
+        drift = re.search(r'id="drift-chart"[^>]*data-points="(\d+)"', dom)
+        self.assertIsNotNone(drift, "the drift chart was drawn")
         points = re.search(r'id="throughput-chart"[^>]*data-points="(\d+)"', dom)
         self.assertIsNotNone(points, "the throughput chart was drawn")
         self.assertGreaterEqual(int(points.group(1)), 2)
