@@ -26,6 +26,7 @@ struct Scratch : ThreadState {
   uint64_t id_prefix = std::random_device{}();  // request ids: <prefix>-<counter>
   uint64_t id_counter = 0;
   std::string request_id;
+  std::vector<std::string_view> segments;  // of the current request's path
 };
 
 // The client's X-Request-Id when it is sane, else a new one.
@@ -67,9 +68,12 @@ Status CheckContentType(const Request& req) {
 }
 
 // Splits "/a/b/c?x" into {"a","b","c"} (views into target).
-std::vector<std::string_view> PathSegments(std::string_view target) {
+// The target's path segments (no query), into `parts` (reused: no allocation
+// once it has grown).
+void PathSegments(std::string_view target, std::vector<std::string_view>* out) {
   target = target.substr(0, target.find('?'));
-  std::vector<std::string_view> parts;
+  std::vector<std::string_view>& parts = *out;
+  parts.clear();
   while (!target.empty()) {
     if (target.front() == '/') {
       target.remove_prefix(1);
@@ -79,7 +83,6 @@ std::vector<std::string_view> PathSegments(std::string_view target) {
     parts.push_back(target.substr(0, slash));
     target = slash == std::string_view::npos ? std::string_view() : target.substr(slash);
   }
-  return parts;
 }
 
 void SetJson(Response& res, bhttp::status status) {
@@ -165,7 +168,8 @@ void Routes::Handle(const Request& req, Response& res, ThreadState& state) {
   TakeRequestId(req, scratch);
   res.set("X-Request-Id", scratch.request_id);
   const observability::LogScope log_scope({.request_id = scratch.request_id});
-  const std::vector<std::string_view> p = PathSegments(req.target());
+  PathSegments(req.target(), &scratch.segments);
+  const std::vector<std::string_view>& p = scratch.segments;
   const bool get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
   const bool post = req.method() == bhttp::verb::post;
   auto wrong_method = [&](const char* allow) {
