@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <type_traits>
 
 namespace rtml::observability {
 
@@ -27,14 +28,9 @@ int ThisThreadSlot();
 
 // Adds to a per-thread cell: a plain add when the cell is owned, an atomic
 // one when it is shared.
-inline void Add(std::atomic<uint64_t>& cell, uint64_t n, bool shared) {
-  if (shared) {
-    cell.fetch_add(n, std::memory_order_relaxed);
-  } else {
-    cell.store(cell.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
-}
-inline void Add(std::atomic<uint32_t>& cell, uint32_t n, bool shared) {
+template <typename T>
+  requires std::is_integral_v<T>
+inline void Add(std::atomic<T>& cell, std::type_identity_t<T> n, bool shared) {
   if (shared) {
     cell.fetch_add(n, std::memory_order_relaxed);
   } else {
