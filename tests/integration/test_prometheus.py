@@ -83,6 +83,18 @@ class PrometheusTest(unittest.TestCase):
         self.assertEqual({r["health"] for r in rules}, {"ok"}, rules)
         names = {r["name"] for r in rules}
         self.assertIn("RtmlHighErrorRate", names)
+        # Every query of the shipped Grafana dashboard is valid PromQL here, and
+        # the main panels have data after this load.
+        with open(os.path.join(REPO, "deploy", "grafana", "rtml-dashboard.json")) as f:
+            panels = json.load(f)["panels"]
+        answered = {}
+        for panel in panels:
+            for target in panel.get("targets", []):
+                answered[target["expr"]] = self.query(target["expr"])  # asserts success
+        throughput = answered["sum by (model, path) (rate(rtml_predictions_total[1m]))"]
+        self.assertIn(("fraud", "http"), [(r["metric"]["model"], r["metric"]["path"])
+                                         for r in throughput])
+        self.assertTrue(answered["topk(8, rtml_drift_psi)"], "drift series")
 
 
 if __name__ == "__main__":
