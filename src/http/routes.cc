@@ -163,13 +163,25 @@ Routes::Routes(const pipeline::Scorer& scorer, const features::FeatureStore* sto
 
 std::unique_ptr<ThreadState> Routes::NewThreadState() { return std::make_unique<Scratch>(); }
 
+// The model a predict path names (the default model's for /predict), for log
+// lines about the request; empty for other paths.
+std::string_view Routes::ModelForLog(const std::vector<std::string_view>& p) const {
+  if (p.size() == 1 && p[0] == "predict") {
+    const model::ModelEntry* def = scorer_.repository().default_model();
+    return def != nullptr ? std::string_view(def->name) : std::string_view();
+  }
+  if (p.size() >= 4 && p[0] == "v1" && p[1] == "models" && p.back() == "predict") return p[2];
+  return {};
+}
+
 void Routes::Handle(const Request& req, Response& res, ThreadState& state) {
   Scratch& scratch = static_cast<Scratch&>(state);
   TakeRequestId(req, scratch);
   res.set("X-Request-Id", scratch.request_id);
-  const observability::LogScope log_scope({.request_id = scratch.request_id});
   PathSegments(req.target(), &scratch.segments);
   const std::vector<std::string_view>& p = scratch.segments;
+  const observability::LogScope log_scope(
+      {.model = ModelForLog(p), .request_id = scratch.request_id});
   const bool get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
   const bool post = req.method() == bhttp::verb::post;
   auto wrong_method = [&](const char* allow) {

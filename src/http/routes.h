@@ -52,6 +52,7 @@ class Routes final : public Handler {
   void HandleUnreadable(bhttp::status status, std::string_view why, Response& res) override;
 
  private:
+  std::string_view ModelForLog(const std::vector<std::string_view>& path) const;
   struct ErrorCounter {
     std::string reason;
     observability::Counter* counter;

@@ -454,6 +454,7 @@ class LoggingTest(unittest.TestCase):
         refusal = [l for l in lines if l.get("request_id") == "trace-me-1"]
         self.assertEqual(len(refusal), 1, lines)
         self.assertEqual((refusal[0]["component"], refusal[0]["level"]), ("http", "debug"))
+        self.assertEqual(refusal[0]["model"], "fraud")  # /predict: the default model
         self.assertIn("POST /predict -> 400", refusal[0]["msg"])
         self.assertIn('"reason":"wrong_type"', refusal[0]["msg"])
         # The answered request has no line of its own, even at DEBUG.
