@@ -49,8 +49,13 @@ double Histogram::sum() const {
 }
 
 std::vector<double> LatencyBucketsSeconds() {
-  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-          0.05,    0.1,    0.25,    0.5,    1.0,   2.5,    5.0,   10.0};
+  // 1, 1.5, 2, 3, 4, 5, 7 in each decade: neighbouring bounds differ by 1.5x
+  // at most, so histogram_quantile interpolates within a narrow bucket.
+  return {0.00005, 0.00007, 0.0001, 0.00015, 0.0002, 0.0003, 0.0004, 0.0005, 0.0007,
+          0.001,   0.0015,  0.002,  0.003,   0.004,  0.005,  0.007,  0.01,   0.015,
+          0.02,    0.03,    0.04,   0.05,    0.07,   0.1,    0.15,   0.2,    0.3,
+          0.4,     0.5,     0.7,    1.0,     1.5,    2.0,    3.0,    4.0,    5.0,
+          7.0,     10.0};
 }
 
 Registry::Family& Registry::FamilyFor(const std::string& name, const std::string& help,

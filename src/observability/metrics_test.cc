@@ -93,5 +93,16 @@ TEST(MetricsTest, CountsStayExactWithMoreThreadsThanSlotsAndAfterThreadsExit) {
   }
 }
 
+TEST(MetricsTest, LatencyBucketsSpan50MicrosecondsTo10SecondsAtMost1Point5xApart) {
+  const std::vector<double> b = LatencyBucketsSeconds();
+  ASSERT_GE(b.size(), 30u);
+  EXPECT_DOUBLE_EQ(b.front(), 5e-5);
+  EXPECT_DOUBLE_EQ(b.back(), 10.0);
+  for (size_t i = 1; i < b.size(); ++i) {
+    EXPECT_GT(b[i], b[i - 1]);
+    EXPECT_LE(b[i] / b[i - 1], 1.5 + 1e-9) << b[i];
+  }
+}
+
 }  // namespace
 }  // namespace rtml::observability
