@@ -1,6 +1,7 @@
+#include "cli/stack.h"
+
 #include <pthread.h>
 #include <signal.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -11,16 +12,15 @@
 #include <sstream>
 #include <thread>
 
-#include "cli/stack.h"
 #include "config/config.h"
+#include "features/feature_store.h"
 #include "http/routes.h"
 #include "http/server.h"
 #include "kafka/stream_worker.h"
-#include "model/repository.h"
 #include "kafka/topic_sink.h"
+#include "model/repository.h"
 #include "observability/log.h"
 #include "observability/metrics.h"
-#include "features/feature_store.h"
 #include "pipeline/scorer.h"
 
 namespace rtml::cli {
