@@ -27,10 +27,13 @@ Result<std::unique_ptr<TopicSink>> TopicSink::Create(
   if (topic.empty()) return FailedPrecondition("log.predictions.topic is empty");
   auto sink = std::unique_ptr<TopicSink>(new TopicSink(std::move(topic), counters));
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  Status s = SetCommonConf(conf, brokers, properties);
-  if (s.ok()) s = SetConf(conf, "enable.idempotence", "true");
+  Status s = SetConf(conf, "enable.idempotence", "true");
   if (s.ok()) s = SetConf(conf, "linger.ms", "50");  // records are sampled: batch them
   if (s.ok()) s = SetConf(conf, "queue.buffering.max.messages", "100000");
+  // Give up on a record after 30 s (librdkafka's default is 5 min), so that an
+  // unreachable broker shows as dropped records soon.
+  if (s.ok()) s = SetConf(conf, "message.timeout.ms", "30000");
+  if (s.ok()) s = SetCommonConf(conf, brokers, properties);  // kafka.properties override
   if (!s.ok()) {
     rd_kafka_conf_destroy(conf);
     return s.Annotate("prediction log producer");

@@ -2,9 +2,10 @@
 // Kafka topic, one record per message (the JSON object as the value, no key),
 // by an idempotent producer of its own with a thread serving its delivery
 // reports. Records are counted logged when the broker acknowledges them, and
-// dropped when the producer queue is full or delivery fails (after
-// librdkafka's retries, within message.timeout.ms); a warning is logged at
-// most every 10 s while records are being dropped. On destruction it waits
+// dropped when the producer queue (100,000 records) is full or delivery
+// fails (after librdkafka's retries, within message.timeout.ms: 30 s here);
+// a warning is logged at most every 10 s while records are being dropped.
+// kafka.properties apply last, so they can change any of these settings. On destruction it waits
 // up to 5 s for what is in flight and counts the rest as dropped.
 // Thread-safety: Write() from any thread.
 #pragma once

@@ -175,6 +175,34 @@ class StreamTest(unittest.TestCase):
         self.assertIn('rtml_prediction_log_records_total{sink="kafka",outcome="dropped"} 0',
                       metrics)
 
+    def test_prediction_records_that_cannot_be_delivered_are_counted_dropped(self):
+        config = fraud_demo_config(
+            self.dir.name,
+            extra="log: {predictions: {rate: 1.0, topic: prediction-log}}\n"
+                  "kafka: {properties: {message.timeout.ms: '1500'}}\n")
+        server = Server("--brokers", self.broker.bootstrap, config=config)
+        self.servers.append(server)
+
+        def counts():
+            m = server.request("GET", "/metrics")[1]
+            return {o: int(re.search(rf'rtml_prediction_log_records_total\{{sink="kafka",'
+                                     rf'outcome="{o}"\}} (\d+)', m).group(1))
+                    for o in ("logged", "dropped")}
+
+        for i in range(10):
+            server.request("POST", "/predict", {"user_id": i, "amount": 5})
+        wait_for(lambda: counts()["logged"] == 10 or None, 30, "10 records logged")
+        self.broker.stop()  # the broker is gone: records cannot be delivered
+        for i in range(5):  # scoring goes on: the log is best-effort
+            self.assertEqual(server.request("POST", "/predict", {"user_id": i, "amount": 5})[0],
+                             200)
+        final = wait_for(lambda: (lambda c: c if c["dropped"] == 5 else None)(counts()), 30,
+                         "5 records counted dropped")
+        self.assertEqual(final, {"logged": 10, "dropped": 5})
+        self.assertTrue([l for l in server.log if "[prediction-log]" in l and "dropped" in l],
+                        server.log)
+        self.broker.stop = lambda: None  # already stopped
+
     def test_a_prediction_log_topic_without_brokers_is_a_config_error(self):
         config = fraud_demo_config(
             self.dir.name, extra="log: {predictions: {rate: 0.1, topic: prediction-log}}\n")
