@@ -1,6 +1,25 @@
 #include "kafka/conf.h"
 
+#include "observability/log.h"
+
 namespace rtml::kafka {
+namespace {
+
+// librdkafka levels are syslog's: 0-2 critical, 3 error, 4 warning, 5-6
+// notice/info, 7 debug. Called from librdkafka's threads.
+void OnLog(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
+  static spdlog::logger& log = observability::ComponentLogger("kafka");
+  const spdlog::level::level_enum l = level <= 2   ? spdlog::level::critical
+                                      : level == 3 ? spdlog::level::err
+                                      : level == 4 ? spdlog::level::warn
+                                      : level <= 6 ? spdlog::level::info
+                                                   : spdlog::level::debug;
+  if (log.should_log(l)) log.log(l, "{} {}: {}", rd_kafka_name(rk), facility, message);
+}
+
+}  // namespace
+
+void LogThroughSpdlog(rd_kafka_conf_t* conf) { rd_kafka_conf_set_log_cb(conf, &OnLog); }
 
 Status SetConf(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
   char err[512];
@@ -16,6 +35,7 @@ Status SetCommonConf(rd_kafka_conf_t* conf, const std::string& brokers,
   RETURN_IF_ERROR(SetConf(conf, "bootstrap.servers", brokers));
   RETURN_IF_ERROR(SetConf(conf, "client.id", "rtml"));
   RETURN_IF_ERROR(SetConf(conf, "log_level", "4"));
+  LogThroughSpdlog(conf);
   for (const auto& [k, v] : properties) RETURN_IF_ERROR(SetConf(conf, k, v));
   return Status::Ok();
 }

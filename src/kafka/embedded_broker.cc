@@ -7,6 +7,8 @@
 #include <boost/asio.hpp>
 #include <thread>
 
+#include "kafka/conf.h"
+
 namespace rtml::kafka {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
@@ -91,6 +93,7 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(const EmbeddedBrok
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
+  LogThroughSpdlog(conf);
   b->handle_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
   if (b->handle_ == nullptr) return Internal(std::string("rd_kafka_new: ") + err);
   b->cluster_ = rd_kafka_mock_cluster_new(b->handle_, std::max(1, o.brokers));

@@ -11,6 +11,7 @@
 
 #include "common/json_writer.h"
 #include "common/time_format.h"
+#include "kafka/conf.h"
 
 namespace rtml::kafka {
 using Clock = std::chrono::steady_clock;
@@ -138,6 +139,7 @@ Result<std::unique_ptr<EventGenerator>> EventGenerator::Create(GeneratorOptions 
   Set(c, "bootstrap.servers", g->o_.brokers);
   Set(c, "linger.ms", "2");
   Set(c, "log_level", "3");
+  LogThroughSpdlog(c);
   rd_kafka_conf_set_opaque(c, g.get());
   rd_kafka_conf_set_dr_msg_cb(c, [](rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     if (!m->err) static_cast<EventGenerator*>(opaque)->acknowledged_.fetch_add(1);
@@ -240,6 +242,7 @@ Result<std::unique_ptr<PredictionMonitor>> PredictionMonitor::Create(
   Set(c, "enable.auto.commit", "false");
   Set(c, "fetch.wait.max.ms", "5");
   Set(c, "log_level", "3");
+  LogThroughSpdlog(c);
   std::string err;
   m->consumer_ = NewClient(RD_KAFKA_CONSUMER, c, &err);
   if (m->consumer_ == nullptr) return FailedPrecondition("monitor consumer: " + err);
@@ -353,6 +356,7 @@ Result<int64_t> ConsumerLag(const std::string& brokers, const std::string& group
   Set(c, "bootstrap.servers", brokers);
   Set(c, "group.id", group);
   Set(c, "log_level", "2");
+  LogThroughSpdlog(c);
   std::string err;
   rd_kafka_t* rk = NewClient(RD_KAFKA_CONSUMER, c, &err);
   if (rk == nullptr) return FailedPrecondition(err);

@@ -178,7 +178,7 @@ class StreamTest(unittest.TestCase):
     def test_prediction_records_that_cannot_be_delivered_are_counted_dropped(self):
         config = fraud_demo_config(
             self.dir.name,
-            extra="log: {predictions: {rate: 1.0, topic: prediction-log}}\n"
+            extra="log: {format: json, predictions: {rate: 1.0, topic: prediction-log}}\n"
                   "kafka: {properties: {message.timeout.ms: '1500'}}\n")
         server = Server("--brokers", self.broker.bootstrap, config=config)
         self.servers.append(server)
@@ -199,8 +199,14 @@ class StreamTest(unittest.TestCase):
         final = wait_for(lambda: (lambda c: c if c["dropped"] == 5 else None)(counts()), 30,
                          "5 records counted dropped")
         self.assertEqual(final, {"logged": 10, "dropped": 5})
-        self.assertTrue([l for l in server.log if "[prediction-log]" in l and "dropped" in l],
-                        server.log)
+        # librdkafka's own complaints come through the same JSON log, not raw stderr.
+        wait_for(lambda: any('"component":"kafka"' in l for l in server.log), 30,
+                 "librdkafka's log lines")
+        lines = [json.loads(l) for l in list(server.log)]  # every line is one JSON object
+        self.assertTrue([l for l in lines if l["component"] == "prediction-log"
+                         and "dropped" in l["msg"]], lines)
+        self.assertTrue([l for l in lines if l["component"] == "kafka"
+                         and l["level"] in ("warning", "error")], lines)
         self.broker.stop = lambda: None  # already stopped
 
     def test_a_prediction_log_topic_without_brokers_is_a_config_error(self):
