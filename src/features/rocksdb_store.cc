@@ -13,12 +13,18 @@
 namespace rtml::features {
 namespace {
 
+// Writes the key into `key`, reusing its capacity.
+void RecordKeyInto(const FeatureView& view, std::string_view entity, std::string* key) {
+  key->assign("fv");
+  key->push_back('\0');
+  *key += view.name;
+  key->push_back('\0');
+  *key += entity;
+}
+
 std::string RecordKey(const FeatureView& view, std::string_view entity) {
-  std::string key = "fv";
-  key.push_back('\0');
-  key += view.name;
-  key.push_back('\0');
-  key += entity;
+  std::string key;
+  RecordKeyInto(view, entity, &key);
   return key;
 }
 
@@ -39,7 +45,7 @@ class RocksDbStore final : public OnlineStore, public StoreSession {
   explicit RocksDbStore(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
 
   std::string_view backend() const override { return "rocksdb"; }
-  // The DB is thread-safe; every thread may share this one session object.
+  // A session per thread: the DB is shared, the read buffers are not.
   std::unique_ptr<StoreSession> NewSession() override {
     return std::make_unique<SharedSession>(this);
   }
@@ -65,28 +71,55 @@ class RocksDbStore final : public OnlineStore, public StoreSession {
     return Status::Ok();
   }
 
-  Status Read(std::span<const ReadRequest> requests) override {
+  // What one MultiGet needs, kept by a session so that reads allocate
+  // nothing once it has grown.
+  struct ReadScratch {
     std::vector<std::string> keys;
+    std::vector<rocksdb::Slice> slices;
+    std::vector<rocksdb::PinnableSlice> values;
+    std::vector<rocksdb::Status> statuses;
+  };
+
+  Status Read(std::span<const ReadRequest> requests) override {
+    ReadScratch scratch;
+    return Read(requests, &scratch);
+  }
+
+  Status Read(std::span<const ReadRequest> requests, ReadScratch* s) {
+    size_t n = 0;
+    for (const ReadRequest& req : requests) n += req.entity_keys.size();
+    if (s->keys.size() < n) s->keys.resize(n);
+    s->slices.clear();
     for (const ReadRequest& req : requests) {
-      for (const std::string& e : req.entity_keys) keys.push_back(RecordKey(*req.view, e));
+      for (const std::string& e : req.entity_keys) {
+        std::string& key = s->keys[s->slices.size()];
+        RecordKeyInto(*req.view, e, &key);
+        s->slices.emplace_back(key);
+      }
     }
-    std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
-    std::vector<rocksdb::PinnableSlice> values(keys.size());
-    std::vector<rocksdb::Status> statuses(keys.size());
-    db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), keys.size(), slices.data(),
-                  values.data(), statuses.data());
+    s->values.clear();  // releases the previous read's pinned blocks
+    s->values.resize(n);
+    s->statuses.assign(n, rocksdb::Status());
+    db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), n, s->slices.data(),
+                  s->values.data(), s->statuses.data());
     size_t k = 0;
+    Status result = Status::Ok();
     for (const ReadRequest& req : requests) {
-      req.out->assign(req.entity_keys.size(), StoredRecord{});
+      req.out->resize(req.entity_keys.size());
       for (size_t i = 0; i < req.entity_keys.size(); ++i, ++k) {
-        if (statuses[k].IsNotFound()) continue;
-        RETURN_IF_ERROR(FromRocks(statuses[k], "read"));
-        if (!ParseRecord(values[k].ToStringView(), &(*req.out)[i])) {
-          return Internal("corrupt record for " + req.view->name + " in RocksDB");
+        StoredRecord& record = (*req.out)[i];
+        record.found = false;
+        record.event_ts_us = 0;
+        record.values.clear();
+        if (s->statuses[k].IsNotFound() || !result.ok()) continue;
+        result = FromRocks(s->statuses[k], "read");
+        if (result.ok() && !ParseRecord(s->values[k].ToStringView(), &record)) {
+          result = Internal("corrupt record for " + req.view->name + " in RocksDB");
         }
       }
     }
-    return Status::Ok();
+    s->values.clear();  // no block stays pinned between reads
+    return result;
   }
 
   Status PutMeta(std::string_view key, std::string_view value) override {
@@ -102,14 +135,14 @@ class RocksDbStore final : public OnlineStore, public StoreSession {
   }
 
  private:
-  // Forwards to the store: sessions are free for RocksDB.
+  // Forwards to the store (the DB is thread-safe), with reusable read buffers.
   class SharedSession final : public StoreSession {
    public:
     explicit SharedSession(RocksDbStore* s) : s_(s) {}
     Status Write(const FeatureView& v, std::span<const WriteRecord> r, WriteCounts* c) override {
       return s_->Write(v, r, c);
     }
-    Status Read(std::span<const ReadRequest> r) override { return s_->Read(r); }
+    Status Read(std::span<const ReadRequest> r) override { return s_->Read(r, &scratch_); }
     Status PutMeta(std::string_view k, std::string_view v) override { return s_->PutMeta(k, v); }
     Result<std::optional<std::string>> GetMeta(std::string_view k) override {
       return s_->GetMeta(k);
@@ -117,6 +150,7 @@ class RocksDbStore final : public OnlineStore, public StoreSession {
 
    private:
     RocksDbStore* s_;
+    ReadScratch scratch_;
   };
 
   std::unique_ptr<rocksdb::DB> db_;
