@@ -8,6 +8,22 @@
 
 #include "cli/commands.h"
 
+namespace {
+
+// CLI11's NonNegativeNumber prints the whole range of a double; this says it
+// plainly.
+const CLI::Validator kNonNegative(
+    [](std::string& value) -> std::string {
+      double v = 0;
+      if (!CLI::detail::lexical_cast(value, v) || v < 0) {
+        return "must be a number, 0 or more, not '" + value + "'";
+      }
+      return {};
+    },
+    "NUMBER >= 0");
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"rtml: real-time ML inference. Serves XGBoost models over HTTP with "
                "validation, defaults and metrics."};
@@ -24,7 +40,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 65535));
   serve_cmd->add_option("--threads", serve.threads,
                         "Event loops (overrides http.threads; 0 = one per core)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   serve_cmd->add_option("--models", serve.models,
                         "Model repository folder (overrides models.repository)")
       ->check(CLI::ExistingDirectory);
@@ -46,12 +62,13 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--partitions", demo.partitions, "Partitions of the demo topics")
       ->check(CLI::Range(1, 64));
   demo_cmd->add_option("--rate", demo.rate, "Synthetic events per second (0 = flat out)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   demo_cmd->add_option("--seconds", demo.seconds, "Stop after this long (0 = until Ctrl-C)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   demo_cmd->add_option("--shift-after", demo.shift_after_s,
                        "Seconds after which generated traffic shifts from the training data, "
-                       "to watch drift being caught (0 = never)");
+                       "to watch drift being caught (0 = never)")
+      ->check(kNonNegative);
   demo_cmd->add_option("--log-level", demo.serve.log_level, "trace|debug|info|warn|error");
 
   CLI::App* models_cmd = app.add_subcommand("models", "Work with models and repositories");

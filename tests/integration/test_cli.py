@@ -40,6 +40,15 @@ class CliTest(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("subcommand", (r.stdout + r.stderr).lower())
 
+    def test_bad_numbers_in_flags_are_named(self):
+        for args, flag, value in ((("demo", "--shift-after", "-3"), "--shift-after", "-3"),
+                                  (("demo", "--rate", "fast"), "--rate", "fast"),
+                                  (("serve", "--threads", "-1"), "--threads", "-1")):
+            r = run(*args)
+            self.assertNotEqual(r.returncode, 0, args)
+            self.assertIn(f"{flag}: must be a number, 0 or more, not '{value}'",
+                          r.stdout + r.stderr)
+
     def test_version(self):
         r = run("version")
         self.assertEqual(r.returncode, 0)
