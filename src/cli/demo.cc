@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -19,16 +18,19 @@ namespace rtml::cli {
 namespace {
 
 void PrintLine(double elapsed_s, const kafka::StreamStats& s, uint64_t in_before,
-               uint64_t out_before, const kafka::MonitorSnapshot& m, int64_t lag, bool tty) {
+               uint64_t out_before, const kafka::MonitorSnapshot& m, int64_t lag, double psi) {
+  char drift[32] = "-";
+  if (psi >= 0) std::snprintf(drift, sizeof(drift), "%.3f", psi);
   const uint64_t in = s.events_in.load(), out = s.predictions_out.load();
   std::fprintf(stdout,
                "[%5.0fs] in %6llu/s | out %6llu/s | dead letters %llu | scoring p50 %.2f p95 "
-               "%.2f p99 %.2f ms | end-to-end p50 %.1f p95 %.1f p99 %.1f ms | lag %lld%s",
+               "%.2f p99 %.2f ms | end-to-end p50 %.1f p95 %.1f p99 %.1f ms | lag %lld | "
+               "drift PSI %s\n",
                elapsed_s, static_cast<unsigned long long>(in - in_before),
                static_cast<unsigned long long>(out - out_before),
                static_cast<unsigned long long>(s.dead_letters.load()), m.scoring.p50_ms,
                m.scoring.p95_ms, m.scoring.p99_ms, m.end_to_end.p50_ms, m.end_to_end.p95_ms,
-               m.end_to_end.p99_ms, static_cast<long long>(lag), tty ? "\n" : "\n");
+               m.end_to_end.p99_ms, static_cast<long long>(lag), drift);
   std::fflush(stdout);
 }
 
@@ -98,7 +100,6 @@ int RunDemo(const DemoOptions& o) {
   const kafka::StreamStats& stats = (*stack)->worker()->stats();
   const auto start = std::chrono::steady_clock::now();
   uint64_t in_before = 0, out_before = 0;
-  const bool tty = isatty(1);
   while (o.seconds <= 0 ||
          std::chrono::steady_clock::now() - start < std::chrono::duration<double>(o.seconds)) {
     timespec one_second{1, 0};
@@ -107,7 +108,7 @@ int RunDemo(const DemoOptions& o) {
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     PrintLine(elapsed, stats, in_before, out_before, (*monitor)->Snapshot(true),
-              lag.ok() ? *lag : -1, tty);
+              lag.ok() ? *lag : -1, (*stack)->scorer().WorstPsi());
     in_before = stats.events_in.load();
     out_before = stats.predictions_out.load();
   }

@@ -38,6 +38,7 @@ class Stack {
   int http_port() const { return server_->port(); }
   const config::Config& config() const { return config_; }
   const kafka::StreamWorker* worker() const { return worker_.get(); }
+  const pipeline::Scorer& scorer() const { return *scorer_; }
   observability::Registry& metrics() { return metrics_; }
 
  private:

@@ -317,6 +317,15 @@ Status Scorer::Predict(const ModelVersion& v, const VersionMetrics* m, Path path
   return Status::Ok();
 }
 
+double Scorer::WorstPsi() const {
+  double worst = -1;
+  for (const auto& [version, m] : metrics_) {
+    if (!m.drift) continue;
+    for (const observability::DriftScore& s : m.drift->Psi()) worst = std::max(worst, s.psi);
+  }
+  return worst;
+}
+
 void Scorer::WriteDrift(JsonWriter& w) const {
   w.BeginArray();
   for (const model::ModelEntry* e : repo_.models()) {

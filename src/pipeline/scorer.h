@@ -129,6 +129,8 @@ class Scorer {
   void WriteStats(JsonWriter& w) const;
   // Appends the "drift" array of GET /v1/stats: PSI per model, version and series.
   void WriteDrift(JsonWriter& w) const;
+  // The largest PSI of any series of any version; -1 before there is one.
+  double WorstPsi() const;
   const ScoringOptions& options() const { return options_; }
   const features::FeatureStore* feature_store() const { return store_; }
 

@@ -45,7 +45,8 @@ def run_rtml(*args, check=True, timeout=60):
     return r
 
 
-def fraud_demo_config(tmpdir, store="rocksdb", redis_port=None, extra="", feature_topic=None):
+def fraud_demo_config(tmpdir, store="rocksdb", redis_port=None, extra="", feature_topic=None,
+                      users=500):
     """A copy of the fraud demo's config whose feature data and RocksDB store
     live in tmpdir, with user profiles generated, applied and materialized.
     With feature_topic, the user_profile view also follows that Kafka topic."""
@@ -56,7 +57,7 @@ def fraud_demo_config(tmpdir, store="rocksdb", redis_port=None, extra="", featur
                               f"timestamp_field: event_timestamp\n      kafka_topic: {feature_topic}")
     with open(os.path.join(tmpdir, "features.yaml"), "w") as f:
         f.write(feats)
-    subprocess.run(["/usr/bin/python3", os.path.join(FRAUD, "make_features.py"), "--users", "500",
+    subprocess.run(["/usr/bin/python3", os.path.join(FRAUD, "make_features.py"), "--users", str(users),
                     "--out", os.path.join(tmpdir, "data", "user_profile.csv")],
                    check=True, capture_output=True)
     redis = f"  redis: {{port: {redis_port}, timeout_ms: 200, retry_after_ms: 300}}\n" \

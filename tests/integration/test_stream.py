@@ -296,7 +296,7 @@ class StreamTest(unittest.TestCase):
 class DemoTest(unittest.TestCase):
     def test_demo_runs_the_pipeline_and_stops_cleanly_on_ctrl_c(self):
         with tempfile.TemporaryDirectory() as tmp:
-            config = fraud_demo_config(tmp)
+            config = fraud_demo_config(tmp, users=5000)  # a profile for every generated user
             proc = subprocess.Popen([RTML, "demo", "--config", config, "--port", "0",
                                      "--broker-port", str(free_port()), "--rate", "500",
                                      "--log-level", "warn"],
@@ -317,7 +317,12 @@ class DemoTest(unittest.TestCase):
             self.assertEqual(proc.returncode, 0, out)
             self.assertTrue(scoring_seen, out)
             self.assertIn("http://127.0.0.1:", out)
-            self.assertRegex(out, r"end-to-end p50 [\d.]+ p95 [\d.]+ p99 [\d.]+ ms \| lag \d+")
+            self.assertRegex(out, r"end-to-end p50 [\d.]+ p95 [\d.]+ p99 [\d.]+ ms \| lag \d+ \| "
+                                  r"drift PSI ([\d.]+|-)\n")
+            # The generator's traffic is drawn like the training data: no drift.
+            psi = [float(v) for v in re.findall(r"drift PSI ([\d.]+)\n", out)]
+            self.assertTrue(psi, out)
+            self.assertLess(max(psi), 0.1, out)
             self.assertRegex(out, r"done: \d+ events produced \(\d+ acknowledged\), \d+ scored, "
                                   r"[1-9]\d* predictions")
 
