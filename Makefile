@@ -1,6 +1,7 @@
 # rtml: the two commands of the quick start, and a few more.
 #   make run    install what is missing, build (Release), run the fraud demo (rtml demo)
-#   make test   install what is missing, build, run every test (ctest)
+#   make test   install what is missing (Debian packages, the Kafka jars, the test
+#               virtualenv .venv), build, run every test (ctest)
 #   make bench  HTTP benchmark against the Python reference service (bench/)
 BUILD ?= build
 CMAKE_FLAGS ?=
@@ -22,6 +23,7 @@ run: build
 
 test: build
 	./scripts/install-kafka.sh
+	./scripts/install-venv.sh
 	cd $(BUILD) && ctest --output-on-failure --timeout 600
 
 bench: build

@@ -3,10 +3,12 @@
 // store (for RocksDB: exclusively, so not while `rtml serve` holds it).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -15,6 +17,7 @@
 #include "config/config.h"
 #include "features/feature_store.h"
 #include "features/historical.h"
+#include "features/materialize.h"
 
 namespace rtml::cli {
 namespace {
@@ -73,45 +76,6 @@ void PrintSummary(const std::string& view, const features::IngestResult& r) {
                 x.column.c_str(), x.reason.c_str());
   }
   if (r.rejected > 10) std::printf("  ... and %zu more rejected rows\n", r.rejected - 10);
-}
-
-// Loads one view's source file rows in [start, end) into the store.
-Result<features::IngestResult> MaterializeView(const features::FeatureStore& store,
-                                               features::StoreSession& session,
-                                               const features::FeatureView& view,
-                                               int64_t start_us, int64_t end_us) {
-  features::IngestResult result;
-  std::optional<features::ViewIngestor> g;
-  Progress progress(view.name);
-  size_t bytes_done = 0, bytes_total = 0;
-  Status s = features::ReadSourceFile(
-      view.source.path,
-      [&](const std::vector<std::string>& columns, size_t row,
-          std::span<const features::RawValue> cells) -> Status {
-        if (!g) {
-          ASSIGN_OR_RETURN(features::ViewIngestor created,
-                           features::ViewIngestor::Create(store.definitions(), view, columns));
-          g.emplace(std::move(created));
-          g->SetWindow(start_us, end_us);
-        }
-        if (cells.empty()) {
-          result.rows++;
-          result.Reject({row, "", "malformed JSON line"});
-          return Status::Ok();
-        }
-        g->Add(row, cells, &result);
-        if (g->pending() >= 1000) RETURN_IF_ERROR(g->Flush(session, &result));
-        return Status::Ok();
-      },
-      [&](size_t done, size_t total) {
-        bytes_done = done, bytes_total = total;
-        progress.Update(done, total, result.rows);
-      });
-  if (s.ok() && g) s = g->Flush(session, &result);
-  progress.Update(bytes_total ? bytes_total : 1, bytes_total ? bytes_total : 1, result.rows);
-  (void)bytes_done;
-  if (!s.ok()) return s.Annotate("materializing " + view.name);
-  return result;
 }
 
 }  // namespace
@@ -232,42 +196,41 @@ int RunFeaturesMaterialize(const std::string& config_path, const std::string& st
   const std::string what = incremental ? "materialize-incremental" : "materialize";
   auto store = OpenStore(config_path);
   if (!store.ok()) return Fail(what, store.status());
+  features::MaterializeRequest request{.incremental = incremental, .views = only_views};
   auto end_us = end.empty() ? Result<int64_t>((*store)->clock().NowMicros()) : ParseTimestamp(end);
   if (!end_us.ok()) return Fail(what, end_us.status().Annotate("--end"));
-  auto session = (*store)->online().NewSession();
-  int failures = 0;
-  for (const features::FeatureView& view : (*store)->definitions().views()) {
-    if (!only_views.empty() &&
-        std::find(only_views.begin(), only_views.end(), view.name) == only_views.end()) {
-      continue;
-    }
-    if (!view.online || view.source.path.empty()) continue;
-    int64_t start_us = INT64_MIN;
-    const std::string watermark_key = "materialized:" + view.name;
-    if (incremental) {
-      auto mark = session->GetMeta(watermark_key);
-      if (!mark.ok()) return Fail(what, mark.status());
-      if (mark->has_value()) start_us = std::stoll(**mark);
-    } else if (!start.empty()) {
-      auto s = ParseTimestamp(start);
-      if (!s.ok()) return Fail(what, s.status().Annotate("--start"));
-      start_us = *s;
-    }
-    std::fprintf(stderr, "%s: %s -> %s from %s\n", view.name.c_str(),
-                 start_us == INT64_MIN ? "(beginning)" : FormatTimestamp(start_us).c_str(),
-                 FormatTimestamp(*end_us).c_str(), view.source.path.c_str());
-    auto r = MaterializeView(**store, *session, view, start_us, *end_us);
-    if (!r.ok()) {
-      std::fprintf(stderr, "rtml features %s: %s\n", what.c_str(), r.status().message().c_str());
-      ++failures;
-      continue;
-    }
-    PrintSummary(view.name, *r);
-    if (Status s = session->PutMeta(watermark_key, std::to_string(*end_us)); !s.ok()) {
-      return Fail(what, s);
-    }
+  request.end_us = *end_us;
+  if (!incremental && !start.empty()) {
+    auto s = ParseTimestamp(start);
+    if (!s.ok()) return Fail(what, s.status().Annotate("--start"));
+    request.start_us = *s;
   }
-  return failures == 0 ? 0 : 1;
+  auto session = (*store)->online().NewSession();
+  std::optional<Progress> bar;
+  auto listener = [&](const features::ViewMaterialization& m, bool done) {
+    if (!done) {
+      std::fprintf(stderr, "%s: %s -> %s from %s\n", m.view.c_str(),
+                   m.start_us ? FormatTimestamp(*m.start_us).c_str() : "(beginning)",
+                   FormatTimestamp(m.end_us).c_str(),
+                   (*store)->definitions().FindView(m.view)->source.path.c_str());
+      bar.emplace(m.view);
+      return;
+    }
+    bar->Update(1, 1, m.result.rows);
+    if (!m.status.ok()) {
+      std::fprintf(stderr, "rtml features %s: %s\n", what.c_str(), m.status.message().c_str());
+    } else {
+      PrintSummary(m.view, m.result);
+    }
+  };
+  auto progress = [&](const features::FeatureView&, size_t done, size_t total, size_t rows) {
+    bar->Update(done, total, rows);
+  };
+  auto views = features::Materialize(**store, *session, request, listener, progress);
+  if (!views.ok()) return Fail(what, views.status());
+  const bool failed = std::any_of(views->begin(), views->end(),
+                                  [](const auto& m) { return !m.status.ok(); });
+  return failed ? 1 : 0;
 }
 
 int RunFeaturesHistorical(const std::string& config_path, const std::string& entities,

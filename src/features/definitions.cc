@@ -191,7 +191,7 @@ Result<Definitions> Definitions::Parse(std::string_view yaml, const std::string&
         continue;
       }
       auto ref = d.ResolveRef(r);
-      if (!ref.ok()) return ref.status().Annotate(sw);
+      if (!ref.ok()) return FailedPrecondition(sw + ": " + ref.status().message());
       s.features.push_back(*ref);
     }
     if (d.FindService(s.name) != nullptr) {
@@ -252,8 +252,8 @@ Result<FeatureRef> Definitions::ResolveRef(std::string_view ref) const {
   }
   const int vi = ViewIndex(ref.substr(0, colon));
   if (vi < 0) {
-    return InvalidArgument("unknown feature view '" + std::string(ref.substr(0, colon)) + "'",
-                           "unknown_feature_view");
+    return NotFound("unknown feature view '" + std::string(ref.substr(0, colon)) + "'",
+                    "unknown_feature_view");
   }
   const int fi = views_[vi].FeatureIndex(ref.substr(colon + 1));
   if (fi < 0) {

@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+
 #include "common/json_scan.h"
 #include "common/json_writer.h"
 #include "common/time_format.h"
@@ -35,7 +37,18 @@ void WriteValue(JsonWriter& w, ValueType t, const std::string& encoded) {
     case ValueType::kString: w.String(encoded); return;
     case ValueType::kBool: w.Bool(encoded == "1"); return;
     case ValueType::kInt: w.Raw(encoded); return;
-    case ValueType::kFloat: w.Raw(encoded); return;
+    case ValueType::kFloat: {  // "3000" reads back as an int: write "3000.0"
+      const std::string_view suffix = FloatSuffix(encoded);
+      char buf[64];
+      if (suffix.empty() || encoded.size() + suffix.size() > sizeof(buf)) {
+        w.Raw(encoded);
+        return;
+      }
+      encoded.copy(buf, encoded.size());
+      suffix.copy(buf + encoded.size(), suffix.size());
+      w.Raw(std::string_view(buf, encoded.size() + suffix.size()));
+      return;
+    }
   }
 }
 
@@ -82,6 +95,76 @@ std::string IngestResultJson(const IngestResult& r, const std::vector<std::strin
   return out;
 }
 
+namespace {
+
+// A Feast "df": {"column": [values...], ...}, columns of equal length.
+struct Columns {
+  std::vector<std::string> names;
+  std::vector<dom::array> data;
+  size_t rows = 0;
+};
+
+Result<Columns> ParseColumns(dom::object obj) {
+  dom::object df;
+  if (obj["df"].get(df)) {
+    return InvalidArgument("\"df\" must be an object of column: [values]", "bad_request", "df");
+  }
+  Columns out;
+  for (auto [name, values] : df) {
+    dom::array arr;
+    if (values.get(arr)) {
+      return InvalidArgument("df column '" + std::string(name) + "' must be an array",
+                             "wrong_type", "df." + std::string(name));
+    }
+    if (!out.names.empty() && arr.size() != out.rows) {
+      return InvalidArgument("df column '" + std::string(name) + "' has " +
+                                 std::to_string(arr.size()) + " values, others " +
+                                 std::to_string(out.rows),
+                             "ragged_columns", "df." + std::string(name));
+    }
+    out.rows = arr.size();
+    out.names.emplace_back(name);
+    out.data.push_back(arr);
+  }
+  return out;
+}
+
+// Validates every row of `cols` for `view`; writes the good ones unless
+// `all_or_nothing` and some row was rejected.
+Result<IngestResult> IngestColumns(const Definitions& defs, const FeatureView& view,
+                                   const Columns& cols, bool all_or_nothing,
+                                   StoreSession& session, std::vector<std::string>* ignored) {
+  ASSIGN_OR_RETURN(ViewIngestor ingestor, ViewIngestor::Create(defs, view, cols.names));
+  IngestResult result;
+  std::vector<RawValue> cells(cols.names.size());
+  std::vector<dom::array::iterator> its;
+  for (const auto& a : cols.data) its.push_back(a.begin());
+  for (size_t row = 0; row < cols.rows; ++row) {
+    for (size_t c = 0; c < cells.size(); ++c) cells[c] = RawFromJson(*its[c]), ++its[c];
+    ingestor.Add(row, cells, &result);
+  }
+  *ignored = ingestor.ignored_columns();
+  if (all_or_nothing && result.rejected > 0) return result;
+  RETURN_IF_ERROR(ingestor.Flush(session, &result));
+  return result;
+}
+
+// "3 of 10 rows rejected, nothing written: row 2, column amount: ...; ..."
+Status RejectedRows(const IngestResult& r) {
+  std::string msg = std::to_string(r.rejected) + " of " + std::to_string(r.rows) +
+                    " rows rejected, nothing written:";
+  for (size_t i = 0; i < r.rejections.size() && i < 10; ++i) {
+    const Rejection& x = r.rejections[i];
+    msg += (i ? "; row " : " row ") + std::to_string(x.row) +
+           (x.column.empty() ? "" : ", column " + x.column) + ": " + x.reason;
+  }
+  const Rejection& first = r.rejections.front();
+  return InvalidArgument(msg, "rejected_rows",
+                         "df." + first.column + "[" + std::to_string(first.row) + "]");
+}
+
+}  // namespace
+
 Status FeatureStore::PushJson(std::string_view body, StoreSession& session,
                               std::string* response) const {
   dom::parser parser;
@@ -94,7 +177,7 @@ Status FeatureStore::PushJson(std::string_view body, StoreSession& session,
   const FeatureView* view = defs_.FindPushTarget(target);
   if (view == nullptr) {
     return NotFound("unknown push source or feature view '" + std::string(target) + "'",
-                    "unknown_feature_view");
+                    "unknown_push_source");
   }
   std::string_view to = "online";
   if (obj["to"].error() != simdjson::NO_SUCH_FIELD && obj["to"].get(to)) {
@@ -105,40 +188,40 @@ Status FeatureStore::PushJson(std::string_view body, StoreSession& session,
                                std::string(to) + "'",
                            "bad_request", "to");
   }
-  dom::object df;
-  if (obj["df"].get(df)) {
-    return InvalidArgument("\"df\" must be an object of column: [values]", "bad_request", "df");
+  ASSIGN_OR_RETURN(Columns cols, ParseColumns(obj));
+  std::vector<std::string> ignored;
+  ASSIGN_OR_RETURN(IngestResult result,
+                   IngestColumns(defs_, *view, cols, /*all_or_nothing=*/false, session, &ignored));
+  *response = IngestResultJson(result, ignored);
+  return Status::Ok();
+}
+
+Status FeatureStore::WriteToOnlineStoreJson(std::string_view body, StoreSession& session,
+                                            std::string* response) const {
+  dom::parser parser;
+  ASSIGN_OR_RETURN(dom::object obj, ParseObject(parser, body));
+  std::string_view name;
+  if (obj["feature_view_name"].get(name)) {
+    return InvalidArgument("write-to-online-store needs \"feature_view_name\" (a string)",
+                           "bad_request", "feature_view_name");
   }
-  std::vector<std::string> columns;
-  std::vector<dom::array> data;
-  size_t n_rows = 0;
-  for (auto [name, values] : df) {
-    dom::array arr;
-    if (values.get(arr)) {
-      return InvalidArgument("df column '" + std::string(name) + "' must be an array",
-                             "wrong_type", "df." + std::string(name));
-    }
-    if (!columns.empty() && arr.size() != n_rows) {
-      return InvalidArgument("df column '" + std::string(name) + "' has " +
-                                 std::to_string(arr.size()) + " values, others " +
-                                 std::to_string(n_rows),
-                             "ragged_columns", "df." + std::string(name));
-    }
-    n_rows = arr.size();
-    columns.emplace_back(name);
-    data.push_back(arr);
+  const FeatureView* view = defs_.FindView(name);
+  if (view == nullptr) {
+    return NotFound("unknown feature view '" + std::string(name) + "'", "unknown_feature_view");
   }
-  ASSIGN_OR_RETURN(ViewIngestor ingestor, ViewIngestor::Create(defs_, *view, columns));
-  IngestResult result;
-  std::vector<RawValue> cells(columns.size());
-  std::vector<dom::array::iterator> its;
-  for (auto& a : data) its.push_back(a.begin());
-  for (size_t row = 0; row < n_rows; ++row) {
-    for (size_t c = 0; c < columns.size(); ++c) cells[c] = RawFromJson(*its[c]), ++its[c];
-    ingestor.Add(row, cells, &result);
+  ASSIGN_OR_RETURN(Columns cols, ParseColumns(obj));
+  // Feast's SDK names the event time "event_timestamp" whatever the view's
+  // timestamp field is.
+  const std::string& ts = view->source.timestamp_field;
+  if (std::find(cols.names.begin(), cols.names.end(), ts) == cols.names.end()) {
+    auto it = std::find(cols.names.begin(), cols.names.end(), "event_timestamp");
+    if (it != cols.names.end()) *it = ts;
   }
-  RETURN_IF_ERROR(ingestor.Flush(session, &result));
-  *response = IngestResultJson(result, ingestor.ignored_columns());
+  std::vector<std::string> ignored;
+  ASSIGN_OR_RETURN(IngestResult result,
+                   IngestColumns(defs_, *view, cols, /*all_or_nothing=*/true, session, &ignored));
+  if (result.rejected > 0) return RejectedRows(result);
+  *response = IngestResultJson(result, ignored);
   return Status::Ok();
 }
 

@@ -4,6 +4,7 @@
 //   push                  {"push_source_name" | "feature_view": name,
 //                          "df": {"column": [values...], ...}, "to": "online"}
 //                         -> {"written", "skipped_stale", "rejected": [{row, column, reason}]}
+//   write_to_online_store {"feature_view_name": name, "df": {...}} -> as push, all or nothing
 //   get_online_features   {"features": ["view:feature", ...] | "feature_service": name,
 //                          "entities": {"join_key": [values...]}, "full_feature_names": bool}
 //                         -> {"metadata": {"feature_names": [...]},
@@ -44,6 +45,11 @@ class FeatureStore {
   // Feast push. Structural errors (unknown view, missing column, ragged
   // columns) fail the call; bad rows are rejected one by one in the result.
   Status PushJson(std::string_view body, StoreSession& session, std::string* response) const;
+  // Feast's write-to-online-store ({"feature_view_name", "df"}, what the SDK's
+  // remote online store sends for push and write_to_online_store): all rows
+  // or none; a rejected row fails the call naming every rejection.
+  Status WriteToOnlineStoreJson(std::string_view body, StoreSession& session,
+                                std::string* response) const;
   // Feast get-online-features.
   Status GetOnlineFeaturesJson(std::string_view body, StoreSession& session,
                                std::string* response) const;

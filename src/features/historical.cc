@@ -146,7 +146,9 @@ Result<HistoricalResult> GetHistoricalFeatures(const Definitions& defs,
         parts.push_back(std::move(key));
       }
       const OnlineReader::Cell c = index.Lookup(f, EntityKeyOf(parts), ts);
-      out << "," << (c.value ? CsvField(**c.value) : "");
+      const bool is_float = view.features[refs[f].feature].dtype == ValueType::kFloat;
+      out << ",";
+      if (c.value) out << CsvField(**c.value) << (is_float ? FloatSuffix(**c.value) : "");
       ++(c.status == FeatureStatus::kPresent        ? result.values
          : c.status == FeatureStatus::kOutsideMaxAge ? result.too_old
                                                      : result.not_found);

@@ -91,8 +91,8 @@ TEST(HistoricalTest, WritesTheJoinedCsv) {
   EXPECT_EQ(text,
             "user_id,event_timestamp,label,f3,f4\n"
             "1,2026-11-25T12:00:00Z,0,,\n"
-            "1,2026-11-25T00:30:00Z,1,9,9\n"
-            "1,2026-11-26T00:10:00Z,0,1.5,-2\n"
+            "1,2026-11-25T00:30:00Z,1,9.0,9.0\n"
+            "1,2026-11-26T00:10:00Z,0,1.5,-2.0\n"
             "2,2026-11-26T00:10:00Z,0,0.25,\n"
             "5,2026-11-26T00:10:00Z,0,,\n");
   std::filesystem::remove(entities);

@@ -13,6 +13,10 @@ std::string EncodeFloat(double v) {
   return std::string(buf, end);
 }
 
+std::string_view FloatSuffix(std::string_view encoded) {
+  return encoded.find_first_of(".eEni") == std::string_view::npos ? ".0" : "";
+}
+
 std::string EncodeInt(int64_t v) { return std::to_string(v); }
 std::string EncodeBool(bool v) { return v ? "1" : "0"; }
 

@@ -80,6 +80,11 @@ std::unique_ptr<OnlineStore> NewMemoryStore();
 std::string EncodeFloat(double v);
 std::string EncodeInt(int64_t v);
 std::string EncodeBool(bool v);
+// The suffix that makes an encoded float read as a float: ".0" when the
+// shortest form is whole ("3000"), else empty. Every read path writes
+// encoded + FloatSuffix(encoded), so clients that type values by their JSON
+// or CSV token (Feast's SDK, pandas) see a float column.
+std::string_view FloatSuffix(std::string_view encoded);
 
 // The storage key of an entity: its join key values joined by '\x1f'.
 std::string EntityKeyOf(std::span<const std::string> join_values);

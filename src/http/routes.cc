@@ -6,7 +6,10 @@
 #include <random>
 
 #include "common/json_writer.h"
+#include "common/time_format.h"
 #include "http/dashboard_page.h"
+#include "http/feast_api.h"
+#include "features/materialize.h"
 #include "model/repository.h"
 #include "observability/log.h"
 #include "pipeline/error_reasons.h"
@@ -19,7 +22,7 @@ spdlog::logger& Log() {
   return log;
 }
 
-constexpr unsigned kCodes[] = {200, 400, 404, 405, 413, 415, 500, 503};
+constexpr unsigned kCodes[] = {200, 400, 404, 405, 413, 415, 422, 500, 503};
 
 struct Scratch : ThreadState {
   pipeline::ScoreScratch score;  // includes this loop's feature-store session
@@ -174,7 +177,7 @@ std::string_view Routes::ModelForLog(const std::vector<std::string_view>& p) con
   return {};
 }
 
-void Routes::Handle(const Request& req, Response& res, ThreadState& state) {
+Deferred Routes::Handle(const Request& req, Response& res, ThreadState& state) {
   Scratch& scratch = static_cast<Scratch&>(state);
   TakeRequestId(req, scratch);
   res.set("X-Request-Id", scratch.request_id);
@@ -182,15 +185,37 @@ void Routes::Handle(const Request& req, Response& res, ThreadState& state) {
   const std::vector<std::string_view>& p = scratch.segments;
   const observability::LogScope log_scope(
       {.model = ModelForLog(p), .request_id = scratch.request_id});
+  Deferred later = Route(req, res, state);
+  if (!later) Finish(req, res);
+  return later;
+}
+
+// Counts and logs an answered request.
+void Routes::Finish(const Request& req, const Response& res) {
+  CountResponse(res.result_int());
+  // No line per request at INFO: refusals (and 503s while a dependency is
+  // down, which its own metrics and logs report) at DEBUG; internal errors,
+  // which no client can fix, at WARN with the request id to find them.
+  const auto level = res.result_int() == 500   ? spdlog::level::warn
+                     : res.result_int() >= 400 ? spdlog::level::debug
+                                               : spdlog::level::trace;
+  if (Log().should_log(level)) {
+    Log().log(level, "{} {} -> {}: {}", std::string(req.method_string()),
+              std::string(req.target()), res.result_int(), res.body());
+  }
+}
+
+Deferred Routes::Route(const Request& req, Response& res, ThreadState& state) {
+  const std::vector<std::string_view>& p = static_cast<Scratch&>(state).segments;
   const bool get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
   const bool post = req.method() == bhttp::verb::post;
-  auto wrong_method = [&](const char* allow) {
+  auto wrong_method = [&](const char* allow, bool feast = false) {
     res.set(bhttp::field::allow, allow);
-    Error(Status(StatusCode::kMethodNotAllowed,
-                 std::string(req.method_string()) + " is not allowed on " +
-                     std::string(req.target()) + " (use " + allow + ")",
-                 "method_not_allowed"),
-          res);
+    Status s(StatusCode::kMethodNotAllowed,
+             std::string(req.method_string()) + " is not allowed on " +
+                 std::string(req.target()) + " (use " + allow + ")",
+             "method_not_allowed");
+    feast ? FeastError(s, res) : Error(s, res);
   };
   if (p.size() == 1 && p[0] == "predict") {
     post ? Predict(req, "", "", res, state) : wrong_method("POST");
@@ -201,9 +226,12 @@ void Routes::Handle(const Request& req, Response& res, ThreadState& state) {
     post ? Predict(req, p[2], p[4], res, state) : wrong_method("POST");
   } else if ((p.size() == 2 || p.size() == 3) && p[0] == "v1" && p[1] == "models") {
     get ? ListModels(p.size() == 3 ? p[2] : "", res) : wrong_method("GET");
-  } else if ((p.size() == 1 && (p[0] == "push" || p[0] == "get-online-features")) ||
-             (p.size() == 3 && p[0] == "v1" && p[1] == "features" &&
-              (p[2] == "push" || p[2] == "get-online-features"))) {
+  } else if (auto op = feast::OpFor(p)) {
+    const bool ok = *op == feast::Op::kHealth ? get : post;
+    if (ok) return FeastRoute(*op, req, res, state);
+    wrong_method(feast::MethodFor(*op), /*feast=*/true);
+  } else if (p.size() == 3 && p[0] == "v1" && p[1] == "features" &&
+             (p[2] == "push" || p[2] == "get-online-features")) {
     post ? FeatureApi(req, p.back(), res, state) : wrong_method("POST");
   } else if (p.size() == 2 && p[0] == "v1" && p[1] == "features") {
     get ? ListFeatures(res) : wrong_method("GET");
@@ -226,17 +254,7 @@ void Routes::Handle(const Request& req, Response& res, ThreadState& state) {
                    "not_found"),
           res);
   }
-  CountResponse(res.result_int());
-  // No line per request at INFO: refusals (and 503s while a dependency is
-  // down, which its own metrics and logs report) at DEBUG; internal errors,
-  // which no client can fix, at WARN with the request id to find them.
-  const auto level = res.result_int() == 500   ? spdlog::level::warn
-                     : res.result_int() >= 400 ? spdlog::level::debug
-                                               : spdlog::level::trace;
-  if (Log().should_log(level)) {
-    Log().log(level, "{} {} -> {}: {}", std::string(req.method_string()),
-              std::string(req.target()), res.result_int(), res.body());
-  }
+  return {};
 }
 
 void Routes::Predict(const Request& req, std::string_view model, std::string_view version,
@@ -260,29 +278,83 @@ void Routes::Predict(const Request& req, std::string_view model, std::string_vie
   SetJson(res, bhttp::status::ok);
 }
 
+features::StoreSession& Routes::StoreSessionOf(ThreadState& state) const {
+  auto& session = static_cast<Scratch&>(state).score.store;
+  if (session == nullptr) session = store_->online().NewSession();
+  return *session;
+}
+
+Status Routes::NoStore() {
+  return NotFound("no feature store is configured (set features.definitions)", "not_found");
+}
+
 void Routes::FeatureApi(const Request& req, std::string_view op, Response& res,
                         ThreadState& state) {
-  if (store_ == nullptr) {
-    return Error(NotFound("no feature store is configured (set features.definitions)",
-                          "not_found"),
-                 res);
-  }
+  if (store_ == nullptr) return Error(NoStore(), res);
   if (Status s = CheckContentType(req); !s.ok()) return Error(s, res);
-  auto& store_session = static_cast<Scratch&>(state).score.store;
-  if (store_session == nullptr) store_session = store_->online().NewSession();
-  auto& session = *store_session;
+  features::StoreSession& session = StoreSessionOf(state);
   Status s = op == "push" ? store_->PushJson(req.body(), session, &res.body())
                           : store_->GetOnlineFeaturesJson(req.body(), session, &res.body());
   if (!s.ok()) return Error(s, res);
   SetJson(res, bhttp::status::ok);
 }
 
-void Routes::ListFeatures(Response& res) {
-  if (store_ == nullptr) {
-    return Error(NotFound("no feature store is configured (set features.definitions)",
-                          "not_found"),
-                 res);
+Deferred Routes::FeastRoute(feast::Op op, const Request& req, Response& res,
+                            ThreadState& state) {
+  if (op == feast::Op::kHealth) {
+    res.result(store_ != nullptr ? bhttp::status::ok : bhttp::status::service_unavailable);
+    return {};
   }
+  if (store_ == nullptr) return FeastError(NoStore(), res), Deferred();
+  if (Status s = CheckContentType(req); !s.ok()) return FeastError(s, res), Deferred();
+  if (op == feast::Op::kMaterialize || op == feast::Op::kMaterializeIncremental) {
+    return MaterializeLater(op == feast::Op::kMaterializeIncremental, req,
+                            static_cast<Scratch&>(state).request_id);
+  }
+  features::StoreSession& session = StoreSessionOf(state);
+  Status s = op == feast::Op::kPush ? store_->PushJson(req.body(), session, &res.body())
+             : op == feast::Op::kWriteToOnlineStore
+                 ? store_->WriteToOnlineStoreJson(req.body(), session, &res.body())
+                 : store_->GetOnlineFeaturesJson(req.body(), session, &res.body());
+  if (!s.ok()) return FeastError(s, res), Deferred();
+  SetJson(res, bhttp::status::ok);
+  return {};
+}
+
+// Materializing reads files and writes the store for as long as it takes:
+// it runs on the server's background worker, with its own store session.
+Deferred Routes::MaterializeLater(bool incremental, const Request& req,
+                                  std::string request_id) {
+  return [this, incremental, &req, request_id = std::move(request_id)](Response& res) {
+    const observability::LogScope log_scope({.request_id = request_id});
+    const std::string_view target = req.target();
+    const size_t q = target.find('?');
+    auto request = feast::ParseMaterialize(
+        req.body(), q == std::string_view::npos ? "" : target.substr(q + 1), incremental,
+        store_->clock());
+    if (!request.ok()) return FeastError(request.status(), res), Finish(req, res);
+    auto session = store_->online().NewSession();
+    auto listener = [](const features::ViewMaterialization& m, bool done) {
+      if (!done) return Log().info("materialize {}: from {} to {}", m.view,
+                                   m.start_us ? FormatTimestamp(*m.start_us) : "the beginning",
+                                   FormatTimestamp(m.end_us));
+      if (!m.status.ok()) return Log().warn("materialize {}: {}", m.view, m.status.message());
+      Log().info("materialize {}: {} rows read, {} written, {} stale, {} outside the window, "
+                 "{} rejected", m.view, m.result.rows, m.result.written, m.result.stale,
+                 m.result.outside_window, m.result.rejected);
+    };
+    auto views = features::Materialize(*store_, *session, *request, listener);
+    if (!views.ok()) return FeastError(views.status(), res), Finish(req, res);
+    res.body() = features::MaterializeResultJson(*views);
+    const bool failed = std::any_of(views->begin(), views->end(),
+                                    [](const auto& m) { return !m.status.ok(); });
+    SetJson(res, failed ? bhttp::status::internal_server_error : bhttp::status::ok);
+    Finish(req, res);
+  };
+}
+
+void Routes::ListFeatures(Response& res) {
+  if (store_ == nullptr) return Error(NoStore(), res);
   res.body() = store_->definitions().ToJson();
   SetJson(res, bhttp::status::ok);
 }
@@ -377,6 +449,15 @@ void Routes::Error(const Status& status, Response& res) {
   w.Key("message").String(status.message());
   w.EndObject().EndObject();
   SetJson(res, code);
+  CountError(status);
+}
+
+void Routes::FeastError(const Status& status, Response& res) {
+  feast::WriteError(status, res);
+  CountError(status);
+}
+
+void Routes::CountError(const Status& status) {
   errors_window_.Record(0);
   for (ErrorCounter& e : errors_) {
     if (e.reason == status.reason() || e.reason == "other") {

@@ -7,13 +7,15 @@
 //   GET  /healthz, /readyz, /metrics
 //   GET  /v1/stats                                  throughput and latency percentiles, JSON
 //   GET  /                                          the live dashboard page (compiled in)
-//   POST /push, /v1/features/push                   Feast push (when a feature store is set)
-//   POST /get-online-features, /v1/features/get-online-features
+//   POST /v1/features/push, /v1/features/get-online-features   rtml's feature API
 //   GET  /v1/features                               the feature registry
+//   POST /push, /get-online-features, /write-to-online-store, /materialize,
+//        /materialize-incremental; GET /health      Feast's feature server (feast_api.h)
 //
 // Every error is a JSON body {"error": {"code", "reason", "field", "message"}}
 // with a 4xx status for client errors, counted in rtml_request_errors_total
-// by reason.
+// by reason; the Feast routes answer errors in Feast's shape instead.
+// Materializing runs as Deferred work, off the event loops.
 // Thread-safety: Handle() runs concurrently on every server loop, each with
 // its own ThreadState; shared state is immutable or atomic.
 // Ownership: borrows the Scorer and Registry, which must outlive it.
@@ -26,6 +28,7 @@
 #include <vector>
 
 #include "features/feature_store.h"
+#include "http/feast_api.h"
 #include "http/server.h"
 #include "common/json_writer.h"
 #include "observability/metrics.h"
@@ -48,7 +51,7 @@ class Routes final : public Handler {
   void set_metrics(bool on) { metrics_on_ = on; }
 
   std::unique_ptr<ThreadState> NewThreadState() override;
-  void Handle(const Request& req, Response& res, ThreadState& state) override;
+  Deferred Handle(const Request& req, Response& res, ThreadState& state) override;
   void HandleUnreadable(bhttp::status status, std::string_view why, Response& res) override;
 
  private:
@@ -58,17 +61,25 @@ class Routes final : public Handler {
     observability::Counter* counter;
   };
 
+  Deferred Route(const Request& req, Response& res, ThreadState& state);
+  void Finish(const Request& req, const Response& res);
   void Predict(const Request& req, std::string_view model, std::string_view version,
                Response& res, ThreadState& state);
   void ListModels(std::string_view name, Response& res);
   void FeatureApi(const Request& req, std::string_view op, Response& res, ThreadState& state);
+  Deferred FeastRoute(feast::Op op, const Request& req, Response& res, ThreadState& state);
+  Deferred MaterializeLater(bool incremental, const Request& req, std::string request_id);
+  features::StoreSession& StoreSessionOf(ThreadState& state) const;
+  static Status NoStore();
   void ListFeatures(Response& res);
   void Health(Response& res);
   void Ready(Response& res);
   void Metrics(Response& res);
   void Stats(Response& res);
   void Dashboard(Response& res);
-  void Error(const Status& status, Response& res);
+  void Error(const Status& status, Response& res);       // rtml's error shape
+  void FeastError(const Status& status, Response& res);  // Feast's
+  void CountError(const Status& status);
   void CountResponse(unsigned code);
 
   const pipeline::Scorer& scorer_;

@@ -20,8 +20,9 @@ using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const ServerOptions& options, Handler* handler,
-          ThreadState* state)
-      : stream_(std::move(socket)), options_(options), handler_(handler), state_(state) {
+          ThreadState* state, BackgroundWorker* worker)
+      : stream_(std::move(socket)), options_(options), handler_(handler), state_(state),
+        worker_(worker) {
     buffer_.reserve(4096);
   }
 
@@ -85,9 +86,22 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     const Request& req = parser_->get();
     res_.version(req.version());
-    handler_->Handle(req, res_, *state_);
+    Deferred work = handler_->Handle(req, res_, *state_);
+    if (work) return RunDeferred(std::move(work));
     res_.keep_alive(req.keep_alive());
     Write();
+  }
+
+  // Runs `work` on the background worker, then writes on this loop. The
+  // session (and so the request and response) stays alive meanwhile.
+  void RunDeferred(Deferred work) {
+    worker_->Post([self = shared_from_this(), work = std::move(work)] {
+      work(self->res_);
+      asio::post(self->stream_.get_executor(), [self] {
+        self->res_.keep_alive(self->parser_->get().keep_alive());
+        self->Write();
+      });
+    });
   }
 
   void Write() {
@@ -115,15 +129,54 @@ class Session : public std::enable_shared_from_this<Session> {
   const ServerOptions& options_;
   Handler* handler_;
   ThreadState* state_;
+  BackgroundWorker* worker_;
 };
 
 }  // namespace
 
+BackgroundWorker::BackgroundWorker() {
+  thread_ = std::thread([this] {
+    std::unique_lock lock(mu_);
+    while (true) {
+      cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      if (stopping_) return;
+      std::function<void()> job = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      job();
+      lock.lock();
+    }
+  });
+}
+
+BackgroundWorker::~BackgroundWorker() { Stop(); }
+
+void BackgroundWorker::Post(std::function<void()> job) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+}
+
+void BackgroundWorker::Stop() {
+  std::deque<std::function<void()>> dropped;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    dropped.swap(jobs_);
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
 class HttpServer::Loop {
  public:
-  Loop(const ServerOptions& options, Handler* handler, bool with_reuseport = true)
+  Loop(const ServerOptions& options, Handler* handler, BackgroundWorker* worker,
+       bool with_reuseport = true)
       : io_(1), acceptor_(io_), options_(options), handler_(handler),
-        state_(handler->NewThreadState()), reuseport_(with_reuseport) {}
+        state_(handler->NewThreadState()), worker_(worker), reuseport_(with_reuseport) {}
 
   Status Bind(const tcp::endpoint& endpoint) {
     beast::error_code ec;
@@ -161,7 +214,8 @@ class HttpServer::Loop {
     acceptor_.async_accept(io_, [this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
-        std::make_shared<Session>(std::move(socket), options_, handler_, state_.get())->Start();
+        std::make_shared<Session>(std::move(socket), options_, handler_, state_.get(), worker_)
+            ->Start();
       }
       Accept();
     });
@@ -172,6 +226,7 @@ class HttpServer::Loop {
   const ServerOptions& options_;
   Handler* handler_;
   std::unique_ptr<ThreadState> state_;
+  BackgroundWorker* worker_;
   bool reuseport_;
 };
 
@@ -191,11 +246,12 @@ Status HttpServer::Start() {
   // SO_REUSEPORT would let a second rtml share a port silently; a plain bind
   // first fails if anything (including another rtml) holds it.
   if (port_ != 0) {
-    Loop probe(options_, handler_, /*with_reuseport=*/false);
+    Loop probe(options_, handler_, nullptr, /*with_reuseport=*/false);
     RETURN_IF_ERROR(probe.Bind(tcp::endpoint(address, static_cast<uint16_t>(port_))));
   }
+  worker_ = std::make_unique<BackgroundWorker>();
   for (int i = 0; i < n; ++i) {
-    auto loop = std::make_unique<Loop>(options_, handler_);
+    auto loop = std::make_unique<Loop>(options_, handler_, worker_.get());
     // The first loop may pick a free port; the others share it.
     RETURN_IF_ERROR(loop->Bind(tcp::endpoint(address, static_cast<uint16_t>(port_))));
     port_ = loop->port();
@@ -212,7 +268,10 @@ void HttpServer::Stop() {
     if (t.joinable()) t.join();
   }
   threads_.clear();
+  // Jobs hold sessions whose sockets belong to the loops: end them first.
+  if (worker_) worker_->Stop();
   loops_.clear();
+  worker_.reset();
 }
 
 }  // namespace rtml::http

@@ -5,7 +5,10 @@
 //
 // Each connection reuses its read buffer and response object; requests are
 // handed to a Handler on the loop's thread together with that loop's
-// ThreadState (per-thread scratch), and must be answered synchronously.
+// ThreadState (per-thread scratch). A handler answers at once, or hands back
+// Deferred work for what would block a loop (file I/O, a materialization):
+// the server runs it on its one background worker, in arrival order, then
+// writes the response on the connection's loop.
 // Oversized bodies get 413, unparseable requests 400, idle connections are
 // closed after idle_timeout_s.
 // Thread-safety: Start()/Stop() from one controlling thread. The Handler is
@@ -17,7 +20,11 @@
 #include <boost/beast/http.hpp>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,14 +51,39 @@ class ThreadState {
   virtual ~ThreadState() = default;
 };
 
+// Work that fills a response off the event loops. It runs on the server's
+// background worker; the request and response it was given stay alive (and
+// untouched by the loop) until it returns.
+using Deferred = std::function<void(Response& res)>;
+
 class Handler {
  public:
   virtual ~Handler() = default;
   virtual std::unique_ptr<ThreadState> NewThreadState() = 0;
-  // Fills `res` (status, headers, body) for `req`. Must not throw or block.
-  virtual void Handle(const Request& req, Response& res, ThreadState& state) = 0;
+  // Fills `res` (status, headers, body) for `req` and returns an empty
+  // Deferred; or returns the work that will fill it on the background worker.
+  // Must not throw or block.
+  virtual Deferred Handle(const Request& req, Response& res, ThreadState& state) = 0;
   // Fills `res` for a request that could not be read (`status` 400 or 413).
   virtual void HandleUnreadable(bhttp::status status, std::string_view why, Response& res) = 0;
+};
+
+// One background thread running Deferred jobs in order.
+// Thread-safety: Post() from any thread; Stop() from the owner, once.
+class BackgroundWorker {
+ public:
+  BackgroundWorker();
+  ~BackgroundWorker();
+  void Post(std::function<void()> job);
+  // Finishes the running job, drops the queued ones, joins the thread.
+  void Stop();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;  // GUARDED_BY(mu_)
+  bool stopping_ = false;                   // GUARDED_BY(mu_)
+  std::thread thread_;
 };
 
 class HttpServer {
@@ -75,6 +107,7 @@ class HttpServer {
   int port_ = 0;
   std::vector<std::unique_ptr<Loop>> loops_;
   std::vector<std::thread> threads_;
+  std::unique_ptr<BackgroundWorker> worker_;
   std::atomic<bool> stopped_{false};
 };
 

@@ -13,7 +13,7 @@ inline constexpr const char* kErrorReasons[] = {
     "unavailable",     "feature_store_unavailable", "feature_store_error",
     "unknown_feature_view", "unknown_feature_service", "missing_entity_key",
     "bad_entity_key",  "ragged_columns",    "missing_column",      "offline_view",
-    "bad_feature_record",
+    "bad_feature_record", "unknown_push_source", "rejected_rows", "bad_timestamp",
     "other"};
 
 }  // namespace rtml::pipeline

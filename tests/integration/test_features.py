@@ -114,27 +114,46 @@ class FeatureStoreHttpTest:
                          [(1, "user_id"), (2, "event_timestamp"), (3, "user_age")])
         self.assertEqual(self.get([9008])["results"][1]["statuses"], ["PRESENT"])
 
+    BAD_REQUESTS = [
+        ("push", {"push_source_name": "nope", "df": {}}, 404, "unknown_push_source"),
+        ("push", {"push_source_name": "user_profile_push", "df": {"user_id": [1]}}, 400,
+         "missing_column"),
+        ("push", {"push_source_name": "user_profile_push",
+                  "df": {"user_id": [1, 2], "event_timestamp": [1]}}, 400, "ragged_columns"),
+        ("get-online-features", {"features": ["user_profile:nope"],
+                                 "entities": {"user_id": [1]}}, 400, "unknown_feature"),
+        ("get-online-features", {"features": ["nope:avg_amount_30d"],
+                                 "entities": {"user_id": [1]}}, 404, "unknown_feature_view"),
+        ("get-online-features", {"feature_service": "nope", "entities": {"user_id": [1]}},
+         404, "unknown_feature_service"),
+        ("get-online-features", {"feature_service": "fraud_v1", "entities": {}}, 400,
+         "missing_entity_key"),
+        ("get-online-features", {"feature_service": "fraud_v1",
+                                 "entities": {"user_id": ["x"]}}, 400, "bad_entity_key"),
+        ("push", "{not json", 400, "malformed_json"),
+    ]
+
     def test_bad_requests_name_the_problem(self):
-        cases = [
-            ("/push", {"push_source_name": "nope", "df": {}}, 404, "unknown_feature_view"),
-            ("/push", {"push_source_name": "user_profile_push", "df": {"user_id": [1]}}, 400,
-             "missing_column"),
-            ("/push", {"push_source_name": "user_profile_push",
-                       "df": {"user_id": [1, 2], "event_timestamp": [1]}}, 400, "ragged_columns"),
-            ("/get-online-features", {"features": ["user_profile:nope"],
-                                      "entities": {"user_id": [1]}}, 400, "unknown_feature"),
-            ("/get-online-features", {"feature_service": "nope", "entities": {"user_id": [1]}},
-             404, "unknown_feature_service"),
-            ("/get-online-features", {"feature_service": "fraud_v1", "entities": {}}, 400,
-             "missing_entity_key"),
-            ("/get-online-features", {"feature_service": "fraud_v1",
-                                      "entities": {"user_id": ["x"]}}, 400, "bad_entity_key"),
-            ("/v1/features/push", "{not json", 400, "malformed_json"),
-        ]
-        for path, body, code, reason in cases:
-            with self.subTest(path=path, body=body):
-                status, resp, _ = self.server.request("POST", path, body)
+        for op, body, code, reason in self.BAD_REQUESTS:
+            with self.subTest(op=op, body=body):
+                status, resp, _ = self.server.request("POST", "/v1/features/" + op, body)
                 self.assertEqual((status, resp["error"]["reason"]), (code, reason), resp)
+
+    def test_feast_routes_answer_errors_in_feasts_shape(self):
+        # Feast's server sends a JSON string holding {module, class, message};
+        # its SDK raises that class. Status codes are those of Feast's classes.
+        feast_class = {"unknown_feature_view": ("FeatureViewNotFoundException", 404),
+                       "unknown_feature_service": ("FeatureServiceNotFoundException", 404),
+                       "unknown_push_source": ("PushSourceNotFoundException", 422)}
+        for op, body, code, reason in self.BAD_REQUESTS:
+            with self.subTest(op=op, body=body):
+                status, resp, _ = self.server.request("POST", "/" + op, body)
+                self.assertIsInstance(resp, str)
+                detail = json.loads(resp)
+                cls, want = feast_class.get(reason, ("FeastError", code))
+                self.assertEqual((status, detail["module"], detail["class"], detail["reason"]),
+                                 (want, "feast.errors", cls, reason), detail)
+                self.assertTrue(detail["message"])
 
     def test_key_only_predict_equals_explicit_features(self):
         self.push([profile(9010, iso(60), avg=12.0, account_age_days=3, user_age=19,
@@ -216,9 +235,12 @@ class RedisHttpTest(FeatureStoreHttpTest, unittest.TestCase):
                 status, resp, _ = self.server.request("POST", "/predict", txn)
                 self.assertEqual(status, 200, resp)
                 self.assertEqual(resp["feature_store"], "degraded")
-            status, resp, _ = self.server.request("POST", "/get-online-features", {
-                "feature_service": "fraud_v1", "entities": {"user_id": [1]}})
+            body = {"feature_service": "fraud_v1", "entities": {"user_id": [1]}}
+            status, resp, _ = self.server.request("POST", "/v1/features/get-online-features", body)
             self.assertEqual((status, resp["error"]["reason"]), (503, "feature_store_unavailable"))
+            status, resp, _ = self.server.request("POST", "/get-online-features", body)
+            self.assertEqual((status, json.loads(resp)["reason"]),
+                             (503, "feature_store_unavailable"))
             metrics = self.server.request("GET", "/metrics")[1]
             self.assertRegex(metrics, r'rtml_requests_total\{model="fraud",version="1",path="http",'
                                       r'outcome="degraded"\} [1-9]')
