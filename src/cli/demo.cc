@@ -23,7 +23,7 @@ void PrintLine(double elapsed_s, const kafka::StreamStats& s, uint64_t in_before
   if (psi >= 0) std::snprintf(drift, sizeof(drift), "%.3f", psi);
   const uint64_t in = s.events_in.load(), out = s.predictions_out.load();
   std::fprintf(stdout,
-               "[%5.0fs] in %6llu/s | out %6llu/s | dead letters %llu | scoring p50 %.2f p95 "
+               "[%5.0fs] in %6llu/s | out %6llu/s | dead letters %llu | processing p50 %.2f p95 "
                "%.2f p99 %.2f ms | end-to-end p50 %.1f p95 %.1f p99 %.1f ms | lag %lld | "
                "drift PSI %s\n",
                elapsed_s, static_cast<unsigned long long>(in - in_before),

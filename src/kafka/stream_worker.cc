@@ -218,6 +218,7 @@ class StreamWorker::Impl {
   // Scores what one poll returned as micro-batches (one per target model):
   // one feature-store read and one model call per batch.
   void ProcessBatch(const std::vector<rd_kafka_message_t*>& batch) {
+    const Clock::time_point polled_at = Clock::now();  // each event's latency starts here
     events_batch_.clear();
     for (rd_kafka_message_t* m : batch) {
       if (m->err) {
@@ -257,14 +258,11 @@ class StreamWorker::Impl {
         rd_kafka_message_t* m = events_batch_[i].message;
         bodies_.emplace_back(static_cast<const char*>(m->payload), m->len);
       }
-      const auto t0 = Clock::now();
       results_.resize(bodies_.size());
       scorer_.ScoreBatch({model, std::nullopt, pipeline::Path::kStream}, bodies_, &scratch_,
                         &results_);
-      const int64_t latency_us =
-          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
       for (size_t g = 0; g < group_.size(); ++g) {
-        Emit(events_batch_[group_[g]], results_[g], latency_us);
+        Emit(events_batch_[group_[g]], results_[g], polled_at);
       }
     }
   }
@@ -390,16 +388,16 @@ class StreamWorker::Impl {
     tracker_.Done(StreamKey(topic, m->partition), m->offset);
   }
 
-  // Produces the prediction or the dead letter of one event.
-  void Emit(const Event& e, pipeline::EventResult& r, int64_t latency_us) {
+  // Produces the prediction or the dead letter of one event. Its latency, in
+  // the output and the metrics, runs from the poll that fetched it to the
+  // hand-off of its prediction to the producer.
+  void Emit(const Event& e, pipeline::EventResult& r, Clock::time_point polled_at) {
     rd_kafka_message_t* m = e.message;
     const uintptr_t cookie = Cookie(generation_, StreamKey(0, m->partition), m->offset);
     const std::string_view payload(static_cast<const char*>(m->payload), m->len);
     const std::string_view key(static_cast<const char*>(m->key), m->key_len);
     if (r.status.code() == StatusCode::kUnavailable) {  // not the event's fault: wait it out
-      const auto t0 = Clock::now();
-      r.status = Score(e.peek.model, payload, &r.response);
-      latency_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+      r.status = Score(e.peek.model, payload, &r.response);  // records its own latency
     }
     if (!r.status.ok()) return DeadLetter(m, key, payload, r.status, cookie);
     out_.clear();
@@ -413,11 +411,14 @@ class StreamWorker::Impl {
       const int64_t ts_ms = rd_kafka_message_timestamp(m, &type);
       w.Key("event_time").String(FormatTimestamp(ts_ms * 1000));
     }
-    w.Key("scoring_latency_us").Int(latency_us);
+    const auto handed_off = Clock::now();
+    w.Key("scoring_latency_us")
+        .Int(std::chrono::duration_cast<std::chrono::microseconds>(handed_off - polled_at).count());
     // Splice the Scorer's response object (id, model, version, prediction, ...).
     out_.push_back(',');
     out_.append(r.response, 1, std::string::npos);
     Produce(o_.output_topic, key, out_, nullptr, cookie);
+    r.latency.Record(handed_off - polled_at);
   }
 
   // Scores, waiting out a feature-store outage (the event is not at fault).

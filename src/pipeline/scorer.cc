@@ -122,7 +122,9 @@ Status Scorer::Prepare(const ModelVersion& v, observability::Registry* metrics) 
     pm.predictions = metrics->AddCounter("rtml_predictions_total", "Rows scored.", labels);
     pm.latency = metrics->AddHistogram(
         "rtml_request_duration_seconds",
-        "Time to decode, enrich, score and encode a predict request (or a stream event).", labels,
+        "Time to decode, enrich, score and encode a predict request; for a stream event, from "
+        "the poll that fetched it to its prediction's hand-off to the producer.",
+        labels,
         observability::LatencyBucketsSeconds());
     pm.model_latency = metrics->AddHistogram("rtml_model_duration_seconds",
                                              "Time of the model call alone, per batch of rows.",
@@ -249,7 +251,9 @@ Status Scorer::ScoreResolved(const ModelVersion& v, const VersionMetrics* m, Pat
   RETURN_IF_ERROR(Predict(v, m, path, d.n_rows, scratch));
   WriteResponse(v, d, *scratch, response);
   if (m != nullptr) {
-    Count(m->paths[static_cast<int>(path)], d, start, std::chrono::steady_clock::now());
+    const PathMetrics& pm = m->paths[static_cast<int>(path)];
+    Count(pm, d);
+    LatencySink(pm.latency, pm.window.get()).Record(std::chrono::steady_clock::now() - start);
   }
   MaybeLog(path, body, *response);
   return Status::Ok();
@@ -257,7 +261,7 @@ Status Scorer::ScoreResolved(const ModelVersion& v, const VersionMetrics* m, Pat
 
 void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const std::string_view> bodies,
                         ScoreScratch* scratch, std::vector<EventResult>* results) const {
-  const auto start = std::chrono::steady_clock::now();
+  for (EventResult& r : *results) r.latency = LatencySink();
   auto v = Resolve(target);
   if (!v.ok()) {
     for (EventResult& r : *results) r.status = v.status();
@@ -291,10 +295,10 @@ void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const std::string_v
   }
   if (m == nullptr) return;
   const PathMetrics& pm = m->paths[static_cast<int>(target.path)];
-  const auto end = std::chrono::steady_clock::now();  // the batch's responses are all written
   for (size_t i = 0; i < bodies.size(); ++i) {
     if ((*results)[i].status.ok()) {
-      Count(pm, decoded[i], start, end);
+      Count(pm, decoded[i]);
+      (*results)[i].latency = LatencySink(pm.latency, pm.window.get());
     } else {
       pm.errors->Inc();
     }
@@ -341,15 +345,15 @@ void Scorer::WriteDrift(JsonWriter& w) const {
   w.EndArray();
 }
 
-void Scorer::Count(const PathMetrics& m, const Decoded& d,
-                   std::chrono::steady_clock::time_point start,
-                   std::chrono::steady_clock::time_point end) {
+void Scorer::Count(const PathMetrics& m, const Decoded& d) {
   (d.degraded ? m.degraded : m.ok)->Inc();
   m.predictions->Inc(d.n_rows);
-  const auto elapsed = end - start;
-  m.latency->Observe(std::chrono::duration<double>(elapsed).count());
-  m.window->Record(
-      std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
+}
+
+void LatencySink::Record(std::chrono::nanoseconds elapsed) const {
+  if (histogram_ == nullptr) return;
+  histogram_->Observe(std::chrono::duration<double>(elapsed).count());
+  window_->Record(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
 }
 
 void Scorer::MaybeLog(Path path, std::string_view body, std::string_view response) const {

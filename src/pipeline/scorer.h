@@ -92,10 +92,27 @@ struct ScoreScratch {
   std::vector<DecodedBody> decoded;  // ScoreBatch's per-body state
 };
 
+// Where one scored event's latency goes (its version's stream latency
+// histogram and /v1/stats window). The stream worker records it when the
+// event's output is handed to the producer, which only it sees.
+class LatencySink {
+ public:
+  LatencySink() = default;
+  LatencySink(observability::Histogram* histogram, observability::WindowedHistogram* window)
+      : histogram_(histogram), window_(window) {}
+  // No-op for an event that reached no model version.
+  void Record(std::chrono::nanoseconds elapsed) const;
+
+ private:
+  observability::Histogram* histogram_ = nullptr;
+  observability::WindowedHistogram* window_ = nullptr;
+};
+
 // The outcome of one event of a batch (ScoreBatch).
 struct EventResult {
   Status status;
   std::string response;  // the JSON answer when status is OK
+  LatencySink latency;   // set when status is OK and metrics are on
 };
 
 class Scorer {
@@ -119,6 +136,9 @@ class Scorer {
   // Scores several bodies (e.g. the events of one Kafka poll) for one target
   // as one batch: one feature-store read and one model call for all their
   // rows. Each body gets its own result, exactly as ScoreJson would answer it.
+  // Counts are recorded here; latency is the caller's to record, per event,
+  // through each result's `latency` (the stream measures from the poll that
+  // fetched the event to its output's hand-off to the producer).
   // REQUIRES: results->size() == bodies.size() (reused across calls).
   void ScoreBatch(const ScoreTarget& target, std::span<const std::string_view> bodies,
                   ScoreScratch* scratch, std::vector<EventResult>* results) const;
@@ -196,10 +216,8 @@ class Scorer {
   Status ScoreResolved(const model::ModelVersion& v, const VersionMetrics* m, Path path,
                        std::string_view body, ScoreScratch* scratch, std::string* response,
                        std::chrono::steady_clock::time_point start) const;
-  // Counts a scored body; `end` is when its response was written.
-  static void Count(const PathMetrics& m, const Decoded& d,
-                    std::chrono::steady_clock::time_point start,
-                    std::chrono::steady_clock::time_point end);
+  // Counts a scored body.
+  static void Count(const PathMetrics& m, const Decoded& d);
   void MaybeLog(Path path, std::string_view body, std::string_view response) const;
   Status FinishRows(const model::ModelVersion& v, const Decoded& d, ScoreScratch* scratch) const;
   void WriteResponse(const model::ModelVersion& v, const Decoded& d, const ScoreScratch& scratch,

@@ -49,6 +49,8 @@ class DashboardTest(unittest.TestCase):
         self.assertGreater(float(figure("stream-rate")), 0)
         self.assertGreater(int(figure("events-in")), 0)
         self.assertGreater(float(figure("p99")), 0)
+        self.assertEqual(figure("latency-path"), "stream")
+        self.assertEqual(figure("latency-what"), "busiest path: poll → producer, per event")
         self.assertRegex(figure("lag"), r"^\d+$")
         self.assertIn("<td>fraud (default)</td>", dom)
         self.assertEqual(figure("drift-status"), "alert")

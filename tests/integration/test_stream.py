@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 from harness import REPO, RTML, Server, fraud_demo_config, free_port, wait_for
 
@@ -301,16 +302,21 @@ class DemoTest(unittest.TestCase):
                                      "--broker-port", str(free_port()), "--rate", "500",
                                      "--log-level", "warn"],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            lines = []
-            scoring_seen = False
+            lines, live = [], []
+            port = None
             deadline = time.monotonic() + 60
-            for line in proc.stdout:
+            for line in proc.stdout:  # until 12 live lines with predictions flowing
                 lines.append(line)
-                if line.startswith("[") and "out    " in line and " 0/s" not in line.split("|")[1]:
-                    scoring_seen = True
+                port = port or re.search(r"http://127\.0\.0\.1:(\d+)", line)
+                if line.startswith("[") and " 0/s" not in line.split("|")[1]:
+                    live.append(line)
+                if len(live) >= 12 or time.monotonic() > deadline:
                     break
-                if time.monotonic() > deadline:
-                    break
+            scoring_seen = bool(live)
+            stats = None
+            if port and live:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port.group(1)}/v1/stats") as r:
+                    stats = json.load(r)
             proc.send_signal(signal.SIGINT)
             rest, _ = proc.communicate(timeout=60)
             out = "".join(lines) + rest
@@ -325,6 +331,16 @@ class DemoTest(unittest.TestCase):
             self.assertLess(max(psi), 0.1, out)
             self.assertRegex(out, r"done: \d+ events produced \(\d+ acknowledged\), \d+ scored, "
                                   r"[1-9]\d* predictions")
+            # The live line and /v1/stats measure the same thing: per event, from
+            # the poll that fetched it to its prediction's hand-off (the live
+            # line over the last second, /v1/stats over 10 s).
+            line_p50 = sorted(float(re.search(r"processing p50 ([\d.]+)", l).group(1))
+                              for l in live[-5:])[2]
+            stream = [s for s in stats["series"] if s["path"] == "stream"][0]["10s"]
+            self.assertGreater(stream["count"], 0)
+            ratio = stream["p50_ms"] / max(line_p50, 1e-3)
+            self.assertTrue(1 / 3 < ratio < 3, (stream, line_p50))
+            self.assertLess(stream["p50_ms"], 20)
 
 
 if __name__ == "__main__":
