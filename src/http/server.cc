@@ -98,6 +98,8 @@ class Session : public std::enable_shared_from_this<Session> {
     worker_->Post([self = shared_from_this(), work = std::move(work)] {
       work(self->res_);
       asio::post(self->stream_.get_executor(), [self] {
+        // The read's timeout may have passed while the work ran.
+        self->stream_.expires_after(std::chrono::seconds(self->options_.idle_timeout_s));
         self->res_.keep_alive(self->parser_->get().keep_alive());
         self->Write();
       });
