@@ -5,6 +5,7 @@
 # returning a fixed answer (the machine's HTTP ceiling).
 #
 #   bench/http_predict.sh [--runs 3] [--duration 8] [--connections 32] [--metrics-only]
+#                         [--baseline OTHER_RTML]
 #
 # Every server gets the same body: the fraud demo row as 30 ordered floats
 # (the Python service's format); rtml is also measured with named features
@@ -13,18 +14,21 @@
 # the server's CPU time per request, summed over its processes) and the ratios
 # to the Python service; writes it to bench/results/ too. Last, the cost of
 # per-request metrics: rtml with scoring.metrics on and off, alternated
-# (--metrics-only runs just that). wrk shares the two
+# (--metrics-only runs just that). With --baseline, only this build against
+# another rtml binary (say, the previous release's), alternated the same way:
+# the before/after check for a change to the request path. wrk shares the two
 # cores with the server, so CPU per request is the steadier efficiency figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=3 DURATION=8 CONNS=32 METRICS_ONLY=
+RUNS=3 DURATION=8 CONNS=32 METRICS_ONLY= BASELINE=
 while [ $# -gt 0 ]; do
   case "$1" in
+    --baseline) BASELINE=$2; METRICS_ONLY=1; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNS=$2; shift 2 ;;
     --metrics-only) METRICS_ONLY=1; shift ;;
-    *) echo "usage: $0 [--runs N] [--duration S] [--connections C] [--metrics-only]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--runs N] [--duration S] [--connections C] [--metrics-only] [--baseline RTML]" >&2; exit 2 ;;
   esac
 done
 source "$(dirname "$0")/common.sh"
@@ -114,9 +118,9 @@ run_wrk() {
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.3f\n", v}'; }
 median_ms() { printf '%s\n' "$@" | to_ms | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-start_rtml() {  # start_rtml THREADS [CONFIG] -> sets URL
+start_rtml() {  # start_rtml THREADS [CONFIG] [BINARY] -> sets URL
   local port; port=$(free_port)
-  "$RTML" serve --config "${2:-$WORK/rtml.yaml}" --port "$port" --threads "$1" --log-level warn &
+  "${3:-$RTML}" serve --config "${2:-$WORK/rtml.yaml}" --port "$port" --threads "$1" --log-level warn &
   PIDS+=($!); SERVER_PID=$!; URL="http://127.0.0.1:$port"; wait_http "$URL/readyz"
 }
 start_python() {  # start_python WORKERS -> sets URL
@@ -138,6 +142,20 @@ done
 # restarted and alternated with metrics on so that drift in the machine's
 # speed hits both alike.
 { cat "$WORK/rtml.yaml"; echo "scoring: {metrics: false}"; } > "$WORK/rtml-nometrics.yaml"
+if [ -n "$BASELINE" ]; then
+  [ -x "$BASELINE" ] || { echo "--baseline $BASELINE is not an executable" >&2; exit 2; }
+  for r in $(seq "$RUNS"); do
+    start_rtml 1; run_wrk "rtml (1 loop, ordered, this build)" "$URL/predict" ordered 1; stop_last
+    start_rtml 1 "$WORK/rtml.yaml" "$BASELINE"
+    run_wrk "rtml (1 loop, ordered, baseline)" "$URL/predict" ordered 1; stop_last
+  done
+  read -r now _ _ nowcpu <<<"${RESULT[rtml (1 loop, ordered, this build)]}"
+  read -r base _ _ basecpu <<<"${RESULT[rtml (1 loop, ordered, baseline)]}"
+  awk -v a="$now" -v b="$base" -v ac="$nowcpu" -v bc="$basecpu" 'BEGIN {
+    printf "This build vs baseline (1 loop, ordered, medians): %+.1f%% req/s (%.0f vs %.0f), %+.1f%% CPU per request (%.1f vs %.1f us)\n",
+           100 * (a / b - 1), a, b, 100 * (ac / bc - 1), ac, bc }'
+  exit 0
+fi
 for r in $(seq "$RUNS"); do
   start_rtml 1; run_wrk "rtml (1 loop, ordered, metrics on)" "$URL/predict" ordered 1; stop_last
   start_rtml 1 "$WORK/rtml-nometrics.yaml"

@@ -171,4 +171,14 @@ std::optional<JsonSyntaxError> FindJsonSyntaxError(std::string_view text, int ma
   return Scanner(text, max_depth).Run();
 }
 
+Status MalformedJson(std::string_view body, std::string_view why) {
+  if (auto e = FindJsonSyntaxError(body)) {
+    return InvalidArgument("malformed JSON at byte " + std::to_string(e->offset) + ": " +
+                               e->message,
+                           "malformed_json");
+  }
+  return InvalidArgument(why.empty() ? "malformed JSON" : "malformed JSON: " + std::string(why),
+                         "malformed_json");
+}
+
 }  // namespace rtml

@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/status.h"
+
 namespace rtml {
 
 struct JsonSyntaxError {
@@ -20,5 +22,9 @@ struct JsonSyntaxError {
 
 std::optional<JsonSyntaxError> FindJsonSyntaxError(std::string_view text,
                                                    int max_depth = 1024);
+
+// The malformed_json Status for a body a parser refused: "malformed JSON at
+// byte N: ..." when the scanner finds where, else "malformed JSON: <why>".
+Status MalformedJson(std::string_view body, std::string_view why = {});
 
 }  // namespace rtml

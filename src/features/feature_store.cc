@@ -15,18 +15,9 @@ namespace dom = simdjson::dom;
 
 namespace {
 
-Status Malformed(std::string_view body) {
-  if (auto e = FindJsonSyntaxError(body)) {
-    return InvalidArgument("malformed JSON at byte " + std::to_string(e->offset) + ": " +
-                               e->message,
-                           "malformed_json");
-  }
-  return InvalidArgument("malformed JSON", "malformed_json");
-}
-
 Result<dom::object> ParseObject(dom::parser& parser, std::string_view body) {
   dom::element doc;
-  if (parser.parse(body.data(), body.size()).get(doc)) return Malformed(body);
+  if (parser.parse(body.data(), body.size()).get(doc)) return MalformedJson(body);
   dom::object obj;
   if (doc.get(obj)) return InvalidArgument("request body must be a JSON object", "bad_request");
   return obj;
@@ -166,7 +157,7 @@ Status RejectedRows(const IngestResult& r) {
 }  // namespace
 
 Status FeatureStore::PushJson(std::string_view body, StoreSession& session,
-                              std::string* response) const {
+                              std::string* response, bool all_or_nothing) const {
   dom::parser parser;
   ASSIGN_OR_RETURN(dom::object obj, ParseObject(parser, body));
   std::string_view target;
@@ -191,7 +182,8 @@ Status FeatureStore::PushJson(std::string_view body, StoreSession& session,
   ASSIGN_OR_RETURN(Columns cols, ParseColumns(obj));
   std::vector<std::string> ignored;
   ASSIGN_OR_RETURN(IngestResult result,
-                   IngestColumns(defs_, *view, cols, /*all_or_nothing=*/false, session, &ignored));
+                   IngestColumns(defs_, *view, cols, all_or_nothing, session, &ignored));
+  if (all_or_nothing && result.rejected > 0) return RejectedRows(result);
   *response = IngestResultJson(result, ignored);
   return Status::Ok();
 }

@@ -43,8 +43,10 @@ class FeatureStore {
   const Clock& clock() const { return clock_; }
 
   // Feast push. Structural errors (unknown view, missing column, ragged
-  // columns) fail the call; bad rows are rejected one by one in the result.
-  Status PushJson(std::string_view body, StoreSession& session, std::string* response) const;
+  // columns) fail the call; bad rows are rejected one by one in the result,
+  // or, with all_or_nothing (Feast's own semantics), fail it naming them all.
+  Status PushJson(std::string_view body, StoreSession& session, std::string* response,
+                  bool all_or_nothing = false) const;
   // Feast's write-to-online-store ({"feature_view_name", "df"}, what the SDK's
   // remote online store sends for push and write_to_online_store): all rows
   // or none; a rejected row fails the call naming every rejection.

@@ -24,15 +24,6 @@ ErrorClass ClassFor(std::string_view reason) {
   return {"FeastError", 0};
 }
 
-Status Malformed(std::string_view body) {
-  if (auto e = FindJsonSyntaxError(body)) {
-    return InvalidArgument("malformed JSON at byte " + std::to_string(e->offset) + ": " +
-                               e->message,
-                           "malformed_json");
-  }
-  return InvalidArgument("malformed JSON", "malformed_json");
-}
-
 // A timestamp field of the body ("start_ts", "end_ts").
 Result<int64_t> TimestampField(dom::object obj, const char* key) {
   std::string_view text;
@@ -97,6 +88,7 @@ std::optional<Op> OpFor(std::span<const std::string_view> p) {
   if (p[0] == "materialize") return Op::kMaterialize;
   if (p[0] == "materialize-incremental") return Op::kMaterializeIncremental;
   if (p[0] == "health") return Op::kHealth;
+  if (p[0] == "retrieve-online-documents" || p[0] == "search") return Op::kVectorSearch;
   return std::nullopt;
 }
 
@@ -124,7 +116,7 @@ Result<features::MaterializeRequest> ParseMaterialize(std::string_view body,
   RETURN_IF_ERROR(CheckQuery(query));
   dom::parser parser;
   dom::element doc;
-  if (parser.parse(body.data(), body.size()).get(doc)) return Malformed(body);
+  if (parser.parse(body.data(), body.size()).get(doc)) return MalformedJson(body);
   dom::object obj;
   if (doc.get(obj)) return InvalidArgument("request body must be a JSON object", "bad_request");
   std::string_view version;

@@ -4,13 +4,16 @@
 // unchanged:
 //
 //   POST /get-online-features       read (by feature list or feature service)
-//   POST /push                      {"push_source_name", "df", "to"}
+//   POST /push                      {"push_source_name", "df", "to"}; all rows
+//                                   or none, as Feast's server
 //   POST /write-to-online-store     {"feature_view_name", "df"}: what the SDK's
 //                                   push() and write_to_online_store() send
 //   POST /materialize               {"start_ts", "end_ts", "feature_views",
 //                                    "disable_event_timestamp"}
 //   POST /materialize-incremental   {"end_ts", "feature_views"}
 //   GET  /health
+//   POST /retrieve-online-documents, /search: 404 in Feast's shape (no vector
+//        search in rtml's stores)
 //
 // Errors take Feast's shape: the body is a JSON string holding
 // {"module", "class", "message"} (plus rtml's "reason" and "field"), which the
@@ -32,7 +35,8 @@
 namespace rtml::http::feast {
 
 enum class Op { kGetOnlineFeatures, kPush, kWriteToOnlineStore, kMaterialize,
-                kMaterializeIncremental, kHealth };
+                kMaterializeIncremental, kHealth,
+                kVectorSearch };  // /retrieve-online-documents, /search: refused
 
 // The Feast route a path names, if any.
 std::optional<Op> OpFor(std::span<const std::string_view> path);

@@ -301,24 +301,37 @@ void Routes::FeatureApi(const Request& req, std::string_view op, Response& res,
 
 Deferred Routes::FeastRoute(feast::Op op, const Request& req, Response& res,
                             ThreadState& state) {
-  if (op == feast::Op::kHealth) {
-    res.result(store_ != nullptr ? bhttp::status::ok : bhttp::status::service_unavailable);
-    return {};
-  }
-  if (store_ == nullptr) return FeastError(NoStore(), res), Deferred();
-  if (Status s = CheckContentType(req); !s.ok()) return FeastError(s, res), Deferred();
-  if (op == feast::Op::kMaterialize || op == feast::Op::kMaterializeIncremental) {
+  const bool materialize =
+      op == feast::Op::kMaterialize || op == feast::Op::kMaterializeIncremental;
+  if (materialize && store_ != nullptr && CheckContentType(req).ok()) {
     return MaterializeLater(op == feast::Op::kMaterializeIncremental, req,
                             static_cast<Scratch&>(state).request_id);
   }
+  FeastNow(op, req, res, state);
+  return {};
+}
+
+void Routes::FeastNow(feast::Op op, const Request& req, Response& res, ThreadState& state) {
+  if (op == feast::Op::kHealth) {
+    res.result(store_ != nullptr ? bhttp::status::ok : bhttp::status::service_unavailable);
+    return;
+  }
+  if (store_ == nullptr) return FeastError(NoStore(), res);
+  if (Status s = CheckContentType(req); !s.ok()) return FeastError(s, res);
+  if (op == feast::Op::kVectorSearch) {
+    return FeastError(NotFound("rtml's online store has no vector search (" +
+                                   std::string(req.target()) + " of Feast's server)",
+                               "not_found"),
+                      res);
+  }
   features::StoreSession& session = StoreSessionOf(state);
-  Status s = op == feast::Op::kPush ? store_->PushJson(req.body(), session, &res.body())
+  Status s = op == feast::Op::kPush
+                 ? store_->PushJson(req.body(), session, &res.body(), /*all_or_nothing=*/true)
              : op == feast::Op::kWriteToOnlineStore
                  ? store_->WriteToOnlineStoreJson(req.body(), session, &res.body())
                  : store_->GetOnlineFeaturesJson(req.body(), session, &res.body());
-  if (!s.ok()) return FeastError(s, res), Deferred();
+  if (!s.ok()) return FeastError(s, res);
   SetJson(res, bhttp::status::ok);
-  return {};
 }
 
 // Materializing reads files and writes the store for as long as it takes:

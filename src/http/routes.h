@@ -68,6 +68,7 @@ class Routes final : public Handler {
   void ListModels(std::string_view name, Response& res);
   void FeatureApi(const Request& req, std::string_view op, Response& res, ThreadState& state);
   Deferred FeastRoute(feast::Op op, const Request& req, Response& res, ThreadState& state);
+  void FeastNow(feast::Op op, const Request& req, Response& res, ThreadState& state);
   Deferred MaterializeLater(bool incremental, const Request& req, std::string request_id);
   features::StoreSession& StoreSessionOf(ThreadState& state) const;
   static Status NoStore();

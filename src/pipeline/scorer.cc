@@ -15,13 +15,7 @@ using schema::Cell;
 namespace {
 
 Status Malformed(std::string_view body, simdjson::error_code e) {
-  if (auto err = FindJsonSyntaxError(body)) {
-    return InvalidArgument("malformed JSON at byte " + std::to_string(err->offset) + ": " +
-                               err->message,
-                           "malformed_json");
-  }
-  return InvalidArgument(std::string("malformed JSON: ") + simdjson::error_message(e),
-                         "malformed_json");
+  return MalformedJson(body, simdjson::error_message(e));
 }
 
 Status JsonFail(simdjson::error_code e) {

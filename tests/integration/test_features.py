@@ -73,7 +73,7 @@ class FeatureStoreHttpTest:
         return resp
 
     def push(self, rows):
-        status, resp, _ = self.server.request("POST", "/push", push_body(rows))
+        status, resp, _ = self.server.request("POST", "/v1/features/push", push_body(rows))
         self.assertEqual(status, 200, resp)
         return resp
 
@@ -154,6 +154,24 @@ class FeatureStoreHttpTest:
                 self.assertEqual((status, detail["module"], detail["class"], detail["reason"]),
                                  (want, "feast.errors", cls, reason), detail)
                 self.assertTrue(detail["message"])
+
+    def test_feast_push_is_all_or_nothing_as_feasts(self):
+        rows = [profile(9020, iso(60)), profile(9021, iso(60), user_age="old")]
+        status, resp, _ = self.server.request("POST", "/push", push_body(rows))
+        detail = json.loads(resp)
+        self.assertEqual((status, detail["class"], detail["reason"]), (400, "FeastError",
+                                                                       "rejected_rows"))
+        self.assertIn("row 1, column user_age", detail["message"])
+        self.assertEqual(self.get([9020])["results"][1]["statuses"], ["NOT_FOUND"])
+        status, resp, _ = self.server.request("POST", "/push", push_body(rows[:1]))
+        self.assertEqual((status, resp["written"]), (200, 1))
+
+    def test_feast_vector_search_routes_say_there_is_none(self):
+        for path in ("/retrieve-online-documents", "/search"):
+            status, resp, _ = self.server.request("POST", path, {"features": [], "top_k": 1})
+            detail = json.loads(resp)
+            self.assertEqual((status, detail["class"]), (404, "FeastError"))
+            self.assertIn("no vector search", detail["message"])
 
     def test_key_only_predict_equals_explicit_features(self):
         self.push([profile(9010, iso(60), avg=12.0, account_age_days=3, user_age=19,
