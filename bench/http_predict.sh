@@ -144,10 +144,16 @@ done
 { cat "$WORK/rtml.yaml"; echo "scoring: {metrics: false}"; } > "$WORK/rtml-nometrics.yaml"
 if [ -n "$BASELINE" ]; then
   [ -x "$BASELINE" ] || { echo "--baseline $BASELINE is not an executable" >&2; exit 2; }
-  for r in $(seq "$RUNS"); do
-    start_rtml 1; run_wrk "rtml (1 loop, ordered, this build)" "$URL/predict" ordered 1; stop_last
-    start_rtml 1 "$WORK/rtml.yaml" "$BASELINE"
-    run_wrk "rtml (1 loop, ordered, baseline)" "$URL/predict" ordered 1; stop_last
+  for r in $(seq "$RUNS"); do  # which goes first alternates, so order favours neither
+    for which in $( ((r % 2)) && echo "this baseline" || echo "baseline this"); do
+      if [ "$which" = this ]; then
+        start_rtml 1; run_wrk "rtml (1 loop, ordered, this build)" "$URL/predict" ordered 1
+      else
+        start_rtml 1 "$WORK/rtml.yaml" "$BASELINE"
+        run_wrk "rtml (1 loop, ordered, baseline)" "$URL/predict" ordered 1
+      fi
+      stop_last
+    done
   done
   read -r now _ _ nowcpu <<<"${RESULT[rtml (1 loop, ordered, this build)]}"
   read -r base _ _ basecpu <<<"${RESULT[rtml (1 loop, ordered, baseline)]}"
