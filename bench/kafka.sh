@@ -62,7 +62,8 @@ if [ -x "$PEERS/seed-python/consumer.py" ]; then
   pflat=() ppaced=()
   for r in $(seq "$RUNS"); do
     echo "python run $r/$RUNS ..." >&2
-    (cd "$PEERS/seed-python" && MODEL=$MODEL OMP_NUM_THREADS=1 /usr/bin/python3 consumer.py \
+    # exec: the background PID is the consumer itself, so that kill stops it
+    (cd "$PEERS/seed-python" && MODEL=$MODEL OMP_NUM_THREADS=1 exec /usr/bin/python3 consumer.py \
        --brokers "$B" --in "py-in-$r" --out "py-out-$r" --group "py-$r" --max-idle-s 20 \
        > "$WORK/py-$r.log" 2>&1) &
     PIDS+=($!)
