@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -80,7 +81,7 @@ double ResidentBytes() {
   return static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
 }
 
-void AddProcessMetrics(observability::Registry* metrics, const model::ModelRepository& repo) {
+void AddProcessMetrics(observability::Registry* metrics) {
   const auto start = std::chrono::steady_clock::now();
   metrics->AddGauge("rtml_build_info", "rtml build information (value is 1).",
                     {{"version", RTML_VERSION}}, [] { return 1.0; });
@@ -93,11 +94,19 @@ void AddProcessMetrics(observability::Registry* metrics, const model::ModelRepos
                     CpuSeconds);
   metrics->AddGauge("rtml_process_open_fds", "Open file descriptors (sockets included).", {},
                     OpenFds);
-  for (const model::ModelEntry* e : repo.models()) {
-    metrics->AddGauge("rtml_model_versions_loaded", "Loaded versions per model.",
-                      {{"model", e->name}},
-                      [n = static_cast<double>(e->versions.size())] { return n; });
-  }
+}
+
+void AddModelMetrics(observability::Registry* metrics, const pipeline::Scorer& scorer) {
+  metrics->AddGaugeFamily("rtml_model_versions_loaded", "Versions serving, per model.",
+                          [&scorer] {
+                            std::vector<std::pair<observability::Labels, double>> out;
+                            const auto repo = scorer.repository();
+                            for (const model::ModelEntry* e : repo->models()) {
+                              out.push_back({{{"model", e->name}},
+                                             static_cast<double>(e->versions.size())});
+                            }
+                            return out;
+                          });
 }
 
 }  // namespace
@@ -138,21 +147,6 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
   auto s = std::unique_ptr<Stack>(new Stack());
   s->config_ = std::move(cfg);
   const config::Config& c = s->config_;
-  spdlog::info("loading models from {}", c.models.repository);
-  auto repo = model::ModelRepository::Load(c.models.repository, c.models.default_model);
-  if (!repo.ok()) {
-    return repo.status().Annotate(
-        "cannot load models (`rtml models inspect PATH` explains a model)");
-  }
-  s->repo_ = std::move(repo).value();
-  for (const model::ModelEntry* e : s->repo_->models()) {
-    for (const auto& [number, v] : e->versions) {
-      const observability::LogScope scope({.model = e->name, .version = number});
-      spdlog::info("model {} version {}: {} backend, {}, {} inputs{}", e->name, number,
-                   v->model->backend(), v->model->objective(), v->schema.size(),
-                   number == e->default_version ? " (default)" : "");
-    }
-  }
   if (!c.features.definitions.empty()) {
     auto opened = features::FeatureStore::Open(c.features);
     if (!opened.ok()) return opened.status().Annotate("cannot open the feature store");
@@ -162,7 +156,7 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
         .info("project {}: {} view(s), definitions version {}, {} online store", d.project(),
               d.views().size(), d.version_hash(), s->store_->online().backend());
   }
-  AddProcessMetrics(&s->metrics_, *s->repo_);
+  AddProcessMetrics(&s->metrics_);
   if (c.log.predictions_rate > 0) {
     ASSIGN_OR_RETURN(auto sink, OpenPredictionSink(c, &s->metrics_));
     ASSIGN_OR_RETURN(s->prediction_log_, observability::PredictionLog::Create(
@@ -170,9 +164,13 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
     spdlog::info("logging {:.1f}% of predictions to {}", 100 * c.log.predictions_rate,
                  s->prediction_log_->sink().Describe());
   }
-  ASSIGN_OR_RETURN(s->scorer_,
-                   pipeline::Scorer::Create(
-                       *s->repo_, s->store_.get(),
+  spdlog::info("loading models from {}{}", c.models.repository,
+               c.models.poll_s > 0 ? " (rescanned every " + std::to_string(c.models.poll_s) + " s)"
+                                   : std::string());
+  auto scorer = pipeline::Scorer::Create(
+                       {.path = c.models.repository, .default_model = c.models.default_model,
+                        .poll_s = c.models.poll_s},
+                       s->store_.get(),
                        {.max_batch_size = c.scoring.max_batch_size,
                         .ignore_unknown_features = c.scoring.ignore_unknown_features,
                         .drift = c.drift.enabled && c.scoring.metrics,
@@ -183,9 +181,23 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
                                           .warn = c.drift.warn,
                                           .alert = c.drift.alert},
                         .prediction_log = s->prediction_log_.get()},
-                       &s->metrics_));
+                       &s->metrics_);
+  if (!scorer.ok()) {
+    return scorer.status().Annotate(
+        "cannot load models (`rtml models inspect PATH` explains a model)");
+  }
+  s->scorer_ = std::move(scorer).value();
+  AddModelMetrics(&s->metrics_, *s->scorer_);
   s->routes_ = std::make_unique<http::Routes>(*s->scorer_, s->store_.get(), &s->metrics_);
   s->routes_->set_metrics(c.scoring.metrics);
+  std::string admin_token = c.http.admin_token;  // the environment wins: a secret's usual home
+  if (const char* env = std::getenv("RTML_ADMIN_TOKEN"); env != nullptr && *env != '\0') {
+    admin_token = env;
+  }
+  if (!admin_token.empty()) {
+    spdlog::info("the repository API and feature writes need the admin token");
+  }
+  s->routes_->set_admin_token(std::move(admin_token));
   if (!c.scoring.metrics) spdlog::warn("scoring.metrics is off: /metrics and /v1/stats stay empty");
   s->server_ = std::make_unique<http::HttpServer>(
       http::ServerOptions{.host = c.http.host,
@@ -240,10 +252,12 @@ Status Stack::Start() {
     });
   }
   routes_->set_ready(true);
+  const auto repo = scorer_->repository();
+  const model::ModelEntry* default_model = repo->default_model();
   spdlog::info("serving on http://{}:{} with {} event loops{}", c.http.host, server_->port(),
                c.http.threads,
-               repo_->default_model() ? " (POST /predict -> " + repo_->default_model()->name + ")"
-                                      : std::string());
+               default_model != nullptr ? " (POST /predict -> " + default_model->name + ")"
+                                        : std::string());
   return Status::Ok();
 }
 

@@ -45,7 +45,6 @@ class Stack {
   Stack() = default;
 
   config::Config config_;
-  std::unique_ptr<model::ModelRepository> repo_;
   std::unique_ptr<features::FeatureStore> store_;
   observability::Registry metrics_;
   std::unique_ptr<observability::PredictionLog> prediction_log_;

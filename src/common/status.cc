@@ -10,6 +10,8 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kPayloadTooLarge: return "payload_too_large";
     case StatusCode::kUnsupportedMedia: return "unsupported_media_type";
     case StatusCode::kMethodNotAllowed: return "method_not_allowed";
+    case StatusCode::kUnauthenticated: return "unauthenticated";
+    case StatusCode::kPermissionDenied: return "permission_denied";
     case StatusCode::kFailedPrecondition: return "failed_precondition";
     case StatusCode::kUnavailable: return "unavailable";
     case StatusCode::kInternal: return "internal";

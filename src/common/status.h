@@ -22,6 +22,8 @@ enum class StatusCode {
   kPayloadTooLarge,     // body or batch over a configured limit (413)
   kUnsupportedMedia,    // wrong content type (415)
   kMethodNotAllowed,    // (405)
+  kUnauthenticated,     // no or malformed credentials (401)
+  kPermissionDenied,    // credentials that do not grant this (403)
   kFailedPrecondition,  // bad config or model file at load time
   kUnavailable,         // a dependency is down, not ready (503)
   kInternal,            // a bug or library failure (500)

@@ -7,7 +7,8 @@ namespace {
 
 Status ReadHttp(const YAML::Node& n, HttpConfig* c) {
   RETURN_IF_ERROR(CheckKeys(n, "http", {"host", "port", "threads", "max_body_bytes",
-                                        "idle_timeout_s"}));
+                                        "idle_timeout_s", "admin_token"}));
+  RETURN_IF_ERROR(Read(n, "http", "admin_token", &c->admin_token));
   RETURN_IF_ERROR(Read(n, "http", "host", &c->host));
   RETURN_IF_ERROR(Read(n, "http", "port", &c->port));
   RETURN_IF_ERROR(Read(n, "http", "threads", &c->threads));
@@ -16,9 +17,14 @@ Status ReadHttp(const YAML::Node& n, HttpConfig* c) {
 }
 
 Status ReadModels(const YAML::Node& n, const std::string& base_dir, ModelsConfig* c) {
-  RETURN_IF_ERROR(CheckKeys(n, "models", {"repository", "default"}));
+  RETURN_IF_ERROR(CheckKeys(n, "models", {"repository", "default", "poll_s"}));
   RETURN_IF_ERROR(Read(n, "models", "repository", &c->repository));
   RETURN_IF_ERROR(Read(n, "models", "default", &c->default_model));
+  RETURN_IF_ERROR(Read(n, "models", "poll_s", &c->poll_s));
+  if (c->poll_s < 0) {
+    return FailedPrecondition("models.poll_s must be 0 (off) or a number of seconds, not " +
+                              std::to_string(c->poll_s));
+  }
   c->repository = ResolvePath(base_dir, c->repository);
   return Status::Ok();
 }

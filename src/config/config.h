@@ -18,11 +18,15 @@ struct HttpConfig {
   int threads = 0;                      // event loops; 0 = one per core
   size_t max_body_bytes = 1 << 20;      // larger bodies get 413
   int idle_timeout_s = 60;              // keep-alive connections idle longer are closed
+  // When set (or RTML_ADMIN_TOKEN is), the repository API and feature writes
+  // need "Authorization: Bearer <token>"; predict and reads stay open.
+  std::string admin_token;
 };
 
 struct ModelsConfig {
   std::string repository = "models";  // relative to the config file's folder
   std::string default_model;          // served by POST /predict; empty = the only model
+  int poll_s = 0;                     // rescan the repository this often; 0 = off
 };
 
 struct ScoringConfig {

@@ -22,7 +22,7 @@ spdlog::logger& Log() {
   return log;
 }
 
-constexpr unsigned kCodes[] = {200, 400, 404, 405, 413, 415, 422, 500, 503};
+constexpr unsigned kCodes[] = {200, 400, 401, 403, 404, 405, 413, 415, 422, 500, 503};
 
 struct Scratch : ThreadState {
   pipeline::ScoreScratch score;  // includes this loop's feature-store session
@@ -30,6 +30,7 @@ struct Scratch : ThreadState {
   uint64_t id_counter = 0;
   std::string request_id;
   std::vector<std::string_view> segments;  // of the current request's path
+  std::string log_model;  // the default model's name, for /predict's log lines
 };
 
 // The client's X-Request-Id when it is sane, else a new one.
@@ -142,6 +143,8 @@ bhttp::status HttpStatusFor(StatusCode code) {
     case StatusCode::kPayloadTooLarge: return bhttp::status::payload_too_large;
     case StatusCode::kUnsupportedMedia: return bhttp::status::unsupported_media_type;
     case StatusCode::kMethodNotAllowed: return bhttp::status::method_not_allowed;
+    case StatusCode::kUnauthenticated: return bhttp::status::unauthorized;
+    case StatusCode::kPermissionDenied: return bhttp::status::forbidden;
     case StatusCode::kUnavailable: return bhttp::status::service_unavailable;
     case StatusCode::kFailedPrecondition:
     case StatusCode::kInternal: return bhttp::status::internal_server_error;
@@ -168,10 +171,14 @@ std::unique_ptr<ThreadState> Routes::NewThreadState() { return std::make_unique<
 
 // The model a predict path names (the default model's for /predict), for log
 // lines about the request; empty for other paths.
-std::string_view Routes::ModelForLog(const std::vector<std::string_view>& p) const {
+std::string_view Routes::ModelForLog(const std::vector<std::string_view>& p,
+                                    ThreadState& state) const {
   if (p.size() == 1 && p[0] == "predict") {
-    const model::ModelEntry* def = scorer_.repository().default_model();
-    return def != nullptr ? std::string_view(def->name) : std::string_view();
+    Scratch& scratch = static_cast<Scratch&>(state);
+    const model::ModelEntry* def = scorer_.Models(&scratch.score).default_model();
+    // A copy: the snapshot may be replaced before the request's last log line.
+    scratch.log_model.assign(def != nullptr ? std::string_view(def->name) : std::string_view());
+    return scratch.log_model;
   }
   if (p.size() >= 4 && p[0] == "v1" && p[1] == "models" && p.back() == "predict") return p[2];
   return {};
@@ -184,7 +191,7 @@ Deferred Routes::Handle(const Request& req, Response& res, ThreadState& state) {
   PathSegments(req.target(), &scratch.segments);
   const std::vector<std::string_view>& p = scratch.segments;
   const observability::LogScope log_scope(
-      {.model = ModelForLog(p), .request_id = scratch.request_id});
+      {.model = ModelForLog(p, state), .request_id = scratch.request_id});
   Deferred later = Route(req, res, state);
   if (!later) Finish(req, res);
   return later;
@@ -226,13 +233,31 @@ Deferred Routes::Route(const Request& req, Response& res, ThreadState& state) {
     post ? Predict(req, p[2], p[4], res, state) : wrong_method("POST");
   } else if ((p.size() == 2 || p.size() == 3) && p[0] == "v1" && p[1] == "models") {
     get ? ListModels(p.size() == 3 ? p[2] : "", res) : wrong_method("GET");
+  } else if (p.size() == 3 && p[0] == "v1" && p[1] == "repository" && p[2] == "index") {
+    if (!get) return wrong_method("GET"), Deferred();
+    if (Status s = CheckAdmin(req, res); !s.ok()) return Error(s, res), Deferred();
+    RepositoryIndex(res);
+  } else if (p.size() == 5 && p[0] == "v1" && p[1] == "repository" && p[2] == "models" &&
+             (p[4] == "load" || p[4] == "unload")) {
+    if (!post) return wrong_method("POST"), Deferred();
+    if (Status s = CheckAdmin(req, res); !s.ok()) return Error(s, res), Deferred();
+    return RepositoryChange(req, std::string(p[3]), p[4] == "load", res);
   } else if (auto op = feast::OpFor(p)) {
     const bool ok = *op == feast::Op::kHealth ? get : post;
-    if (ok) return FeastRoute(*op, req, res, state);
-    wrong_method(feast::MethodFor(*op), /*feast=*/true);
+    if (!ok) return wrong_method(feast::MethodFor(*op), /*feast=*/true), Deferred();
+    const bool writes = *op != feast::Op::kHealth && *op != feast::Op::kGetOnlineFeatures &&
+                        *op != feast::Op::kVectorSearch;
+    if (Status s = writes ? CheckAdmin(req, res) : Status::Ok(); !s.ok()) {
+      return FeastError(s, res), Deferred();
+    }
+    return FeastRoute(*op, req, res, state);
   } else if (p.size() == 3 && p[0] == "v1" && p[1] == "features" &&
              (p[2] == "push" || p[2] == "get-online-features")) {
-    post ? FeatureApi(req, p.back(), res, state) : wrong_method("POST");
+    if (!post) return wrong_method("POST"), Deferred();
+    if (Status s = p[2] == "push" ? CheckAdmin(req, res) : Status::Ok(); !s.ok()) {
+      return Error(s, res), Deferred();
+    }
+    FeatureApi(req, p.back(), res, state);
   } else if (p.size() == 2 && p[0] == "v1" && p[1] == "features") {
     get ? ListFeatures(res) : wrong_method("GET");
   } else if (p.size() == 1 && p[0] == "favicon.ico") {
@@ -374,21 +399,96 @@ void Routes::ListFeatures(Response& res) {
 
 void Routes::ListModels(std::string_view name, Response& res) {
   JsonWriter w(&res.body());
+  const auto repo = scorer_.repository();
   if (!name.empty()) {
-    const model::ModelEntry* e = scorer_.repository().Find(name);
+    const model::ModelEntry* e = repo->Find(name);
     if (e == nullptr) {
       return Error(NotFound("unknown model '" + std::string(name) + "'", "unknown_model"), res);
     }
     WriteModel(w, *e);
   } else {
-    const model::ModelEntry* def = scorer_.repository().default_model();
+    const model::ModelEntry* def = repo->default_model();
     w.BeginObject();
     if (def != nullptr) w.Key("default_model").String(def->name);
     w.Key("models").BeginArray();
-    for (const model::ModelEntry* e : scorer_.repository().models()) WriteModel(w, *e);
+    for (const model::ModelEntry* e : repo->models()) WriteModel(w, *e);
     w.EndArray().EndObject();
   }
   SetJson(res, bhttp::status::ok);
+}
+
+Status Routes::CheckAdmin(const Request& req, Response& res) const {
+  if (admin_token_.empty()) return Status::Ok();
+  auto it = req.find(bhttp::field::authorization);
+  constexpr std::string_view kBearer = "Bearer ";
+  if (it == req.end() || !it->value().starts_with(kBearer)) {
+    res.set(bhttp::field::www_authenticate, "Bearer");
+    return Status(StatusCode::kUnauthenticated,
+                  std::string(req.target()) +
+                      " needs the admin token: send \"Authorization: Bearer <token>\" "
+                      "(http.admin_token or RTML_ADMIN_TOKEN)",
+                  "unauthorized", "Authorization");
+  }
+  const std::string_view given = it->value().substr(kBearer.size());
+  unsigned char diff = given.size() == admin_token_.size() ? 0 : 1;  // constant time
+  for (size_t i = 0; i < admin_token_.size(); ++i) {
+    diff |= static_cast<unsigned char>(admin_token_[i] ^ (i < given.size() ? given[i] : 0));
+  }
+  if (diff != 0) {
+    return Status(StatusCode::kPermissionDenied, "the bearer token is not the admin token",
+                  "forbidden", "Authorization");
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+void WriteIndex(JsonWriter& w, const std::vector<model::VersionStatus>& index,
+                std::string_view only_model, const model::ModelRepository& serving) {
+  w.BeginArray();
+  for (const model::VersionStatus& v : index) {
+    if (!only_model.empty() && v.model != only_model) continue;
+    const model::ModelEntry* e = serving.Find(v.model);
+    const bool serves = e != nullptr && e->versions.count(v.version) > 0;
+    w.BeginObject().Key("name").String(v.model).Key("version").Int(v.version);
+    w.Key("state").String(model::VersionStateName(v.state)).Key("serving").Bool(serves);
+    if (!v.reason.empty()) w.Key("reason").String(v.reason);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+}  // namespace
+
+void Routes::RepositoryIndex(Response& res) {
+  JsonWriter w(&res.body());
+  w.BeginObject().Key("models");
+  WriteIndex(w, scorer_.registry().Index(), "", *scorer_.repository());
+  w.EndObject();
+  SetJson(res, bhttp::status::ok);
+}
+
+// Loading reads and checks files, and waits for any load the poller runs:
+// off the event loops, on the server's background worker.
+Deferred Routes::RepositoryChange(const Request& req, std::string model, bool load,
+                                  Response&) {
+  return [this, &req, model = std::move(model), load](Response& res) {
+    model::Registry& registry = scorer_.registry();
+    Status s = load ? registry.LoadModel(model) : registry.UnloadModel(model);
+    if (!s.ok() && s.code() != StatusCode::kNotFound) {
+      s = InvalidArgument((load ? "loading " : "unloading ") + model + ": " + s.message() +
+                              " (versions that loaded serve; see GET /v1/repository/index)",
+                          "model_load_failed");
+    }
+    if (!s.ok()) return Error(s, res), Finish(req, res);
+    JsonWriter w(&res.body());
+    w.BeginObject().Key("model").String(model).Key(load ? "loaded" : "unloaded").Bool(true);
+    w.Key("versions");
+    WriteIndex(w, registry.Index(), model, *scorer_.repository());
+    w.EndObject();
+    SetJson(res, bhttp::status::ok);
+    Finish(req, res);
+  };
 }
 
 void Routes::Health(Response& res) {
@@ -399,7 +499,7 @@ void Routes::Health(Response& res) {
 void Routes::Ready(Response& res) {
   const bool ready = ready_.load();
   JsonWriter w(&res.body());
-  w.BeginObject().Key("ready").Bool(ready).Key("models").Uint(scorer_.repository().models().size());
+  w.BeginObject().Key("ready").Bool(ready).Key("models").Uint(scorer_.repository()->models().size());
   w.EndObject();
   SetJson(res, ready ? bhttp::status::ok : bhttp::status::service_unavailable);
 }

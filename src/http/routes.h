@@ -4,6 +4,8 @@
 //   POST /v1/models/{name}/predict                 a model's default version
 //   POST /v1/models/{name}/versions/{v}/predict    one version
 //   GET  /v1/models, /v1/models/{name}             loaded models and their inputs
+//   GET  /v1/repository/index                      every model version on disk, its state
+//   POST /v1/repository/models/{name}/load|unload  re-read / stop serving a model
 //   GET  /healthz, /readyz, /metrics
 //   GET  /v1/stats                                  throughput and latency percentiles, JSON
 //   GET  /                                          the live dashboard page (compiled in)
@@ -15,7 +17,9 @@
 // Every error is a JSON body {"error": {"code", "reason", "field", "message"}}
 // with a 4xx status for client errors, counted in rtml_request_errors_total
 // by reason; the Feast routes answer errors in Feast's shape instead.
-// Materializing runs as Deferred work, off the event loops.
+// Materializing and model loads run as Deferred work, off the event loops.
+// With an admin token, the repository API and feature writes need
+// "Authorization: Bearer <token>" (401 without, 403 with another).
 // Thread-safety: Handle() runs concurrently on every server loop, each with
 // its own ThreadState; shared state is immutable or atomic.
 // Ownership: borrows the Scorer and Registry, which must outlive it.
@@ -49,13 +53,16 @@ class Routes final : public Handler {
   void set_extra_stats(std::function<void(JsonWriter&)> write) { extra_stats_ = std::move(write); }
   // false: no per-request metric updates (to measure their cost).
   void set_metrics(bool on) { metrics_on_ = on; }
+  // Non-empty: the repository API and feature writes need this bearer token.
+  void set_admin_token(std::string token) { admin_token_ = std::move(token); }
 
   std::unique_ptr<ThreadState> NewThreadState() override;
   Deferred Handle(const Request& req, Response& res, ThreadState& state) override;
   void HandleUnreadable(bhttp::status status, std::string_view why, Response& res) override;
 
  private:
-  std::string_view ModelForLog(const std::vector<std::string_view>& path) const;
+  std::string_view ModelForLog(const std::vector<std::string_view>& path,
+                               ThreadState& state) const;
   struct ErrorCounter {
     std::string reason;
     observability::Counter* counter;
@@ -66,6 +73,10 @@ class Routes final : public Handler {
   void Predict(const Request& req, std::string_view model, std::string_view version,
                Response& res, ThreadState& state);
   void ListModels(std::string_view name, Response& res);
+  // 401 without a bearer token, 403 with another one; OK when none is set.
+  Status CheckAdmin(const Request& req, Response& res) const;
+  void RepositoryIndex(Response& res);
+  Deferred RepositoryChange(const Request& req, std::string model, bool load, Response& res);
   void FeatureApi(const Request& req, std::string_view op, Response& res, ThreadState& state);
   Deferred FeastRoute(feast::Op op, const Request& req, Response& res, ThreadState& state);
   void FeastNow(feast::Op op, const Request& req, Response& res, ThreadState& state);
@@ -92,6 +103,7 @@ class Routes final : public Handler {
   observability::WindowedHistogram errors_window_;  // refused requests, for /v1/stats
   std::function<void(JsonWriter&)> extra_stats_;
   bool metrics_on_ = true;
+  std::string admin_token_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

@@ -40,8 +40,9 @@ class StreamWorkerTest : public ::testing::Test {
         {.brokers = 3, .port = 0, .topics = {{"in", 4}, {"out", 4}, {"in-dlq", 2}}});
     ASSERT_TRUE(broker.ok()) << broker.status().ToString();
     broker_ = std::move(broker).value();
-    repo_ = model::ModelRepository::Load(kRepo, "binary").value();
-    scorer_ = pipeline::Scorer::Create(*repo_, nullptr, {}, &metrics_).value();
+    scorer_ = pipeline::Scorer::Create({.path = kRepo, .default_model = "binary"}, nullptr, {},
+                                       &metrics_)
+                  .value();
     auto worker = StreamWorker::Create({.brokers = broker_->bootstrap(), .group_id = "g",
                                         .input_topic = "in", .output_topic = "out",
                                         .max_batch = 100, .max_in_flight = 500},
@@ -113,7 +114,6 @@ class StreamWorkerTest : public ::testing::Test {
 
   observability::Registry metrics_;
   std::unique_ptr<EmbeddedBroker> broker_;
-  std::unique_ptr<model::ModelRepository> repo_;
   std::unique_ptr<pipeline::Scorer> scorer_;
   std::unique_ptr<StreamWorker> worker_;
   std::thread thread_;

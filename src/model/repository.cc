@@ -182,34 +182,67 @@ const ModelVersion* ModelEntry::Get(std::optional<int64_t> version) const {
   return it == versions.end() ? nullptr : it->second.get();
 }
 
-Result<std::unique_ptr<ModelRepository>> ModelRepository::Load(
-    const std::string& path, const std::string& default_model) {
+Result<std::vector<std::string>> ListModelDirs(const std::string& path) {
   std::error_code ec;
   if (!fs::is_directory(path, ec)) {
     return FailedPrecondition("model repository '" + path + "' is not a folder");
   }
-  auto repo = std::unique_ptr<ModelRepository>(new ModelRepository());
-  for (const auto& model_dir : fs::directory_iterator(path)) {
-    if (!model_dir.is_directory()) continue;
-    ModelEntry entry;
-    entry.name = model_dir.path().filename().string();
-    for (const auto& version_dir : fs::directory_iterator(model_dir.path())) {
-      if (!version_dir.is_directory()) continue;
-      auto v = ParseVersion(version_dir.path().filename().string());
-      if (!v.ok()) return v.status().Annotate(model_dir.path().string());
-      ASSIGN_OR_RETURN(auto loaded, LoadModelVersion(version_dir.path().string(), entry.name, *v));
-      entry.versions.emplace(*v, std::move(loaded));
+  std::vector<std::string> names;
+  for (const auto& d : fs::directory_iterator(path, ec)) {
+    if (d.is_directory()) names.push_back(d.path().filename().string());
+  }
+  if (ec) return FailedPrecondition("cannot read model repository '" + path + "': " + ec.message());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Result<std::map<int64_t, std::string>> ListVersionDirs(const std::string& model_dir) {
+  std::map<int64_t, std::string> out;
+  std::error_code ec;
+  for (const auto& d : fs::directory_iterator(model_dir, ec)) {
+    if (!d.is_directory()) continue;
+    auto v = ParseVersion(d.path().filename().string());
+    if (!v.ok()) return v.status().Annotate(model_dir);
+    if (fs::exists(d.path() / "model.yaml")) out.emplace(*v, d.path().string());
+  }
+  if (ec) return FailedPrecondition("cannot read '" + model_dir + "': " + ec.message());
+  return out;
+}
+
+Result<std::unique_ptr<ModelRepository>> ModelRepository::Load(
+    const std::string& path, const std::string& default_model) {
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListModelDirs(path));
+  std::vector<ModelEntry> entries;
+  for (const std::string& name : names) {
+    const std::string dir = (fs::path(path) / name).string();
+    ASSIGN_OR_RETURN(auto versions, ListVersionDirs(dir));
+    ModelEntry& entry = entries.emplace_back();
+    entry.name = name;
+    for (const auto& [number, version_dir] : versions) {
+      ASSIGN_OR_RETURN(auto loaded, LoadModelVersion(version_dir, name, number));
+      entry.versions.emplace(number, std::move(loaded));
     }
     if (entry.versions.empty()) {
-      return FailedPrecondition("model '" + entry.name + "' in " + path +
-                                " has no version folders (expected " + entry.name +
+      return FailedPrecondition("model '" + name + "' in " + path +
+                                " has no version folders (expected " + name +
                                 "/1/model.yaml)");
     }
+  }
+  return Build(std::move(entries), default_model, path, /*live=*/false);
+}
+
+Result<std::unique_ptr<ModelRepository>> ModelRepository::Build(std::vector<ModelEntry> entries,
+                                                                 const std::string& default_model,
+                                                                 const std::string& path,
+                                                                 bool live) {
+  auto repo = std::unique_ptr<ModelRepository>(new ModelRepository());
+  for (ModelEntry& entry : entries) {
+    if (entry.versions.empty()) continue;
     entry.default_version = entry.versions.rbegin()->first;
     std::string name = entry.name;
     repo->models_.emplace(std::move(name), std::move(entry));
   }
-  if (repo->models_.empty()) {
+  if (repo->models_.empty() && !live) {
     return FailedPrecondition("model repository '" + path +
                               "' holds no models (expected <name>/<version>/model.yaml)");
   }
@@ -218,7 +251,7 @@ Result<std::unique_ptr<ModelRepository>> ModelRepository::Load(
             [](const ModelEntry* a, const ModelEntry* b) { return a->name < b->name; });
   if (!default_model.empty()) {
     repo->default_ = repo->Find(default_model);
-    if (repo->default_ == nullptr) {
+    if (repo->default_ == nullptr && !live) {
       return FailedPrecondition("models.default names '" + default_model +
                                 "', which is not in " + path);
     }

@@ -1,4 +1,5 @@
-// ModelRepository: a Triton-like folder of models, loaded once at start.
+// ModelRepository: a Triton-like folder of models, as loaded at one moment
+// (model/registry.h keeps it live and publishes each change as a new one).
 //
 //   <repository>/<name>/<version>/model.yaml   (+ the model file it names)
 //
@@ -9,7 +10,7 @@
 // count); the highest version serves by default.
 // Ownership: the repository owns the loaded versions; versions are shared as
 // std::shared_ptr<const ModelVersion> and never change once loaded.
-// Thread-safety: immutable after Load(); lookups may run on any thread.
+// Thread-safety: immutable once built; lookups may run on any thread.
 #pragma once
 
 #include <cstdint>
@@ -53,7 +54,17 @@ struct ModelVersion {
   ModelSpec spec;
   schema::InputSchema schema;
   std::shared_ptr<const Model> model;
+  // What the serving side prepared for this version (pipeline's per-version
+  // state: metrics, feature-service resolution), set by the Registry before
+  // the version is published; null for a version loaded on its own.
+  std::shared_ptr<const void> serving;
 };
+
+// The model folders of a repository (sorted by name) and the version folders
+// of a model that hold a model.yaml (by number). Folder names that are not
+// positive integers are errors naming them.
+Result<std::vector<std::string>> ListModelDirs(const std::string& repository);
+Result<std::map<int64_t, std::string>> ListVersionDirs(const std::string& model_dir);
 
 // Loads one version folder: model.yaml, then the model file through its
 // backend, and checks that they agree.
@@ -76,6 +87,12 @@ class ModelRepository {
   // model for POST /predict; empty means the only model, if there is one.
   static Result<std::unique_ptr<ModelRepository>> Load(const std::string& path,
                                                        const std::string& default_model);
+  // A snapshot of already loaded models (the Registry's publish). An empty
+  // one, or one without the named default model, is allowed when `live`
+  // (models can come back); Load() refuses both.
+  static Result<std::unique_ptr<ModelRepository>> Build(std::vector<ModelEntry> entries,
+                                                        const std::string& default_model,
+                                                        const std::string& path, bool live);
 
   const ModelEntry* Find(std::string_view name) const;
   const ModelEntry* default_model() const { return default_; }

@@ -20,10 +20,7 @@ class EnrichmentTest : public ::testing::Test {
     ASSERT_TRUE(defs.ok()) << defs.status().ToString();
     store_ = std::make_unique<features::FeatureStore>(std::move(defs).value(), std::move(online),
                                                       clock_);
-    auto repo = model::ModelRepository::Load(kData + "models_fs", "");
-    ASSERT_TRUE(repo.ok()) << repo.status().ToString();
-    repo_ = std::move(repo).value();
-    auto scorer = Scorer::Create(*repo_, store_.get(), {}, &metrics_);
+    auto scorer = Scorer::Create({.path = kData + "models_fs"}, store_.get(), {}, &metrics_);
     ASSERT_TRUE(scorer.ok()) << scorer.status().ToString();
     scorer_ = std::move(scorer).value();
   }
@@ -49,7 +46,6 @@ class EnrichmentTest : public ::testing::Test {
   FakeClock clock_{kT0 + 60'000'000};
   observability::Registry metrics_;
   std::unique_ptr<features::FeatureStore> store_;
-  std::unique_ptr<model::ModelRepository> repo_;
   std::unique_ptr<Scorer> scorer_;
   ScoreScratch scratch_;
   std::string response_;
@@ -160,8 +156,7 @@ TEST_F(EnrichmentTest, RedisDownDegradesToDefaultsAndRecovers) {
 
 TEST(EnrichmentConfigTest, ModelMustMatchItsFeatureService) {
   observability::Registry metrics;
-  auto repo = model::ModelRepository::Load(kData + "models_fs", "").value();
-  auto no_store = Scorer::Create(*repo, nullptr, {}, &metrics);
+  auto no_store = Scorer::Create({.path = kData + "models_fs"}, nullptr, {}, &metrics);
   ASSERT_FALSE(no_store.ok());
   EXPECT_NE(no_store.status().message().find("no feature store is configured"),
             std::string::npos);

@@ -44,11 +44,11 @@ void WriteNames(JsonWriter& w, const schema::InputSchema& schema, const Cell* ce
 
 }  // namespace
 
-Result<std::unique_ptr<Scorer>> Scorer::Create(const model::ModelRepository& repo,
+Result<std::unique_ptr<Scorer>> Scorer::Create(model::RegistryOptions models,
                                                const features::FeatureStore* store,
                                                ScoringOptions options,
                                                observability::Registry* metrics) {
-  auto s = std::unique_ptr<Scorer>(new Scorer(repo, store, options));
+  auto s = std::unique_ptr<Scorer>(new Scorer(store, options, metrics));
   if (store != nullptr) {
     const std::string backend(store->online().backend());
     s->store_reads_ok_ = metrics->AddCounter(
@@ -69,9 +69,8 @@ Result<std::unique_ptr<Scorer>> Scorer::Create(const model::ModelRepository& rep
           {{"backend", backend}, {"status", std::string(features::FeatureStatusName(st))}}));
     }
   }
-  for (const model::ModelEntry* entry : repo.models()) {
-    for (const auto& [version, v] : entry->versions) RETURN_IF_ERROR(s->Prepare(*v, metrics));
-  }
+  if (models.metrics == nullptr) models.metrics = metrics;
+  ASSIGN_OR_RETURN(s->registry_, model::Registry::Open(std::move(models), s.get()));
   if (options.drift) {
     metrics->AddGaugeFamily(
         "rtml_drift_psi",
@@ -79,13 +78,16 @@ Result<std::unique_ptr<Scorer>> Scorer::Create(const model::ModelRepository& rep
         "window, against the version's reference (0.1: moved, 0.25: shifted).",
         [scorer = s.get()] {
           std::vector<std::pair<observability::Labels, double>> out;
-          for (const auto& [version, m] : scorer->metrics_) {
-            if (!m.drift) continue;
-            for (const observability::DriftScore& d : m.drift->Psi()) {
-              out.push_back({{{"model", m.drift->model()},
-                              {"version", std::to_string(m.drift->version())},
-                              {"series", d.series}},
-                             d.psi});
+          const auto repo = scorer->repository();
+          for (const model::ModelEntry* e : repo->models()) {
+            for (const auto& [number, v] : e->versions) {
+              const auto& drift = StateOf(*v).drift;
+              if (!drift) continue;
+              for (const observability::DriftScore& d : drift->Psi()) {
+                out.push_back({{{"model", e->name}, {"version", std::to_string(number)},
+                                {"series", d.series}},
+                               d.psi});
+              }
             }
           }
           return out;
@@ -94,8 +96,25 @@ Result<std::unique_ptr<Scorer>> Scorer::Create(const model::ModelRepository& rep
   return s;
 }
 
-Status Scorer::Prepare(const ModelVersion& v, observability::Registry* metrics) {
-  VersionMetrics& vm = metrics_[&v];
+Result<std::shared_ptr<const void>> Scorer::Prepare(const ModelVersion& v) {
+  auto state = std::make_shared<VersionState>();
+  state->metrics = MetricsOf(v);
+  if (options_.drift) {
+    ASSIGN_OR_RETURN(state->drift, PrepareDrift(v));
+  }
+  ASSIGN_OR_RETURN(state->enrichment, PrepareEnrichment(v));
+  return std::shared_ptr<const void>(std::move(state));
+}
+
+// A version number's metrics, made on its first load and kept across reloads
+// (the same series go on counting).
+const Scorer::VersionMetrics* Scorer::MetricsOf(const ModelVersion& v) {
+  std::lock_guard lock(metrics_mu_);
+  std::unique_ptr<VersionMetrics>& slot = metrics_[{v.name, v.version}];
+  if (slot != nullptr) return slot.get();
+  slot = std::make_unique<VersionMetrics>();
+  VersionMetrics& vm = *slot;
+  observability::Registry* metrics = registry_metrics_;
   for (const Path path : {Path::kHttp, Path::kStream}) {
     const observability::Labels labels{{"model", v.name},
                                        {"version", std::to_string(v.version)},
@@ -128,9 +147,13 @@ Status Scorer::Prepare(const ModelVersion& v, observability::Registry* metrics) 
                                           {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096});
     pm.window = std::make_unique<observability::WindowedHistogram>();
   }
-  if (options_.drift) RETURN_IF_ERROR(PrepareDrift(v, &vm));
+  return &vm;
+}
+
+Result<std::unique_ptr<Scorer::Enrichment>> Scorer::PrepareEnrichment(
+    const ModelVersion& v) const {
   const std::string& service_name = v.spec.feature_service;
-  if (service_name.empty()) return Status::Ok();
+  if (service_name.empty()) return std::unique_ptr<Enrichment>();
   const std::string where = "model " + v.name + " version " + std::to_string(v.version);
   if (store_ == nullptr) {
     return FailedPrecondition(where + " uses feature service '" + service_name +
@@ -167,13 +190,13 @@ Status Scorer::Prepare(const ModelVersion& v, observability::Registry* metrics) 
     e.keys.push_back({e.reader->join_keys()[k],
                       e.reader->join_key_type(k) == features::ValueType::kInt});
   }
-  enrichment_.emplace(&v, std::move(e));
-  return Status::Ok();
+  return std::make_unique<Enrichment>(std::move(e));
 }
 
 // A version's drift reference: drift_reference.json beside its model file if
 // present (written at training time), else its first scored rows.
-Status Scorer::PrepareDrift(const ModelVersion& v, VersionMetrics* vm) {
+Result<std::unique_ptr<observability::DriftMonitor>> Scorer::PrepareDrift(
+    const ModelVersion& v) const {
   std::vector<std::string> names;
   for (const schema::FeatureSpec& f : v.schema.features()) names.push_back(f.name);
   std::optional<observability::DriftReference> reference;
@@ -185,10 +208,9 @@ Status Scorer::PrepareDrift(const ModelVersion& v, VersionMetrics* vm) {
     if (!parsed.ok()) return parsed.status().Annotate(path);
     reference = std::move(parsed).value();
   }
-  vm->drift = std::make_unique<observability::DriftMonitor>(v.name, v.version, std::move(names),
-                                                            std::move(reference),
-                                                            options_.drift_options);
-  return Status::Ok();
+  return std::make_unique<observability::DriftMonitor>(v.name, v.version, std::move(names),
+                                                       std::move(reference),
+                                                       options_.drift_options);
 }
 
 schema::RowDecoder Scorer::DecoderFor(const ModelVersion& v) const {
@@ -201,13 +223,24 @@ schema::RowDecoder Scorer::DecoderFor(const ModelVersion& v) const {
 }
 
 const Scorer::Enrichment* Scorer::EnrichmentFor(const ModelVersion& v) const {
-  auto it = enrichment_.find(&v);
-  return it == enrichment_.end() ? nullptr : &it->second;
+  return StateOf(v).enrichment.get();
 }
 
-Result<const ModelVersion*> Scorer::Resolve(const ScoreTarget& target) const {
+const model::ModelRepository& Scorer::Models(ScoreScratch* scratch) const {
+  SnapshotRef& ref = scratch->snapshot;
+  const uint64_t generation = registry_->generation();
+  if (generation != ref.generation) {
+    ref.repo = registry_->Current();
+    ref.generation = generation;
+  }
+  return *ref.repo;
+}
+
+Result<const ModelVersion*> Scorer::Resolve(const ScoreTarget& target,
+                                            ScoreScratch* scratch) const {
+  const model::ModelRepository& repo = Models(scratch);
   const model::ModelEntry* entry =
-      target.model.empty() ? repo_.default_model() : repo_.Find(target.model);
+      target.model.empty() ? repo.default_model() : repo.Find(target.model);
   if (entry == nullptr) {
     if (target.model.empty()) {
       return NotFound("no default model: several models are loaded and models.default is not set",
@@ -227,7 +260,7 @@ Result<const ModelVersion*> Scorer::Resolve(const ScoreTarget& target) const {
 Status Scorer::ScoreJson(const ScoreTarget& target, std::string_view body, ScoreScratch* scratch,
                          std::string* response) const {
   const auto start = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(const ModelVersion* v, Resolve(target));
+  ASSIGN_OR_RETURN(const ModelVersion* v, Resolve(target, scratch));
   const VersionMetrics* m = MetricsFor(*v);
   Status s = ScoreResolved(*v, m, target.path, body, scratch, response, start);
   if (!s.ok() && m != nullptr) m->paths[static_cast<int>(target.path)].errors->Inc();
@@ -256,7 +289,7 @@ Status Scorer::ScoreResolved(const ModelVersion& v, const VersionMetrics* m, Pat
 void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const std::string_view> bodies,
                         ScoreScratch* scratch, std::vector<EventResult>* results) const {
   for (EventResult& r : *results) r.latency = LatencySink();
-  auto v = Resolve(target);
+  auto v = Resolve(target, scratch);
   if (!v.ok()) {
     for (EventResult& r : *results) r.status = v.status();
     return;
@@ -311,24 +344,29 @@ Status Scorer::Predict(const ModelVersion& v, const VersionMetrics* m, Path path
   pm.model_latency->Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   pm.batch_rows->Observe(static_cast<double>(n_rows));
-  if (m->drift) m->drift->Observe(rows, n_rows, scratch->outputs, n_out);
+  if (const auto& drift = StateOf(v).drift) drift->Observe(rows, n_rows, scratch->outputs, n_out);
   return Status::Ok();
 }
 
 double Scorer::WorstPsi() const {
   double worst = -1;
-  for (const auto& [version, m] : metrics_) {
-    if (!m.drift) continue;
-    for (const observability::DriftScore& s : m.drift->Psi()) worst = std::max(worst, s.psi);
+  const auto repo = repository();
+  for (const model::ModelEntry* e : repo->models()) {
+    for (const auto& [number, v] : e->versions) {
+      if (const auto& drift = StateOf(*v).drift) {
+        for (const observability::DriftScore& s : drift->Psi()) worst = std::max(worst, s.psi);
+      }
+    }
   }
   return worst;
 }
 
 void Scorer::WriteDrift(JsonWriter& w) const {
   w.BeginArray();
-  for (const model::ModelEntry* e : repo_.models()) {
+  const auto repo = repository();
+  for (const model::ModelEntry* e : repo->models()) {
     for (const auto& [number, v] : e->versions) {
-      const auto& drift = metrics_.at(v.get()).drift;
+      const auto& drift = StateOf(*v).drift;
       if (!drift) continue;
       for (const observability::DriftScore& s : drift->Psi()) {
         w.BeginObject().Key("model").String(e->name).Key("version").Int(number);
@@ -363,9 +401,10 @@ void Scorer::WriteStats(JsonWriter& w) const {
   static constexpr std::pair<const char*, int> kWindows[] = {{"10s", 10}, {"1m", 60},
                                                              {"5m", 300}};
   w.BeginArray();
-  for (const model::ModelEntry* e : repo_.models()) {
+  const auto repo = repository();
+  for (const model::ModelEntry* e : repo->models()) {
     for (const auto& [number, v] : e->versions) {
-      const VersionMetrics& m = metrics_.at(v.get());
+      const VersionMetrics& m = *StateOf(*v).metrics;
       for (int path = 0; path < 2; ++path) {
         w.BeginObject().Key("model").String(e->name).Key("version").Int(number);
         w.Key("path").String(path == 0 ? "http" : "stream");

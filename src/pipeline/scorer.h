@@ -16,11 +16,17 @@
 //
 // Client errors come back as a Status whose code maps to an HTTP status and
 // whose reason()/field() say what was wrong; malformed JSON names the byte.
-// Thread-safety: Scorer is immutable after Create() and shared by all
-// threads; each thread passes its own ScoreScratch (reused buffers and its
-// own feature-store session).
-// Ownership: borrows the repository, feature store and metrics registry,
-// which must outlive it.
+// Models are live (model/registry.h): the Scorer owns the Registry and is
+// its VersionPreparer, so each version's metrics, drift monitor and
+// feature-service resolution are built with the version, on the loading
+// thread, and reach the hot path through ModelVersion::serving. Each thread's
+// ScoreScratch caches the current snapshot and refreshes it when the
+// registry's generation moves (one relaxed-cost atomic read per request); a
+// request or a batch runs wholly on the snapshot it started with.
+// Thread-safety: Scorer is shared by all threads; each thread passes its own
+// ScoreScratch (reused buffers, its feature-store session, its snapshot).
+// Ownership: borrows the feature store and metrics registry, which must
+// outlive it.
 #pragma once
 
 #include <simdjson.h>
@@ -28,7 +34,9 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,6 +46,7 @@
 #include "common/status.h"
 #include "features/feature_store.h"
 #include "features/online_reader.h"
+#include "model/registry.h"
 #include "model/repository.h"
 #include "common/json_writer.h"
 #include "observability/metrics.h"
@@ -78,8 +87,16 @@ struct DecodedBody {
   Status status;   // set by the batch stages after decoding
 };
 
+// A thread's view of the live models: the snapshot it last took and the
+// registry generation it was taken at.
+struct SnapshotRef {
+  uint64_t generation = ~uint64_t{0};
+  std::shared_ptr<const model::ModelRepository> repo;
+};
+
 // Per-thread buffers, reused across requests.
 struct ScoreScratch {
+  SnapshotRef snapshot;
   simdjson::ondemand::parser parser;
   std::string padded;
   std::vector<float> rows;
@@ -115,19 +132,21 @@ struct EventResult {
   LatencySink latency;   // set when status is OK and metrics are on
 };
 
-class Scorer {
+class Scorer final : public model::VersionPreparer {
  public:
-  // Resolves every model's feature service against the store's definitions
-  // (each service feature must be a numeric input of the model). `store` may
-  // be null when no model uses one.
-  static Result<std::unique_ptr<Scorer>> Create(const model::ModelRepository& repo,
+  // Opens the model registry on `models` (every version loaded, checked and
+  // prepared: each model's feature service resolved against the store's
+  // definitions, every service feature a numeric input of the model).
+  // `store` may be null when no model uses one.
+  static Result<std::unique_ptr<Scorer>> Create(model::RegistryOptions models,
                                                 const features::FeatureStore* store,
                                                 ScoringOptions options,
                                                 observability::Registry* metrics);
 
-  // Resolves `target` to a loaded version, or a NotFound status naming what
-  // is unknown.
-  Result<const model::ModelVersion*> Resolve(const ScoreTarget& target) const;
+  // Resolves `target` to a version of the scratch's snapshot (refreshed
+  // first), or a NotFound status naming what is unknown.
+  Result<const model::ModelVersion*> Resolve(const ScoreTarget& target,
+                                             ScoreScratch* scratch) const;
 
   // Scores `body` for `target`; on success `*response` holds the JSON answer.
   Status ScoreJson(const ScoreTarget& target, std::string_view body, ScoreScratch* scratch,
@@ -143,7 +162,16 @@ class Scorer {
   void ScoreBatch(const ScoreTarget& target, std::span<const std::string_view> bodies,
                   ScoreScratch* scratch, std::vector<EventResult>* results) const;
 
-  const model::ModelRepository& repository() const { return repo_; }
+  // The snapshot a thread works on, refreshed when a new one was published:
+  // one atomic read, no lock, in the steady state.
+  const model::ModelRepository& Models(ScoreScratch* scratch) const;
+  // The models serving now (for listings and scrapes; requests use Models()).
+  std::shared_ptr<const model::ModelRepository> repository() const {
+    return registry_->Current();
+  }
+  model::Registry& registry() const { return *registry_; }
+  // VersionPreparer: builds a version's serving state (on the loading thread).
+  Result<std::shared_ptr<const void>> Prepare(const model::ModelVersion& v) override;
   // Appends the "series" array of GET /v1/stats: per model, version and path,
   // throughput and latency percentiles over 10 s, 1 min and 5 min.
   void WriteStats(JsonWriter& w) const;
@@ -167,8 +195,7 @@ class Scorer {
     std::unique_ptr<observability::WindowedHistogram> window;
   };
   struct VersionMetrics {
-    std::array<PathMetrics, 2> paths;                    // by Path
-    std::unique_ptr<observability::DriftMonitor> drift;  // null when drift is off
+    std::array<PathMetrics, 2> paths;  // by Path
   };
   // How a version's inputs come from the store: resolved once at Create().
   using Decoded = DecodedBody;
@@ -179,11 +206,24 @@ class Scorer {
     std::vector<features::ValueType> types;
   };
 
-  Scorer(const model::ModelRepository& repo, const features::FeatureStore* store,
-         ScoringOptions options)
-      : repo_(repo), store_(store), options_(options) {}
-  Status Prepare(const model::ModelVersion& v, observability::Registry* metrics);
-  Status PrepareDrift(const model::ModelVersion& v, VersionMetrics* vm);
+  // What a loaded version carries for the Scorer (ModelVersion::serving).
+  struct VersionState {
+    const VersionMetrics* metrics = nullptr;  // shared by reloads of the same number
+    std::unique_ptr<observability::DriftMonitor> drift;  // null when drift is off
+    std::unique_ptr<Enrichment> enrichment;   // null without a feature service
+  };
+
+  Scorer(const features::FeatureStore* store, ScoringOptions options,
+         observability::Registry* metrics)
+      : store_(store), options_(options), registry_metrics_(metrics) {}
+  const VersionMetrics* MetricsOf(const model::ModelVersion& v);
+  Result<std::unique_ptr<Enrichment>> PrepareEnrichment(const model::ModelVersion& v) const;
+  Result<std::unique_ptr<observability::DriftMonitor>> PrepareDrift(
+      const model::ModelVersion& v) const;
+  static const VersionState& StateOf(const model::ModelVersion& v) {
+    return *static_cast<const VersionState*>(v.serving.get());
+  }
+
 
   schema::RowDecoder DecoderFor(const model::ModelVersion& v) const;
   const Enrichment* EnrichmentFor(const model::ModelVersion& v) const;
@@ -209,7 +249,7 @@ class Scorer {
                    const ScoreScratch& scratch) const;
   // The version's metrics, or null when scoring.metrics is off.
   const VersionMetrics* MetricsFor(const model::ModelVersion& v) const {
-    return options_.metrics ? &metrics_.at(&v) : nullptr;
+    return options_.metrics ? StateOf(v).metrics : nullptr;
   }
   Status Predict(const model::ModelVersion& v, const VersionMetrics* m, Path path, size_t n_rows,
                  ScoreScratch* scratch) const;
@@ -223,11 +263,12 @@ class Scorer {
   void WriteResponse(const model::ModelVersion& v, const Decoded& d, const ScoreScratch& scratch,
                      std::string* response) const;
 
-  const model::ModelRepository& repo_;
   const features::FeatureStore* store_;
   ScoringOptions options_;
-  std::unordered_map<const model::ModelVersion*, VersionMetrics> metrics_;
-  std::unordered_map<const model::ModelVersion*, Enrichment> enrichment_;
+  observability::Registry* registry_metrics_;
+  std::mutex metrics_mu_;  // guards metrics_ (loading threads only)
+  std::map<std::pair<std::string, int64_t>, std::unique_ptr<VersionMetrics>> metrics_;
+  std::unique_ptr<model::Registry> registry_;  // last: its loads use the members above
   observability::Counter* store_reads_ok_ = nullptr;
   observability::Counter* store_reads_failed_ = nullptr;
   observability::Histogram* store_latency_ = nullptr;

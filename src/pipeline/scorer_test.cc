@@ -18,7 +18,9 @@ class ScorerTest : public ::testing::Test {
   }
 
   Scorer& MakeScorer(ScoringOptions opts = {}) {
-    scorers_.push_back(Scorer::Create(*repo_, nullptr, opts, &metrics_).value());
+    scorers_.push_back(
+        Scorer::Create({.path = kRepo, .default_model = "binary"}, nullptr, opts, &metrics_)
+            .value());
     return *scorers_.back();
   }
 

@@ -73,13 +73,13 @@ def fraud_demo_config(tmpdir, store="rocksdb", redis_port=None, extra="", featur
 
 
 class Server:
-    def __init__(self, *args, config=None, ready_timeout_s=30):
+    def __init__(self, *args, config=None, ready_timeout_s=30, env=None):
         cmd = [RTML, "serve", "--port", "0", "--threads", "2"]
         if config:
             cmd += ["--config", config]
         cmd += list(args)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
+                                     text=True, env={**os.environ, **(env or {})})
         self.log = []
         self.port = None
         found = threading.Event()

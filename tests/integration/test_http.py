@@ -450,7 +450,7 @@ class LoggingTest(unittest.TestCase):
                              {"time", "level", "component", "msg"}, line)
             self.assertRegex(line["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
         loaded = [l for l in lines if l.get("model") == "fraud" and "backend" in l["msg"]]
-        self.assertEqual([(l["component"], l["version"]) for l in loaded], [("rtml", 1)])
+        self.assertEqual([(l["component"], l["version"]) for l in loaded], [("models", 1)])
         refusal = [l for l in lines if l.get("request_id") == "trace-me-1"]
         self.assertEqual(len(refusal), 1, lines)
         self.assertEqual((refusal[0]["component"], refusal[0]["level"]), ("http", "debug"))
