@@ -231,6 +231,9 @@ Deferred Routes::Route(const Request& req, Response& res, ThreadState& state) {
   } else if (p.size() == 6 && p[0] == "v1" && p[1] == "models" && p[3] == "versions" &&
              p[5] == "predict") {
     post ? Predict(req, p[2], p[4], res, state) : wrong_method("POST");
+  } else if (p.size() == 6 && p[0] == "v1" && p[1] == "models" && p[3] == "labels" &&
+             p[5] == "predict") {
+    post ? Predict(req, p[2], "", res, state, p[4]) : wrong_method("POST");
   } else if ((p.size() == 2 || p.size() == 3) && p[0] == "v1" && p[1] == "models") {
     get ? ListModels(p.size() == 3 ? p[2] : "", res) : wrong_method("GET");
   } else if (p.size() == 3 && p[0] == "v1" && p[1] == "repository" && p[2] == "index") {
@@ -283,9 +286,9 @@ Deferred Routes::Route(const Request& req, Response& res, ThreadState& state) {
 }
 
 void Routes::Predict(const Request& req, std::string_view model, std::string_view version,
-                     Response& res, ThreadState& state) {
+                     Response& res, ThreadState& state, std::string_view label) {
   if (Status s = CheckContentType(req); !s.ok()) return Error(s, res);
-  pipeline::ScoreTarget target{model, std::nullopt};
+  pipeline::ScoreTarget target{.model = model, .label = label};
   if (!version.empty()) {
     int64_t v = 0;
     auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
@@ -458,12 +461,43 @@ void WriteIndex(JsonWriter& w, const std::vector<model::VersionStatus>& index,
   w.EndArray();
 }
 
+void WritePolicy(JsonWriter& w, const model::ServingPolicy& p) {
+  w.BeginObject();
+  if (p.default_version) w.Key("default").Int(*p.default_version);
+  w.Key("labels").BeginObject();
+  for (const auto& [label, v] : p.labels) w.Key(label).Int(v);
+  w.EndObject().Key("traffic").BeginObject();
+  for (const auto& [v, weight] : p.traffic) w.Key(std::to_string(v)).Uint(weight);
+  w.EndObject();
+  if (!p.sticky_key.empty()) w.Key("sticky_key").String(p.sticky_key);
+  w.Key("shadow").BeginArray();
+  for (int64_t v : p.shadow) w.Int(v);
+  w.EndArray().EndObject();
+}
+
+void WritePolicies(JsonWriter& w, const std::vector<model::PolicyStatus>& policies,
+                   std::string_view only_model) {
+  w.BeginArray();
+  for (const model::PolicyStatus& p : policies) {
+    if (!only_model.empty() && p.model != only_model) continue;
+    w.BeginObject().Key("name").String(p.model);
+    w.Key("state").String(model::VersionStateName(p.state));
+    if (!p.reason.empty()) w.Key("reason").String(p.reason);
+    w.Key("in_force");
+    WritePolicy(w, p.policy);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
 }  // namespace
 
 void Routes::RepositoryIndex(Response& res) {
   JsonWriter w(&res.body());
   w.BeginObject().Key("models");
   WriteIndex(w, scorer_.registry().Index(), "", *scorer_.repository());
+  w.Key("serving_policies");
+  WritePolicies(w, scorer_.registry().Policies(), "");
   w.EndObject();
   SetJson(res, bhttp::status::ok);
 }
@@ -485,6 +519,8 @@ Deferred Routes::RepositoryChange(const Request& req, std::string model, bool lo
     w.BeginObject().Key("model").String(model).Key(load ? "loaded" : "unloaded").Bool(true);
     w.Key("versions");
     WriteIndex(w, registry.Index(), model, *scorer_.repository());
+    w.Key("serving_policies");
+    WritePolicies(w, registry.Policies(), model);
     w.EndObject();
     SetJson(res, bhttp::status::ok);
     Finish(req, res);

@@ -3,6 +3,7 @@
 //   POST /predict                                  default model, default version
 //   POST /v1/models/{name}/predict                 a model's default version
 //   POST /v1/models/{name}/versions/{v}/predict    one version
+//   POST /v1/models/{name}/labels/{label}/predict  the version serving.yaml labels so
 //   GET  /v1/models, /v1/models/{name}             loaded models and their inputs
 //   GET  /v1/repository/index                      every model version on disk, its state
 //   POST /v1/repository/models/{name}/load|unload  re-read / stop serving a model
@@ -71,7 +72,7 @@ class Routes final : public Handler {
   Deferred Route(const Request& req, Response& res, ThreadState& state);
   void Finish(const Request& req, const Response& res);
   void Predict(const Request& req, std::string_view model, std::string_view version,
-               Response& res, ThreadState& state);
+               Response& res, ThreadState& state, std::string_view label = {});
   void ListModels(std::string_view name, Response& res);
   // 401 without a bearer token, 403 with another one; OK when none is set.
   Status CheckAdmin(const Request& req, Response& res) const;

@@ -4,6 +4,10 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
 
 #include "observability/log.h"
 
@@ -176,8 +180,70 @@ Status Registry::SyncModel(const std::string& name, ModelRecord* record) {
                                                          started)
                    .count());
   }
+  if (Status s = SyncPolicy(name, record); !s.ok()) {
+    failures += (failures.empty() ? "" : "; ") + s.message();
+  }
   if (!failures.empty()) return FailedPrecondition(failures);
   return Status::Ok();
+}
+
+Status Registry::SyncPolicy(const std::string& name, ModelRecord* record) {
+  const fs::path path = fs::path(options_.path) / name / "serving.yaml";
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    if (record->has_policy) {
+      Log().info("model {}: serving.yaml removed, the highest version serves", name);
+    }
+    record->has_policy = false;
+    record->policy = {};
+    return Status::Ok();
+  }
+  record->has_policy = true;
+  auto loaded = [&](int64_t v) {
+    auto it = record->versions.find(v);
+    return it != record->versions.end() && it->second.loaded != nullptr &&
+           it->second.state != VersionState::kUnloaded;
+  };
+  auto missing = [&](const ServingPolicy& p) -> std::optional<int64_t> {
+    for (int64_t v : p.NamedVersions()) {
+      if (!loaded(v)) return v;
+    }
+    return std::nullopt;
+  };
+  Result<ServingPolicy> parsed = [&]() -> Result<ServingPolicy> {
+    std::ifstream in(path);
+    if (!in) return FailedPrecondition("cannot read " + path.string());
+    std::stringstream text;
+    text << in.rdbuf();
+    ASSIGN_OR_RETURN(ServingPolicy p, ParseServingPolicy(text.str(), path.string()));
+    if (auto v = missing(p)) {
+      return FailedPrecondition(path.string() + " names version " + std::to_string(*v) +
+                                ", which is not loaded");
+    }
+    return p;
+  }();
+  if (parsed.ok()) {
+    if (record->policy_state != VersionState::kReady || !record->policy_reason.empty()) {
+      Log().info("model {}: serving.yaml in force", name);
+    }
+    record->policy = std::move(parsed).value();
+    record->policy_state = VersionState::kReady;
+    record->policy_reason.clear();
+    return Status::Ok();
+  }
+  const bool keep = !missing(record->policy);
+  if (!keep) record->policy = {};
+  record->policy_state = VersionState::kFailed;
+  record->policy_reason = parsed.status().message() +
+                          (keep ? " (the policy before stays in force)"
+                                : " (no policy in force: the highest version serves)");
+  Log().warn("model {}: {}", name, record->policy_reason);
+  return FailedPrecondition(record->policy_reason);
+}
+
+std::vector<PolicyStatus> Registry::Policies() const {
+  std::lock_guard lock(index_mu_);
+  return policies_;
 }
 
 Status Registry::Publish() {
@@ -186,6 +252,7 @@ Status Registry::Publish() {
     if (record.unloaded) continue;
     ModelEntry& e = entries.emplace_back();
     e.name = name;
+    e.policy = record.policy;
     for (const auto& [number, rec] : record.versions) {
       if (rec.loaded != nullptr && rec.state != VersionState::kUnloaded) {
         e.versions.emplace(number, rec.loaded);
@@ -205,13 +272,18 @@ Status Registry::Publish() {
 
 void Registry::PublishIndex() {
   std::vector<VersionStatus> index;
+  std::vector<PolicyStatus> policies;
   for (const auto& [name, record] : models_) {
     for (const auto& [number, rec] : record.versions) {
       index.push_back({name, number, rec.state, rec.reason});
     }
+    if (record.has_policy) {
+      policies.push_back({name, record.policy_state, record.policy_reason, record.policy});
+    }
   }
   std::lock_guard lock(index_mu_);
   index_ = std::move(index);
+  policies_ = std::move(policies);
 }
 
 void Registry::CountLoad(const std::string& model, bool ok) {

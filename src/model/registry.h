@@ -67,6 +67,16 @@ struct VersionStatus {
   std::string reason;  // why it FAILED, or what unloaded it
 };
 
+// A model's serving.yaml: READY when in force, FAILED (with the reason)
+// when the file does not parse or names a version that is not loaded; then
+// the previous policy stays in force if it still can, else none.
+struct PolicyStatus {
+  std::string model;
+  VersionState state = VersionState::kReady;
+  std::string reason;
+  ServingPolicy policy;  // the one in force
+};
+
 // Rows generated from a schema for warming a version up: each input at its
 // default, else the middle of its bounds, else a bound, else 0.
 std::vector<float> WarmupRows(const schema::InputSchema& schema, size_t n_rows);
@@ -98,6 +108,8 @@ class Registry {
   // Every model and version seen on disk or loaded, with its state (LOADING
   // while a load runs). Never waits for a load.
   std::vector<VersionStatus> Index() const;
+  // The models that have a serving.yaml, and its state.
+  std::vector<PolicyStatus> Policies() const;
   const RegistryOptions& options() const { return options_; }
 
  private:
@@ -110,12 +122,18 @@ class Registry {
   struct ModelRecord {
     std::map<int64_t, VersionRecord> versions;
     bool unloaded = false;  // by UnloadModel: ignored until LoadModel
+    bool has_policy = false;   // a serving.yaml exists
+    ServingPolicy policy;      // in force
+    VersionState policy_state = VersionState::kReady;
+    std::string policy_reason;
   };
 
   Registry(RegistryOptions options, VersionPreparer* preparer)
       : options_(std::move(options)), preparer_(preparer) {}
   // REQUIRES: mu_ held. Syncs one model with its folder; returns the failures.
   Status SyncModel(const std::string& name, ModelRecord* record);
+  // REQUIRES: mu_ held, versions synced. Reads the model's serving.yaml.
+  Status SyncPolicy(const std::string& name, ModelRecord* record);
   Result<std::shared_ptr<const ModelVersion>> LoadVersion(const std::string& dir,
                                                           const std::string& name,
                                                           int64_t version);
@@ -132,6 +150,7 @@ class Registry {
   std::map<std::string, ModelRecord> models_;
   mutable std::mutex index_mu_;  // guards index_ (held for a copy)
   std::vector<VersionStatus> index_;
+  std::vector<PolicyStatus> policies_;
   std::map<std::pair<std::string, bool>, observability::Counter*> load_counters_;  // mu_
   mutable std::mutex current_mu_;  // guards current_ (held for a pointer copy)
   std::shared_ptr<const ModelRepository> current_;

@@ -238,7 +238,9 @@ Result<std::unique_ptr<ModelRepository>> ModelRepository::Build(std::vector<Mode
   auto repo = std::unique_ptr<ModelRepository>(new ModelRepository());
   for (ModelEntry& entry : entries) {
     if (entry.versions.empty()) continue;
-    entry.default_version = entry.versions.rbegin()->first;
+    entry.highest_version = entry.versions.rbegin()->first;
+    const auto& d = entry.policy.default_version;
+    entry.default_version = d && entry.versions.count(*d) ? *d : entry.highest_version;
     std::string name = entry.name;
     repo->models_.emplace(std::move(name), std::move(entry));
   }
@@ -259,6 +261,17 @@ Result<std::unique_ptr<ModelRepository>> ModelRepository::Build(std::vector<Mode
     repo->default_ = repo->sorted_.front();
   }
   return repo;
+}
+
+Result<std::pair<const ModelVersion*, std::string_view>> ModelEntry::Pick(
+    const RouteRequest& r) const {
+  ASSIGN_OR_RETURN(RouteChoice choice, Route(policy, default_version, r));
+  const ModelVersion* v = Get(choice.version);
+  if (v == nullptr) {
+    return NotFound("model '" + name + "' has no version " + std::to_string(choice.version),
+                    "unknown_version");
+  }
+  return std::pair{v, choice.route};
 }
 
 const ModelEntry* ModelRepository::Find(std::string_view name) const {

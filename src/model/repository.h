@@ -24,6 +24,7 @@
 
 #include "common/status.h"
 #include "model/model.h"
+#include "model/serving_policy.h"
 #include "schema/schema.h"
 
 namespace rtml::model {
@@ -75,10 +76,15 @@ Result<std::shared_ptr<const ModelVersion>> LoadModelVersion(const std::string& 
 struct ModelEntry {
   std::string name;
   std::map<int64_t, std::shared_ptr<const ModelVersion>> versions;
-  int64_t default_version = 0;  // the highest
+  int64_t default_version = 0;  // serving.yaml's default, else the highest
+  int64_t highest_version = 0;
+  ServingPolicy policy;         // from serving.yaml; empty without one
 
   // The given version, or the default when none is given; null if unknown.
   const ModelVersion* Get(std::optional<int64_t> version) const;
+  // Picks the version for a request (model/serving_policy.h) and returns it
+  // with its route; NotFound when the version or label is unknown.
+  Result<std::pair<const ModelVersion*, std::string_view>> Pick(const RouteRequest& r) const;
 };
 
 class ModelRepository {

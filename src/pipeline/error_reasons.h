@@ -14,7 +14,7 @@ inline constexpr const char* kErrorReasons[] = {
     "unknown_feature_view", "unknown_feature_service", "missing_entity_key",
     "bad_entity_key",  "ragged_columns",    "missing_column",      "offline_view",
     "bad_feature_record", "unknown_push_source", "rejected_rows", "bad_timestamp",
-    "unauthorized",    "forbidden",         "model_load_failed",
+    "unauthorized",    "forbidden",         "model_load_failed",   "unknown_label",
     "other"};
 
 }  // namespace rtml::pipeline

@@ -1,7 +1,9 @@
 #include "pipeline/scorer.h"
 
 #include <fstream>
+#include <random>
 #include <sstream>
+#include <tuple>
 
 #include "common/json_scan.h"
 #include "common/json_writer.h"
@@ -236,9 +238,9 @@ const model::ModelRepository& Scorer::Models(ScoreScratch* scratch) const {
   return *ref.repo;
 }
 
-Result<const ModelVersion*> Scorer::Resolve(const ScoreTarget& target,
-                                            ScoreScratch* scratch) const {
-  const model::ModelRepository& repo = Models(scratch);
+Result<std::pair<const ModelVersion*, std::string_view>> Scorer::Pick(
+    const model::ModelRepository& repo, const ScoreTarget& target, std::string_view body,
+    ScoreScratch* scratch) const {
   const model::ModelEntry* entry =
       target.model.empty() ? repo.default_model() : repo.Find(target.model);
   if (entry == nullptr) {
@@ -248,29 +250,79 @@ Result<const ModelVersion*> Scorer::Resolve(const ScoreTarget& target,
     }
     return NotFound("unknown model '" + std::string(target.model) + "'", "unknown_model");
   }
-  const ModelVersion* v = entry->Get(target.version);
-  if (v == nullptr) {
-    return NotFound("model '" + entry->name + "' has no version " +
-                        std::to_string(target.version.value_or(0)),
-                    "unknown_version");
+  model::RouteRequest r{.version = target.version, .label = target.label};
+  const model::ServingPolicy& policy = entry->policy;
+  if (policy.total_weight > 0 && !r.version && r.label.empty()) {
+    if (!policy.sticky_key.empty()) r.sticky_hash = PeekStickyKey(body, policy.sticky_key, scratch);
+    if (!r.sticky_hash) {
+      uint64_t& x = scratch->draw_state;
+      if (x == 0) x = std::random_device{}() | 1;
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      r.draw = x;
+    }
   }
-  return v;
+  return entry->Pick(r);
+}
+
+std::optional<uint64_t> Scorer::PeekStickyKey(std::string_view body, std::string_view key,
+                                              ScoreScratch* scratch) const {
+  scratch->padded.reserve(body.size() + simdjson::SIMDJSON_PADDING);
+  scratch->padded.assign(body);
+  simdjson::padded_string_view padded(scratch->padded.data(), scratch->padded.size(),
+                                      scratch->padded.capacity());
+  od::document doc;
+  od::object top;
+  if (scratch->parser.iterate(padded).get(doc) || doc.get_object().get(top)) return std::nullopt;
+  auto find_in = [&](od::object obj) -> std::optional<uint64_t> {
+    for (auto field : obj) {
+      std::string_view k;
+      if (field.unescaped_key().get(k)) return std::nullopt;
+      if (k != key) continue;
+      std::string_view token;
+      if (field.value().raw_json_token().get(token)) return std::nullopt;
+      return model::StickyHash(TrimRight(token));
+    }
+    return std::nullopt;
+  };
+  for (auto field : top) {
+    std::string_view k;
+    if (field.unescaped_key().get(k)) return std::nullopt;
+    od::value value;
+    if (field.value().get(value)) return std::nullopt;
+    if (k == key) return model::StickyHash(TrimRight(value.raw_json_token()));
+    od::object inner;
+    if (k == "features" && !value.get_object().get(inner)) {
+      if (auto h = find_in(inner)) return h;
+    } else if (k == "instances") {
+      od::array rows;
+      if (value.get_array().get(rows)) return std::nullopt;
+      for (auto row : rows) {
+        if (!row.get_object().get(inner)) return find_in(inner);
+        return std::nullopt;
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 Status Scorer::ScoreJson(const ScoreTarget& target, std::string_view body, ScoreScratch* scratch,
                          std::string* response) const {
   const auto start = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(const ModelVersion* v, Resolve(target, scratch));
+  const model::ModelRepository& repo = Models(scratch);  // held by scratch until the next call
+  ASSIGN_OR_RETURN(auto picked, Pick(repo, target, body, scratch));
+  const ModelVersion* v = picked.first;
   const VersionMetrics* m = MetricsFor(*v);
-  Status s = ScoreResolved(*v, m, target.path, body, scratch, response, start);
+  Status s = ScoreResolved(*v, picked.second, m, target.path, body, scratch, response, start);
   if (!s.ok() && m != nullptr) m->paths[static_cast<int>(target.path)].errors->Inc();
   return s;
 }
 
-Status Scorer::ScoreResolved(const ModelVersion& v, const VersionMetrics* m, Path path,
-                             std::string_view body, ScoreScratch* scratch, std::string* response,
+Status Scorer::ScoreResolved(const ModelVersion& v, std::string_view route,
+                             const VersionMetrics* m, Path path, std::string_view body,
+                             ScoreScratch* scratch, std::string* response,
                              std::chrono::steady_clock::time_point start) const {
   Decoded d;
+  d.route = route;
   RETURN_IF_ERROR(Decode(v, body, scratch, &d));
   Enrich(v, std::span<Decoded>(&d, 1), scratch);
   RETURN_IF_ERROR(d.status);
@@ -289,43 +341,71 @@ Status Scorer::ScoreResolved(const ModelVersion& v, const VersionMetrics* m, Pat
 void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const std::string_view> bodies,
                         ScoreScratch* scratch, std::vector<EventResult>* results) const {
   for (EventResult& r : *results) r.latency = LatencySink();
-  auto v = Resolve(target, scratch);
-  if (!v.ok()) {
-    for (EventResult& r : *results) r.status = v.status();
-    return;
-  }
-  std::vector<Decoded>& decoded = scratch->decoded;
-  decoded.assign(bodies.size(), Decoded{});
-  size_t rows = 0;
+  // One snapshot for the whole batch: every body is picked and scored in it.
+  const model::ModelRepository& repo = Models(scratch);
+  scratch->picked.assign(bodies.size(), nullptr);
+  scratch->routes.assign(bodies.size(), {});
   for (size_t i = 0; i < bodies.size(); ++i) {
-    decoded[i].first_row = rows;
-    decoded[i].status = Decode(**v, bodies[i], scratch, &decoded[i]);
-    if (decoded[i].status.ok()) {
-      rows += decoded[i].n_rows;
+    auto picked = Pick(repo, target, bodies[i], scratch);
+    if (!picked.ok()) {
+      (*results)[i].status = picked.status();
+      continue;
+    }
+    std::tie(scratch->picked[i], scratch->routes[i]) = *picked;
+  }
+  // One model call per version the bodies went to, in order of first use.
+  for (size_t first = 0; first < bodies.size(); ++first) {
+    const ModelVersion* v = scratch->picked[first];
+    if (v == nullptr) continue;
+    scratch->group.clear();
+    for (size_t i = first; i < bodies.size(); ++i) {
+      if (scratch->picked[i] != v) continue;
+      scratch->group.push_back(static_cast<uint32_t>(i));
+      if (i != first) scratch->picked[i] = nullptr;  // taken
+    }
+    scratch->picked[first] = nullptr;
+    ScoreGroup(*v, target, bodies, scratch, results);
+  }
+}
+
+void Scorer::ScoreGroup(const ModelVersion& v, const ScoreTarget& target,
+                        std::span<const std::string_view> bodies, ScoreScratch* scratch,
+                        std::vector<EventResult>* results) const {
+  const std::vector<uint32_t>& group = scratch->group;
+  std::vector<Decoded>& decoded = scratch->decoded;
+  decoded.assign(group.size(), Decoded{});
+  size_t rows = 0;
+  for (size_t g = 0; g < group.size(); ++g) {
+    decoded[g].first_row = rows;
+    decoded[g].route = scratch->routes[group[g]];
+    decoded[g].status = Decode(v, bodies[group[g]], scratch, &decoded[g]);
+    if (decoded[g].status.ok()) {
+      rows += decoded[g].n_rows;
     } else {
-      decoded[i].n_rows = 0;  // its partial rows are overwritten by the next body
+      decoded[g].n_rows = 0;  // its partial rows are overwritten by the next body
     }
   }
-  ReserveRows(**v, rows, scratch);
-  Enrich(**v, decoded, scratch);
+  ReserveRows(v, rows, scratch);
+  Enrich(v, decoded, scratch);
   for (Decoded& d : decoded) {
-    if (d.status.ok()) d.status = FinishRows(**v, d, scratch);
+    if (d.status.ok()) d.status = FinishRows(v, d, scratch);
   }
-  const VersionMetrics* m = MetricsFor(**v);
-  const Status predicted = Predict(**v, m, target.path, rows, scratch);
-  for (size_t i = 0; i < bodies.size(); ++i) {
-    EventResult& r = (*results)[i];
-    r.status = decoded[i].status.ok() ? predicted : decoded[i].status;
+  const VersionMetrics* m = MetricsFor(v);
+  const Status predicted = Predict(v, m, target.path, rows, scratch);
+  for (size_t g = 0; g < group.size(); ++g) {
+    EventResult& r = (*results)[group[g]];
+    r.status = decoded[g].status.ok() ? predicted : decoded[g].status;
     if (!r.status.ok()) continue;
-    WriteResponse(**v, decoded[i], *scratch, &r.response);
-    MaybeLog(target.path, bodies[i], r.response);
+    WriteResponse(v, decoded[g], *scratch, &r.response);
+    MaybeLog(target.path, bodies[group[g]], r.response);
   }
   if (m == nullptr) return;
   const PathMetrics& pm = m->paths[static_cast<int>(target.path)];
-  for (size_t i = 0; i < bodies.size(); ++i) {
-    if ((*results)[i].status.ok()) {
-      Count(pm, decoded[i]);
-      (*results)[i].latency = LatencySink(pm.latency, pm.window.get());
+  for (size_t g = 0; g < group.size(); ++g) {
+    EventResult& r = (*results)[group[g]];
+    if (r.status.ok()) {
+      Count(pm, decoded[g]);
+      r.latency = LatencySink(pm.latency, pm.window.get());
     } else {
       pm.errors->Inc();
     }
@@ -733,6 +813,7 @@ void Scorer::WriteResponse(const ModelVersion& v, const Decoded& d, const ScoreS
   w.BeginObject();
   if (!d.id.empty()) w.Key("id").Raw(d.id);
   w.Key("model").String(v.name).Key("version").Int(v.version);
+  if (!d.route.empty()) w.Key("route").String(d.route);
   if (!d.batch) {
     w.Key("prediction");
     write_prediction(0);

@@ -74,6 +74,7 @@ struct ScoreTarget {
   std::string_view model;
   std::optional<int64_t> version;
   Path path = Path::kHttp;  // which transport asked, for /v1/stats
+  std::string_view label;   // a serving.yaml label instead of a version
 };
 
 // One request body's rows within a ScoreScratch (internal to the Scorer).
@@ -83,6 +84,7 @@ struct DecodedBody {
   bool batch = false;
   bool flat = false;  // the body was the row itself
   bool degraded = false;
+  std::string_view route;  // why this version answers ("default", "traffic", a label, ...)
   std::string id;  // raw JSON of "id", if given
   Status status;   // set by the batch stages after decoding
 };
@@ -97,6 +99,10 @@ struct SnapshotRef {
 // Per-thread buffers, reused across requests.
 struct ScoreScratch {
   SnapshotRef snapshot;
+  uint64_t draw_state = 0;  // xorshift state for unkeyed traffic splits (seeded on first use)
+  std::vector<const model::ModelVersion*> picked;  // ScoreBatch: each body's version
+  std::vector<std::string_view> routes;            // and its route
+  std::vector<uint32_t> group;                     // bodies of the version being scored
   simdjson::ondemand::parser parser;
   std::string padded;
   std::vector<float> rows;
@@ -143,10 +149,13 @@ class Scorer final : public model::VersionPreparer {
                                                 ScoringOptions options,
                                                 observability::Registry* metrics);
 
-  // Resolves `target` to a version of the scratch's snapshot (refreshed
-  // first), or a NotFound status naming what is unknown.
-  Result<const model::ModelVersion*> Resolve(const ScoreTarget& target,
-                                             ScoreScratch* scratch) const;
+  // Picks the version that answers `body` for `target` in `repo` (a version
+  // or label the target names, else the model's serving policy: traffic
+  // split by the sticky key or a random draw, else its default), with the
+  // route; or a NotFound status naming what is unknown.
+  Result<std::pair<const model::ModelVersion*, std::string_view>> Pick(
+      const model::ModelRepository& repo, const ScoreTarget& target, std::string_view body,
+      ScoreScratch* scratch) const;
 
   // Scores `body` for `target`; on success `*response` holds the JSON answer.
   Status ScoreJson(const ScoreTarget& target, std::string_view body, ScoreScratch* scratch,
@@ -253,9 +262,18 @@ class Scorer final : public model::VersionPreparer {
   }
   Status Predict(const model::ModelVersion& v, const VersionMetrics* m, Path path, size_t n_rows,
                  ScoreScratch* scratch) const;
-  Status ScoreResolved(const model::ModelVersion& v, const VersionMetrics* m, Path path,
-                       std::string_view body, ScoreScratch* scratch, std::string* response,
+  Status ScoreResolved(const model::ModelVersion& v, std::string_view route,
+                       const VersionMetrics* m, Path path, std::string_view body,
+                       ScoreScratch* scratch, std::string* response,
                        std::chrono::steady_clock::time_point start) const;
+  // ScoreBatch's work for the bodies scratch->group names, all for version v.
+  void ScoreGroup(const model::ModelVersion& v, const ScoreTarget& target,
+                  std::span<const std::string_view> bodies, ScoreScratch* scratch,
+                  std::vector<EventResult>* results) const;
+  // The raw JSON token of `key` in a body (top level, "features" or the first
+  // of "instances"), hashed; nullopt when absent or the body is not JSON.
+  std::optional<uint64_t> PeekStickyKey(std::string_view body, std::string_view key,
+                                        ScoreScratch* scratch) const;
   // Counts a scored body.
   static void Count(const PathMetrics& m, const Decoded& d);
   void MaybeLog(Path path, std::string_view body, std::string_view response) const;

@@ -152,6 +152,98 @@ class RepositoryApiTest(unittest.TestCase):
         self.assertEqual(self.predict()[1]["version"], 19)
 
 
+def write_policy(root, text):
+    with open(os.path.join(root, "binary", "serving.yaml"), "w") as f:
+        f.write(text)
+
+
+class ServingPolicyTest(unittest.TestCase):
+    """serving.yaml: default, labels, traffic, sticky keys, rollback."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.TemporaryDirectory()
+        cls.root = os.path.join(cls.dir.name, "models")
+        add_version(cls.root, 1)
+        add_version(cls.root, 2, model_file="reg_logistic.json")  # other predictions
+        write_policy(cls.root, "default: 1\nlabels: {stable: 1, canary: 2}\n"
+                               "traffic: {1: 90, 2: 10}\n")
+        config = os.path.join(cls.dir.name, "rtml.yaml")
+        with open(config, "w") as f:
+            f.write(f"models: {{repository: {cls.root}}}\n")
+        cls.server = Server(config=config)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.dir.cleanup()
+
+    def load(self):
+        return self.server.request("POST", "/v1/repository/models/binary/load")
+
+    def versions_of(self, n, body=lambda i: ROW):
+        conn = self.server.connection()
+        try:
+            out = []
+            for i in range(n):
+                status, resp, _ = self.server.request("POST", "/predict", body(i), conn=conn)
+                self.assertEqual(status, 200, resp)
+                out.append((resp["version"], resp["route"]))
+            return out
+        finally:
+            conn.close()
+
+    def test_1_traffic_weights_hold_over_10000_requests(self):
+        got = self.versions_of(10000)
+        canary = sum(1 for v, r in got if v == 2)
+        self.assertTrue(all(r == "traffic" for _, r in got))
+        self.assertTrue(800 <= canary <= 1200, canary)  # 10% within a few percent
+
+    def test_2_labels_and_versions_by_url(self):
+        status, body, _ = self.server.request("POST", "/v1/models/binary/labels/canary/predict", ROW)
+        self.assertEqual((status, body["version"], body["route"]), (200, 2, "canary"))
+        status, body, _ = self.server.request("POST", "/v1/models/binary/labels/stable/predict", ROW)
+        self.assertEqual((body["version"], body["route"]), (1, "stable"))
+        status, body, _ = self.server.request("POST", "/v1/models/binary/versions/2/predict", ROW)
+        self.assertEqual((body["version"], body["route"]), (2, "version"))
+        status, body, _ = self.server.request("POST", "/v1/models/binary/labels/nope/predict", ROW)
+        self.assertEqual((status, body["error"]["reason"]), (404, "unknown_label"))
+        self.assertEqual(self.server.request("GET", "/v1/models/binary")[1]["default_version"], 1)
+
+    def test_3_sticky_keys_always_land_on_one_version(self):
+        write_policy(self.root, "default: 1\nlabels: {stable: 1, canary: 2}\n"
+                                "traffic: {1: 50, 2: 50}\nsticky_key: f3\n")
+        self.assertEqual(self.load()[0], 200)
+
+        def row(i):
+            return {"features": {**ROW["features"], "f3": i % 200}}  # 200 users, 10 requests each
+
+        got = self.versions_of(2000, row)
+        by_user = {}
+        for i, (v, _) in enumerate(got):
+            by_user.setdefault(i % 200, set()).add(v)
+        self.assertTrue(all(len(vs) == 1 for vs in by_user.values()), by_user)
+        on_two = sum(1 for vs in by_user.values() if 2 in vs)
+        self.assertTrue(60 <= on_two <= 140, on_two)  # about half the users
+
+    def test_4_a_policy_naming_a_missing_version_is_refused_and_rollback_is_an_edit(self):
+        write_policy(self.root, "traffic: {1: 50, 7: 50}\n")
+        status, body, _ = self.load()
+        self.assertEqual((status, body["error"]["reason"]), (400, "model_load_failed"), body)
+        self.assertIn("names version 7, which is not loaded", body["error"]["message"])
+        status, idx, _ = self.server.request("GET", "/v1/repository/index")
+        policy = idx["serving_policies"][0]
+        self.assertEqual((policy["name"], policy["state"]), ("binary", "FAILED"))
+        self.assertIn("stays in force", policy["reason"])
+        self.assertEqual(policy["in_force"]["traffic"], {"1": 50, "2": 50})
+        write_policy(self.root, "default: 1\n")  # roll back: everything to version 1
+        self.assertEqual(self.load()[0], 200)
+        self.assertEqual({v for v, _ in self.versions_of(200)}, {1})
+        os.remove(os.path.join(self.root, "binary", "serving.yaml"))
+        self.assertEqual(self.load()[0], 200)
+        self.assertEqual(self.versions_of(1), [(2, "default")])  # the highest again
+
+
 class PollingTest(unittest.TestCase):
     def test_models_poll_s_picks_up_a_new_version(self):
         with tempfile.TemporaryDirectory() as tmp:
