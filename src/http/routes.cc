@@ -561,6 +561,8 @@ void Routes::Stats(Response& res) {
   scorer_.WriteStats(w);
   w.Key("drift");
   scorer_.WriteDrift(w);
+  w.Key("shadow");
+  scorer_.WriteShadow(w);
   const observability::DriftOptions& drift = scorer_.options().drift_options;
   w.Key("drift_thresholds").BeginObject().Key("warn").Double(drift.warn);
   w.Key("alert").Double(drift.alert).EndObject();

@@ -81,7 +81,9 @@ Result<ServingPolicy> ParseServingPolicy(std::string_view yaml, std::string_view
   if (!root || root.IsNull()) return p;
   if (!root.IsMap()) return FailedPrecondition(where + ": expected a mapping");
   RETURN_IF_ERROR(
-      CheckKeys(root, where, {"default", "labels", "traffic", "sticky_key", "shadow"}));
+      CheckKeys(root, where, {"default", "labels", "traffic", "sticky_key", "shadow",
+                              "decision_threshold"}));
+  RETURN_IF_ERROR(config::Read(root, where, "decision_threshold", &p.decision_threshold));
   if (root["default"]) {
     ASSIGN_OR_RETURN(p.default_version, VersionOf(root["default"], where + ".default"));
   }

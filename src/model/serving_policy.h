@@ -7,6 +7,7 @@
 //   traffic: {2: 90, 3: 10}          # weighted split of requests that name no version
 //   sticky_key: user_id              # same key value -> same version while weights hold
 //   shadow: [4]                      # also scored and compared; never answered
+//   decision_threshold: 0.5          # a shadow's decision differs across it
 //
 // Route() is the pure decision, unit-tested without a server: a request that
 // names a version or a label gets it; otherwise, with traffic weights, a
@@ -36,6 +37,7 @@ struct ServingPolicy {
   uint64_t total_weight = 0;
   std::string sticky_key;      // a request field; empty: a random draw per request
   std::vector<int64_t> shadow;
+  double decision_threshold = 0.5;  // for probability outputs
 
   bool empty() const {
     return !default_version && labels.empty() && traffic.empty() && shadow.empty();

@@ -46,6 +46,15 @@ void WriteNames(JsonWriter& w, const schema::InputSchema& schema, const Cell* ce
 
 }  // namespace
 
+std::string_view PathName(Path p) {
+  switch (p) {
+    case Path::kHttp: return "http";
+    case Path::kStream: return "stream";
+    case Path::kShadow: return "shadow";
+  }
+  return "unknown";
+}
+
 Result<std::unique_ptr<Scorer>> Scorer::Create(model::RegistryOptions models,
                                                const features::FeatureStore* store,
                                                ScoringOptions options,
@@ -71,6 +80,7 @@ Result<std::unique_ptr<Scorer>> Scorer::Create(model::RegistryOptions models,
           {{"backend", backend}, {"status", std::string(features::FeatureStatusName(st))}}));
     }
   }
+  s->shadow_ = std::make_unique<ShadowRunner>(*s, metrics);
   if (models.metrics == nullptr) models.metrics = metrics;
   ASSIGN_OR_RETURN(s->registry_, model::Registry::Open(std::move(models), s.get()));
   if (options.drift) {
@@ -117,10 +127,10 @@ const Scorer::VersionMetrics* Scorer::MetricsOf(const ModelVersion& v) {
   slot = std::make_unique<VersionMetrics>();
   VersionMetrics& vm = *slot;
   observability::Registry* metrics = registry_metrics_;
-  for (const Path path : {Path::kHttp, Path::kStream}) {
+  for (const Path path : {Path::kHttp, Path::kStream, Path::kShadow}) {
     const observability::Labels labels{{"model", v.name},
                                        {"version", std::to_string(v.version)},
-                                       {"path", path == Path::kHttp ? "http" : "stream"}};
+                                       {"path", std::string(PathName(path))}};
     auto with_outcome = [&](const char* outcome) {
       observability::Labels l = labels;
       l.emplace_back("outcome", outcome);
@@ -313,6 +323,15 @@ Status Scorer::ScoreJson(const ScoreTarget& target, std::string_view body, Score
   const ModelVersion* v = picked.first;
   const VersionMetrics* m = MetricsFor(*v);
   Status s = ScoreResolved(*v, picked.second, m, target.path, body, scratch, response, start);
+  if (s.ok() && target.path != Path::kShadow) {
+    if (const model::ModelEntry* e = repo.Find(v->name); !e->policy.shadow.empty()) {
+      const int n_out = v->model->num_outputs();
+      OfferShadow(*v,
+                  {.model = v->name, .bodies = {std::string(body)},
+                   .rows = {{0, scratch->outputs.size() / n_out}}},
+                  scratch->outputs);
+    }
+  }
   if (!s.ok() && m != nullptr) m->paths[static_cast<int>(target.path)].errors->Inc();
   return s;
 }
@@ -399,6 +418,19 @@ void Scorer::ScoreGroup(const ModelVersion& v, const ScoreTarget& target,
     WriteResponse(v, decoded[g], *scratch, &r.response);
     MaybeLog(target.path, bodies[group[g]], r.response);
   }
+  if (target.path != Path::kShadow && predicted.ok()) {
+    // The batch's snapshot (ScoreBatch took it; no refresh mid-batch).
+    const model::ModelEntry* e = scratch->snapshot.repo->Find(v.name);
+    if (e != nullptr && !e->policy.shadow.empty()) {
+      ShadowJob job{.model = v.name};
+      for (size_t g = 0; g < group.size(); ++g) {
+        job.bodies.emplace_back(bodies[group[g]]);
+        job.rows.emplace_back(decoded[g].first_row,
+                              (*results)[group[g]].status.ok() ? decoded[g].n_rows : 0);
+      }
+      OfferShadow(v, std::move(job), scratch->outputs);
+    }
+  }
   if (m == nullptr) return;
   const PathMetrics& pm = m->paths[static_cast<int>(target.path)];
   for (size_t g = 0; g < group.size(); ++g) {
@@ -410,6 +442,16 @@ void Scorer::ScoreGroup(const ModelVersion& v, const ScoreTarget& target,
       pm.errors->Inc();
     }
   }
+}
+
+void Scorer::OfferShadow(const ModelVersion& v, ShadowJob job,
+                         const std::vector<float>& outputs) const {
+  job.answered_version = v.version;
+  job.n_out = v.model->num_outputs();
+  size_t rows = 0;
+  for (const auto& [first, n] : job.rows) rows = std::max(rows, first + n);
+  job.outputs.assign(outputs.begin(), outputs.begin() + rows * job.n_out);
+  shadow_->Offer(std::move(job));
 }
 
 Status Scorer::Predict(const ModelVersion& v, const VersionMetrics* m, Path path, size_t n_rows,
@@ -474,7 +516,7 @@ void Scorer::MaybeLog(Path path, std::string_view body, std::string_view respons
   while (!body.empty() && (body.back() == '\n' || body.back() == ' ' || body.back() == '\r')) {
     body.remove_suffix(1);
   }
-  log->Write(path == Path::kHttp ? "http" : "stream", body, response);
+  log->Write(std::string(PathName(path)), body, response);
 }
 
 void Scorer::WriteStats(JsonWriter& w) const {
@@ -485,9 +527,9 @@ void Scorer::WriteStats(JsonWriter& w) const {
   for (const model::ModelEntry* e : repo->models()) {
     for (const auto& [number, v] : e->versions) {
       const VersionMetrics& m = *StateOf(*v).metrics;
-      for (int path = 0; path < 2; ++path) {
+      for (int path = 0; path < kPaths; ++path) {
         w.BeginObject().Key("model").String(e->name).Key("version").Int(number);
-        w.Key("path").String(path == 0 ? "http" : "stream");
+        w.Key("path").String(PathName(static_cast<Path>(path)));
         for (const auto& [name, seconds] : kWindows) {
           const observability::WindowSummary s = m.paths[path].window->Summarize(seconds);
           w.Key(name).BeginObject().Key("count").Uint(s.count);

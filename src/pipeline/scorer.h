@@ -53,6 +53,7 @@
 #include "observability/drift.h"
 #include "observability/prediction_log.h"
 #include "observability/windowed_histogram.h"
+#include "pipeline/shadow.h"
 #include "schema/schema.h"
 
 namespace rtml::pipeline {
@@ -68,7 +69,9 @@ struct ScoringOptions {
 
 // Which model a request is for: empty name = the repository's default model;
 // no version = that model's default version.
-enum class Path { kHttp = 0, kStream = 1 };
+enum class Path { kHttp = 0, kStream = 1, kShadow = 2 };
+inline constexpr int kPaths = 3;
+std::string_view PathName(Path p);  // "http", "stream", "shadow"
 
 struct ScoreTarget {
   std::string_view model;
@@ -186,6 +189,10 @@ class Scorer final : public model::VersionPreparer {
   void WriteStats(JsonWriter& w) const;
   // Appends the "drift" array of GET /v1/stats: PSI per model, version and series.
   void WriteDrift(JsonWriter& w) const;
+  // Appends the "shadow" array of GET /v1/stats: shadow versions' agreement.
+  void WriteShadow(JsonWriter& w) const { shadow_->WriteStats(w); }
+  // Waits for queued shadow scoring (tests).
+  void DrainShadow() const { shadow_->Drain(); }
   // The largest PSI of any series of any version; -1 before there is one.
   double WorstPsi() const;
   const ScoringOptions& options() const { return options_; }
@@ -204,7 +211,7 @@ class Scorer final : public model::VersionPreparer {
     std::unique_ptr<observability::WindowedHistogram> window;
   };
   struct VersionMetrics {
-    std::array<PathMetrics, 2> paths;  // by Path
+    std::array<PathMetrics, kPaths> paths;  // by Path
   };
   // How a version's inputs come from the store: resolved once at Create().
   using Decoded = DecodedBody;
@@ -266,6 +273,9 @@ class Scorer final : public model::VersionPreparer {
                        const VersionMetrics* m, Path path, std::string_view body,
                        ScoreScratch* scratch, std::string* response,
                        std::chrono::steady_clock::time_point start) const;
+  // Queues a shadow job when the model has shadow versions (not for shadows).
+  void OfferShadow(const model::ModelVersion& v, ShadowJob job,
+                   const std::vector<float>& outputs) const;
   // ScoreBatch's work for the bodies scratch->group names, all for version v.
   void ScoreGroup(const model::ModelVersion& v, const ScoreTarget& target,
                   std::span<const std::string_view> bodies, ScoreScratch* scratch,
@@ -286,7 +296,8 @@ class Scorer final : public model::VersionPreparer {
   observability::Registry* registry_metrics_;
   std::mutex metrics_mu_;  // guards metrics_ (loading threads only)
   std::map<std::pair<std::string, int64_t>, std::unique_ptr<VersionMetrics>> metrics_;
-  std::unique_ptr<model::Registry> registry_;  // last: its loads use the members above
+  std::unique_ptr<model::Registry> registry_;  // its loads use the members above
+  std::unique_ptr<ShadowRunner> shadow_;       // last: its thread uses the registry
   observability::Counter* store_reads_ok_ = nullptr;
   observability::Counter* store_reads_failed_ = nullptr;
   observability::Histogram* store_latency_ = nullptr;

@@ -244,6 +244,60 @@ class ServingPolicyTest(unittest.TestCase):
         self.assertEqual(self.versions_of(1), [(2, "default")])  # the highest again
 
 
+class ShadowTest(unittest.TestCase):
+    def test_shadow_is_scored_and_compared_but_never_answers(self):
+        import random
+        rng = random.Random(7)
+        rows = [{"features": {"f0": rng.uniform(-2, 2), "f1": rng.uniform(-2, 2),
+                              "f2": rng.uniform(-100, 100), "f3": rng.uniform(-3, 3),
+                              "f4": rng.uniform(-3, 3), "f5": rng.randint(0, 3)}}
+                for _ in range(300)]
+        with tempfile.TemporaryDirectory() as tmp:
+            root = os.path.join(tmp, "models")
+            add_version(root, 1)
+            add_version(root, 2, model_file="reg_logistic.json")
+            write_policy(root, "default: 1\nshadow: [2]\n")
+            config = os.path.join(tmp, "rtml.yaml")
+            with open(config, "w") as f:
+                f.write(f"models: {{repository: {root}}}\n")
+            server = Server(config=config)
+            try:
+                answers = []
+                for row in rows:
+                    status, body, _ = server.request("POST", "/predict", row)
+                    self.assertEqual((status, body["version"], body["route"]), (200, 1, "default"))
+                    answers.append(body["prediction"])
+                wait_for(lambda: self.shadow_rows(server) >= len(rows), 30, "the shadow to catch up")
+                stats = server.request("GET", "/v1/stats")[1]["shadow"]
+                metrics = server.request("GET", "/metrics")[1]
+                # The truth: version 2's own answers to the same rows, asked directly.
+                status, body, _ = server.request("POST", "/v1/models/binary/versions/2/predict",
+                                                 {"instances": [r["features"] for r in rows]})
+                shadow = body["predictions"]
+                status, body, _ = server.request("POST", "/v1/models/binary/versions/1/predict",
+                                                 {"instances": [r["features"] for r in rows]})
+                self.assertEqual(body["predictions"], answers)  # what answered was version 1's
+                self.assertNotEqual(answers, shadow)
+            finally:
+                server.stop()
+        (s,) = [x for x in stats if x["against"] == 1]
+        self.assertEqual((s["model"], s["version"], s["rows"]), ("binary", 2, len(rows)))
+        mean = sum(abs(a - b) for a, b in zip(answers, shadow)) / len(rows)
+        differ = sum((a >= 0.5) != (b >= 0.5) for a, b in zip(answers, shadow)) / len(rows)
+        self.assertAlmostEqual(s["mean_abs_diff"], mean, delta=1e-6)
+        self.assertAlmostEqual(s["decision_disagreement"], differ, delta=1e-9)
+        self.assertGreater(differ, 0)  # the pair disagrees somewhere: the figure means something
+        self.assertTrue('rtml_shadow_rows_total{model="binary",version="2",against="1"} 300\n'
+                        in metrics)
+        self.assertRegex(metrics, r'rtml_requests_total\{model="binary",version="2",'
+                                  r'path="shadow",outcome="ok"\} 30[0-9]')
+
+    @staticmethod
+    def shadow_rows(server):
+        stats = server.request("GET", "/v1/stats")[1].get("shadow", [])
+        return sum(x["rows"] for x in stats)
+
+
 class PollingTest(unittest.TestCase):
     def test_models_poll_s_picks_up_a_new_version(self):
         with tempfile.TemporaryDirectory() as tmp:

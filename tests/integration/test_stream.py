@@ -5,6 +5,7 @@ kcat as the external client on both ends."""
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,7 +15,7 @@ import time
 import unittest
 import urllib.request
 
-from harness import REPO, RTML, Server, fraud_demo_config, free_port, wait_for
+from harness import FRAUD, REPO, RTML, Server, fraud_demo_config, free_port, wait_for
 
 
 
@@ -83,6 +84,31 @@ class StreamTest(unittest.TestCase):
         preds = [json.loads(line.split("\t", 1)[1]) for line in self.broker.read_all("predictions")]
         dlq = self.broker.read_all("ml-features-dlq", "%k\t%s\t%h\n")
         return preds, dlq
+
+    def test_the_stream_follows_the_serving_policy(self):
+        models = os.path.join(self.dir.name, "models")
+        for v in (1, 2):  # two versions of the fraud model
+            shutil.copytree(os.path.join(FRAUD, "models", "fraud", "1"),
+                            os.path.join(models, "fraud", str(v)))
+        with open(os.path.join(models, "fraud", "serving.yaml"), "w") as f:
+            f.write("traffic: {1: 70, 2: 30}\nsticky_key: user_id\n")
+        with open(self.config) as f:
+            text = f.read()
+        with open(self.config, "w") as f:
+            f.write(re.sub(r"models: \{repository: [^,]+,", f"models: {{repository: {models},", text))
+        self.serve()
+        n = 3000
+        self.broker.produce("ml-features", events(n))
+        preds = wait_for(lambda: (lambda p: p if len(p) >= n else None)(self.outputs()[0]), 90,
+                         "all predictions")
+        self.assertEqual({(p["version"], p["route"]) for p in preds}, {(1, "traffic"),
+                                                                      (2, "traffic")})
+        by_user = {}
+        for p in preds:
+            by_user.setdefault(p["id"] % 700, set()).add(p["version"])
+        self.assertTrue(all(len(v) == 1 for v in by_user.values()))  # sticky by user_id
+        users_on_2 = sum(1 for v in by_user.values() if 2 in v)
+        self.assertTrue(0.22 * 700 <= users_on_2 <= 0.38 * 700, users_on_2)
 
     def test_every_event_gets_one_prediction_or_dead_letter(self):
         self.serve()
