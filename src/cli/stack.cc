@@ -107,6 +107,18 @@ void AddModelMetrics(observability::Registry* metrics, const pipeline::Scorer& s
                             }
                             return out;
                           });
+  metrics->AddGaugeFamily("rtml_model_memory_bytes", "Memory each serving version holds.",
+                          [&scorer] {
+                            std::vector<std::pair<observability::Labels, double>> out;
+                            const auto repo = scorer.repository();
+                            for (const model::ModelEntry* e : repo->models()) {
+                              for (const auto& [n, v] : e->versions) {
+                                out.push_back({{{"model", e->name}, {"version", std::to_string(n)}},
+                                               static_cast<double>(v->model->size_bytes())});
+                              }
+                            }
+                            return out;
+                          });
 }
 
 }  // namespace
@@ -169,7 +181,8 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
                                    : std::string());
   auto scorer = pipeline::Scorer::Create(
                        {.path = c.models.repository, .default_model = c.models.default_model,
-                        .poll_s = c.models.poll_s},
+                        .poll_s = c.models.poll_s,
+                        .max_loaded_bytes = c.models.max_loaded_bytes},
                        s->store_.get(),
                        {.max_batch_size = c.scoring.max_batch_size,
                         .ignore_unknown_features = c.scoring.ignore_unknown_features,

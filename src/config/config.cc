@@ -17,7 +17,8 @@ Status ReadHttp(const YAML::Node& n, HttpConfig* c) {
 }
 
 Status ReadModels(const YAML::Node& n, const std::string& base_dir, ModelsConfig* c) {
-  RETURN_IF_ERROR(CheckKeys(n, "models", {"repository", "default", "poll_s"}));
+  RETURN_IF_ERROR(CheckKeys(n, "models", {"repository", "default", "poll_s", "max_loaded_bytes"}));
+  RETURN_IF_ERROR(Read(n, "models", "max_loaded_bytes", &c->max_loaded_bytes));
   RETURN_IF_ERROR(Read(n, "models", "repository", &c->repository));
   RETURN_IF_ERROR(Read(n, "models", "default", &c->default_model));
   RETURN_IF_ERROR(Read(n, "models", "poll_s", &c->poll_s));

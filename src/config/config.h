@@ -27,6 +27,7 @@ struct ModelsConfig {
   std::string repository = "models";  // relative to the config file's folder
   std::string default_model;          // served by POST /predict; empty = the only model
   int poll_s = 0;                     // rescan the repository this often; 0 = off
+  size_t max_loaded_bytes = 0;        // refuse loads past this much model memory; 0 = no limit
 };
 
 struct ScoringConfig {

@@ -455,6 +455,7 @@ void WriteIndex(JsonWriter& w, const std::vector<model::VersionStatus>& index,
     const bool serves = e != nullptr && e->versions.count(v.version) > 0;
     w.BeginObject().Key("name").String(v.model).Key("version").Int(v.version);
     w.Key("state").String(model::VersionStateName(v.state)).Key("serving").Bool(serves);
+    w.Key("size_bytes").Uint(v.size_bytes);
     if (!v.reason.empty()) w.Key("reason").String(v.reason);
     w.EndObject();
   }

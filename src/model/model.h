@@ -31,6 +31,9 @@ class Model {
   virtual std::string_view backend() const = 0;
   // Feature names stored in the model file, in column order; empty if none.
   virtual const std::vector<std::string>& feature_names() const = 0;
+  // Memory the loaded model holds, in bytes (exact for the native evaluator's
+  // arrays; for libxgboost, the size of its serialized model).
+  virtual size_t size_bytes() const = 0;
 
   // REQUIRES: rows.size() == n_rows * num_features(),
   //           out.size() == n_rows * num_outputs().

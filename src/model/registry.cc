@@ -160,6 +160,15 @@ Status Registry::SyncModel(const std::string& name, ModelRecord* record) {
     rec.state = VersionState::kLoading;
     PublishIndex();
     auto v = LoadVersion(dir, name, number);
+    if (v.ok() && options_.max_loaded_bytes > 0) {
+      const size_t total = LoadedBytes(rec.loaded.get()) + (*v)->model->size_bytes();
+      if (total > options_.max_loaded_bytes) {
+        v = FailedPrecondition(
+            "loading it would hold " + std::to_string(total) + " bytes of models, over "
+            "models.max_loaded_bytes (" + std::to_string(options_.max_loaded_bytes) +
+            "); unload a version or raise the limit");
+      }
+    }
     rec.fingerprint = print;
     CountLoad(name, v.ok());
     if (!v.ok()) {
@@ -185,6 +194,19 @@ Status Registry::SyncModel(const std::string& name, ModelRecord* record) {
   }
   if (!failures.empty()) return FailedPrecondition(failures);
   return Status::Ok();
+}
+
+size_t Registry::LoadedBytes(const ModelVersion* except) const {
+  size_t n = 0;
+  for (const auto& [name, record] : models_) {
+    for (const auto& [number, rec] : record.versions) {
+      if (rec.loaded != nullptr && rec.loaded.get() != except &&
+          rec.state != VersionState::kUnloaded) {
+        n += rec.loaded->model->size_bytes();
+      }
+    }
+  }
+  return n;
 }
 
 Status Registry::SyncPolicy(const std::string& name, ModelRecord* record) {
@@ -275,7 +297,8 @@ void Registry::PublishIndex() {
   std::vector<PolicyStatus> policies;
   for (const auto& [name, record] : models_) {
     for (const auto& [number, rec] : record.versions) {
-      index.push_back({name, number, rec.state, rec.reason});
+      index.push_back({name, number, rec.state, rec.reason,
+                       rec.loaded ? rec.loaded->model->size_bytes() : 0});
     }
     if (record.has_policy) {
       policies.push_back({name, record.policy_state, record.policy_reason, record.policy});

@@ -44,6 +44,7 @@ struct RegistryOptions {
   std::string path;           // the repository folder
   std::string default_model;  // behind POST /predict; empty: the only model
   int poll_s = 0;             // rescan the folder this often; 0: only on request
+  size_t max_loaded_bytes = 0;  // refuse a load that would hold more models; 0: no limit
   // Where rtml_model_loads_total{model,outcome} goes; null: not counted.
   observability::Registry* metrics = nullptr;
 };
@@ -65,6 +66,7 @@ struct VersionStatus {
   int64_t version = 0;
   VersionState state = VersionState::kLoading;
   std::string reason;  // why it FAILED, or what unloaded it
+  size_t size_bytes = 0;  // memory of the loaded version (0 when none is loaded)
 };
 
 // A model's serving.yaml: READY when in force, FAILED (with the reason)
@@ -134,6 +136,8 @@ class Registry {
   Status SyncModel(const std::string& name, ModelRecord* record);
   // REQUIRES: mu_ held, versions synced. Reads the model's serving.yaml.
   Status SyncPolicy(const std::string& name, ModelRecord* record);
+  // REQUIRES: mu_ held. Bytes of every loaded version but `except`.
+  size_t LoadedBytes(const ModelVersion* except) const;
   Result<std::shared_ptr<const ModelVersion>> LoadVersion(const std::string& dir,
                                                           const std::string& name,
                                                           int64_t version);

@@ -190,6 +190,28 @@ TEST_F(RegistryTest, StartUpFailsOnABadVersion) {
   EXPECT_NE(r.status().message().find("model.yaml lists 1"), std::string::npos);
 }
 
+TEST_F(RegistryTest, ALoadPastMaxLoadedBytesIsRefused) {
+  AddVersion("m", 1);
+  size_t one = 0;
+  {
+    auto r = Open();
+    ASSERT_NE(r, nullptr);
+    one = r->Current()->Find("m")->Get(1)->model->size_bytes();
+    ASSERT_GT(one, 1000u);
+    EXPECT_EQ(StatusOf(*r, "m", 1).size_bytes, one);
+  }
+  auto r = Registry::Open({.path = root_.string(), .max_loaded_bytes = one * 3 / 2}, &preparer_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  AddVersion("m", 2);
+  Status s = (*r)->LoadModel("m");
+  EXPECT_NE(s.message().find("over models.max_loaded_bytes"), std::string::npos) << s.message();
+  EXPECT_EQ(Serving(**r, "m"), (std::vector<int64_t>{1}));
+  // Replacing a version counts the new one instead of the old.
+  fs::remove_all(root_ / "m" / "2");
+  std::ofstream(root_ / "m" / "1" / "model.yaml") << kInputs << "# edited\n";
+  EXPECT_TRUE((*r)->LoadModel("m").ok());
+}
+
 TEST(WarmupRowsTest, UsesDefaultsThenBoundsThenZero) {
   auto schema = schema::InputSchema::Create(
       {{.name = "a", .default_value = 3.0}, {.name = "b", .min = 2.0, .max = 4.0},

@@ -240,4 +240,20 @@ Status TreeEnsemble::Predict(std::span<const float> rows, size_t n_rows,
   return Status::Ok();
 }
 
+namespace {
+template <typename T>
+size_t Bytes(const std::vector<T>& v) {
+  return v.capacity() * sizeof(T);
+}
+}  // namespace
+
+size_t TreeEnsemble::size_bytes() const {
+  size_t n = sizeof(*this) + Bytes(base_margin_) + Bytes(group_) + Bytes(p_feature_) +
+             Bytes(p_threshold_) + Bytes(p_default_right_) + Bytes(p_leaf_) + Bytes(n_root_) +
+             Bytes(n_left_) + Bytes(n_right_) + Bytes(n_feature_) + Bytes(n_value_) +
+             Bytes(n_default_left_) + Bytes(feature_names_);
+  for (const std::string& f : feature_names_) n += f.capacity();
+  return n;
+}
+
 }  // namespace rtml::model

@@ -66,6 +66,7 @@ class TreeEnsemble final : public Model {
   const std::vector<std::string>& feature_names() const override { return feature_names_; }
   Status Predict(std::span<const float> rows, size_t n_rows,
                  std::span<float> out) const override;
+  size_t size_bytes() const override;
 
   int num_trees() const { return num_trees_; }
   int depth() const { return depth_; }

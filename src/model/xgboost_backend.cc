@@ -27,6 +27,11 @@ Result<std::unique_ptr<XgboostModel>> XgboostModel::Load(const std::string& path
     return FailedPrecondition("libxgboost cannot load '" + path + "': " + XGBGetLastError());
   }
   if (XGBoosterSetParam(m->booster_, "nthread", "1") != 0) return XgbError("set nthread");
+  bst_ulong raw_len = 0;
+  const char* raw = nullptr;
+  if (XGBoosterSaveModelToBuffer(m->booster_, R"({"format": "ubj"})", &raw_len, &raw) == 0) {
+    m->size_bytes_ = static_cast<size_t>(raw_len);  // an estimate of what the booster holds
+  }
   bst_ulong nf = 0;
   if (XGBoosterGetNumFeature(m->booster_, &nf) != 0) return XgbError("num_feature");
   m->num_features_ = static_cast<int>(nf);

@@ -29,9 +29,11 @@ class XgboostModel final : public Model {
   const std::vector<std::string>& feature_names() const override { return feature_names_; }
   Status Predict(std::span<const float> rows, size_t n_rows,
                  std::span<float> out) const override;
+  size_t size_bytes() const override { return size_bytes_; }
 
  private:
   XgboostModel() = default;
+  size_t size_bytes_ = 0;
 
   void* booster_ = nullptr;  // BoosterHandle
   std::string objective_;

@@ -69,6 +69,9 @@ class RepositoryApiTest(unittest.TestCase):
         self.assertEqual(status, 200, body)
         self.assertEqual([(v["version"], v["state"], v["serving"]) for v in body["versions"]],
                          [(1, "READY", True), (2, "READY", True)])
+        self.assertTrue(all(v["size_bytes"] > 1000 for v in body["versions"]))
+        metrics = self.server.request("GET", "/metrics")[1]
+        self.assertRegex(metrics, r'rtml_model_memory_bytes\{model="binary",version="2"\} [1-9]')
         status, body, _ = self.predict("/v1/models/binary/versions/2/predict")
         self.assertEqual((status, body["version"]), (200, 2))
         status, body, _ = self.predict()
