@@ -44,6 +44,8 @@ struct BenchKafkaOptions {
 };
 int RunBenchKafka(const BenchKafkaOptions& options);
 int RunModelsInspect(const std::string& path);
+// The live repository of a running rtml (GET /v1/repository/index, /v1/stats).
+int RunModelsInspectLive(const std::string& url);
 int RunVersion();
 int RunBroker(int port, int partitions, int brokers, const std::vector<std::string>& topics);
 

@@ -73,12 +73,16 @@ int main(int argc, char** argv) {
 
   CLI::App* models_cmd = app.add_subcommand("models", "Work with models and repositories");
   models_cmd->require_subcommand(1);
-  std::string inspect_path;
+  std::string inspect_path, inspect_url;
   CLI::App* inspect_cmd = models_cmd->add_subcommand(
-      "inspect", "Describe a model file, a version folder, or a whole repository");
+      "inspect",
+      "Describe a model file, a version folder, or a whole repository (every version, its "
+      "state, and serving.yaml); with --url, a running rtml's live repository");
   inspect_cmd->add_option("path", inspect_path, "XGBoost JSON file, version folder or repository")
-      ->required()
       ->check(CLI::ExistingPath);
+  inspect_cmd->add_option("--url", inspect_url,
+                          "a running rtml (http://127.0.0.1:8080): its versions, states, "
+                          "policies and shadow agreement (the admin token from RTML_ADMIN_TOKEN)");
 
   CLI::App* version_cmd = app.add_subcommand("version", "Print rtml's version and libraries");
 
@@ -177,7 +181,14 @@ int main(int argc, char** argv) {
   }
   if (serve_cmd->parsed()) return rtml::cli::RunServe(serve);
   if (demo_cmd->parsed()) return rtml::cli::RunDemo(demo);
-  if (inspect_cmd->parsed()) return rtml::cli::RunModelsInspect(inspect_path);
+  if (inspect_cmd->parsed()) {
+    if (!inspect_url.empty()) return rtml::cli::RunModelsInspectLive(inspect_url);
+    if (inspect_path.empty()) {
+      std::fprintf(stderr, "rtml models inspect: give a PATH, or --url of a running rtml\n");
+      return 2;
+    }
+    return rtml::cli::RunModelsInspect(inspect_path);
+  }
   if (version_cmd->parsed()) return rtml::cli::RunVersion();
   return 0;
 }

@@ -1,11 +1,15 @@
 #include <simdjson.h>
 #include <xgboost/c_api.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "cli/commands.h"
 #include "model/repository.h"
+#include "model/serving_policy.h"
 #include "model/tree_ensemble.h"
 #include "model/xgboost_json.h"
 
@@ -56,6 +60,78 @@ int InspectFile(const std::string& path) {
   return 0;
 }
 
+void PrintPolicy(const model::ServingPolicy& p) {
+  if (p.default_version) std::printf("    default: %lld\n", static_cast<long long>(*p.default_version));
+  for (const auto& [label, v] : p.labels) {
+    std::printf("    label %s -> %lld\n", label.c_str(), static_cast<long long>(v));
+  }
+  for (const auto& [v, w] : p.traffic) {
+    std::printf("    traffic %lld: %llu/%llu (%.1f%%)\n", static_cast<long long>(v),
+                static_cast<unsigned long long>(w), static_cast<unsigned long long>(p.total_weight),
+                100.0 * w / p.total_weight);
+  }
+  if (!p.sticky_key.empty()) std::printf("    sticky key: %s\n", p.sticky_key.c_str());
+  for (int64_t v : p.shadow) std::printf("    shadow: %lld\n", static_cast<long long>(v));
+}
+
+// Every model and version of a repository, whether it loads (and why not),
+// and its serving.yaml: what `rtml serve` would make of the folder.
+int InspectRepository(const std::string& path) {
+  auto names = model::ListModelDirs(path);
+  if (!names.ok()) {
+    std::fprintf(stderr, "rtml models inspect: %s\n", names.status().message().c_str());
+    return 1;
+  }
+  int failed = 0;
+  for (const std::string& name : *names) {
+    std::printf("%s\n", name.c_str());
+    const std::string dir = (fs::path(path) / name).string();
+    auto versions = model::ListVersionDirs(dir);
+    if (!versions.ok()) {
+      std::printf("  FAILED: %s\n", versions.status().message().c_str());
+      ++failed;
+      continue;
+    }
+    std::vector<int64_t> loaded;
+    for (const auto& [number, version_dir] : *versions) {
+      auto v = model::LoadModelVersion(version_dir, name, number);
+      if (!v.ok()) {
+        std::printf("  version %lld: FAILED: %s\n", static_cast<long long>(number),
+                    v.status().message().c_str());
+        ++failed;
+        continue;
+      }
+      loaded.push_back(number);
+      PrintVersion(**v, false);
+    }
+    const fs::path serving = fs::path(dir) / "serving.yaml";
+    if (!fs::exists(serving)) {
+      if (!loaded.empty()) std::printf("  serving: the highest version (%lld)\n",
+                                       static_cast<long long>(loaded.back()));
+      continue;
+    }
+    std::ifstream in(serving);
+    std::stringstream text;
+    text << in.rdbuf();
+    auto policy = model::ParseServingPolicy(text.str(), serving.string());
+    if (!policy.ok()) {
+      std::printf("  serving.yaml: FAILED: %s\n", policy.status().message().c_str());
+      ++failed;
+      continue;
+    }
+    std::printf("  serving.yaml:\n");
+    PrintPolicy(*policy);
+    for (int64_t v : policy->NamedVersions()) {
+      if (std::find(loaded.begin(), loaded.end(), v) == loaded.end()) {
+        std::printf("  serving.yaml: FAILED: names version %lld, which does not load\n",
+                    static_cast<long long>(v));
+        ++failed;
+      }
+    }
+  }
+  return failed == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int RunModelsInspect(const std::string& path) {
@@ -73,16 +149,7 @@ int RunModelsInspect(const std::string& path) {
     PrintVersion(**v, false);
     return 0;
   }
-  auto repo = model::ModelRepository::Load(path, "");
-  if (!repo.ok()) {
-    std::fprintf(stderr, "rtml models inspect: %s\n", repo.status().message().c_str());
-    return 1;
-  }
-  for (const model::ModelEntry* e : (*repo)->models()) {
-    std::printf("%s\n", e->name.c_str());
-    for (const auto& [number, v] : e->versions) PrintVersion(*v, number == e->default_version);
-  }
-  return 0;
+  return InspectRepository(path);
 }
 
 int RunVersion() {

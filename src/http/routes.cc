@@ -111,6 +111,8 @@ void WriteInputs(JsonWriter& w, const model::ModelVersion& v) {
   w.EndArray();
 }
 
+void WritePolicy(JsonWriter& w, const model::ServingPolicy& p);
+
 void WriteModel(JsonWriter& w, const model::ModelEntry& e) {
   const model::ModelVersion& def = *e.Get(std::nullopt);
   w.BeginObject().Key("name").String(e.name).Key("default_version").Int(e.default_version);
@@ -129,6 +131,8 @@ void WriteModel(JsonWriter& w, const model::ModelEntry& e) {
     w.EndObject();
   }
   w.EndArray();
+  w.Key("serving_policy");
+  WritePolicy(w, e.policy);
   WriteInputs(w, def);  // the default version's inputs, at top level
   w.EndObject();
 }

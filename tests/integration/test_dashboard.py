@@ -52,7 +52,8 @@ class DashboardTest(unittest.TestCase):
         self.assertEqual(figure("latency-path"), "stream")
         self.assertEqual(figure("latency-what"), "busiest path: poll → producer, per event")
         self.assertRegex(figure("lag"), r"^\d+$")
-        self.assertIn("<td>fraud (default)</td>", dom)
+        self.assertIn("<td>fraud (default)</td><td>1 native READY</td><td>1</td>", dom)
+        self.assertIn('<table id="shadow">', dom)
         self.assertEqual(figure("drift-status"), "alert")
         self.assertGreater(float(figure("drift-worst")), 0.25)
         self.assertRegex(figure("drift-worst-series"), r"^[a-z_0-9]+$")  # an input's name

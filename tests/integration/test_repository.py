@@ -10,7 +10,7 @@ import tempfile
 import threading
 import unittest
 
-from harness import REPO, Server, fraud_demo_config, wait_for
+from harness import REPO, Server, fraud_demo_config, run_rtml, wait_for
 
 PARITY = os.path.join(REPO, "tests", "testdata", "parity", "xgb-debian")
 INPUTS = """inputs:
@@ -70,6 +70,10 @@ class RepositoryApiTest(unittest.TestCase):
         self.assertEqual([(v["version"], v["state"], v["serving"]) for v in body["versions"]],
                          [(1, "READY", True), (2, "READY", True)])
         self.assertTrue(all(v["size_bytes"] > 1000 for v in body["versions"]))
+        r = run_rtml("models", "inspect", "--url", f"http://127.0.0.1:{self.server.port}",
+                     check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("needs the admin token: set RTML_ADMIN_TOKEN", r.stderr)
         metrics = self.server.request("GET", "/metrics")[1]
         self.assertRegex(metrics, r'rtml_model_memory_bytes\{model="binary",version="2"\} [1-9]')
         status, body, _ = self.predict("/v1/models/binary/versions/2/predict")
@@ -97,6 +101,10 @@ class RepositoryApiTest(unittest.TestCase):
         self.assertEqual((status, body["error"]["reason"]), (404, "unknown_version"))
         metrics = self.server.request("GET", "/metrics")[1]
         self.assertRegex(metrics, r'rtml_model_loads_total\{model="binary",outcome="failed"\} [1-9]')
+        r = run_rtml("models", "inspect", self.root, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("version 4: FAILED: ", r.stdout)
+        self.assertIn("6 features but model.yaml lists 2", r.stdout)
         shutil.rmtree(os.path.join(self.root, "binary", "3"))
         shutil.rmtree(os.path.join(self.root, "binary", "4"))
         self.assertEqual(self.load()[0], 200)
@@ -273,6 +281,8 @@ class ShadowTest(unittest.TestCase):
                 wait_for(lambda: self.shadow_rows(server) >= len(rows), 30, "the shadow to catch up")
                 stats = server.request("GET", "/v1/stats")[1]["shadow"]
                 metrics = server.request("GET", "/metrics")[1]
+                live = run_rtml("models", "inspect", "--url", f"http://127.0.0.1:{server.port}")
+                offline = run_rtml("models", "inspect", root)
                 # The truth: version 2's own answers to the same rows, asked directly.
                 status, body, _ = server.request("POST", "/v1/models/binary/versions/2/predict",
                                                  {"instances": [r["features"] for r in rows]})
@@ -294,6 +304,11 @@ class ShadowTest(unittest.TestCase):
                         in metrics)
         self.assertRegex(metrics, r'rtml_requests_total\{model="binary",version="2",'
                                   r'path="shadow",outcome="ok"\} 30[0-9]')
+        self.assertIn("version 1: READY, serving", live.stdout)
+        self.assertIn('"shadow":[2]', live.stdout)
+        self.assertRegex(live.stdout, r"shadow version 2 against 1: 300 rows, mean \|diff\| "
+                                      r"[\d.]+, decisions differ [\d.]+%")
+        self.assertIn("serving.yaml:\n    default: 1\n    shadow: 2", offline.stdout)
 
     @staticmethod
     def shadow_rows(server):
