@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -92,6 +93,17 @@ int InspectRepository(const std::string& path) {
       ++failed;
       continue;
     }
+    const fs::path serving = fs::path(dir) / "serving.yaml";
+    std::optional<Result<model::ServingPolicy>> policy;
+    if (fs::exists(serving)) {
+      std::ifstream in(serving);
+      std::stringstream text;
+      text << in.rdbuf();
+      policy = model::ParseServingPolicy(text.str(), serving.string());
+    }
+    const int64_t highest = versions->empty() ? 0 : versions->rbegin()->first;
+    const int64_t default_version =
+        policy && policy->ok() ? (**policy).default_version.value_or(highest) : highest;
     std::vector<int64_t> loaded;
     for (const auto& [number, version_dir] : *versions) {
       auto v = model::LoadModelVersion(version_dir, name, number);
@@ -102,26 +114,21 @@ int InspectRepository(const std::string& path) {
         continue;
       }
       loaded.push_back(number);
-      PrintVersion(**v, false);
+      PrintVersion(**v, number == default_version);
     }
-    const fs::path serving = fs::path(dir) / "serving.yaml";
-    if (!fs::exists(serving)) {
+    if (!policy) {
       if (!loaded.empty()) std::printf("  serving: the highest version (%lld)\n",
-                                       static_cast<long long>(loaded.back()));
+                                       static_cast<long long>(highest));
       continue;
     }
-    std::ifstream in(serving);
-    std::stringstream text;
-    text << in.rdbuf();
-    auto policy = model::ParseServingPolicy(text.str(), serving.string());
-    if (!policy.ok()) {
-      std::printf("  serving.yaml: FAILED: %s\n", policy.status().message().c_str());
+    if (!policy->ok()) {
+      std::printf("  serving.yaml: FAILED: %s\n", policy->status().message().c_str());
       ++failed;
       continue;
     }
     std::printf("  serving.yaml:\n");
-    PrintPolicy(*policy);
-    for (int64_t v : policy->NamedVersions()) {
+    PrintPolicy(**policy);
+    for (int64_t v : (*policy)->NamedVersions()) {
       if (std::find(loaded.begin(), loaded.end(), v) == loaded.end()) {
         std::printf("  serving.yaml: FAILED: names version %lld, which does not load\n",
                     static_cast<long long>(v));

@@ -7,6 +7,8 @@
 
 #include <chrono>
 
+#include "common/threads.h"
+
 namespace rtml::http {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -138,6 +140,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
 BackgroundWorker::BackgroundWorker() {
   thread_ = std::thread([this] {
+    LowerThisThreadPriority();  // its work must not compete with the loops
     std::unique_lock lock(mu_);
     while (true) {
       cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });

@@ -9,6 +9,7 @@
 #include <sstream>
 
 
+#include "common/threads.h"
 #include "observability/log.h"
 
 namespace rtml::model {
@@ -103,9 +104,10 @@ Result<std::unique_ptr<Registry>> Registry::Open(RegistryOptions options,
                               "', which is not in " + r->options_.path);
   }
   RETURN_IF_ERROR(r->Publish());
-  if (r->options_.poll_s > 0) r->poller_ = std::thread([p = r.get()] { p->PollLoop(); });
+  r->background_ = std::thread([p = r.get()] { p->BackgroundLoop(); });
   return r;
 }
+
 
 Registry::~Registry() {
   {
@@ -113,7 +115,7 @@ Registry::~Registry() {
     stopping_ = true;
   }
   poll_cv_.notify_all();
-  if (poller_.joinable()) poller_.join();
+  if (background_.joinable()) background_.join();
 }
 
 std::shared_ptr<const ModelRepository> Registry::Current() const {
@@ -285,6 +287,7 @@ Status Registry::Publish() {
                                                      options_.path, /*live=*/true));
   {
     std::lock_guard lock(current_mu_);
+    if (current_ != nullptr) retired_.push_back(std::move(current_));
     current_ = std::move(repo);
   }
   generation_.fetch_add(1, std::memory_order_acq_rel);
@@ -381,13 +384,32 @@ std::vector<VersionStatus> Registry::Index() const {
   return index_;
 }
 
-void Registry::PollLoop() {
+void Registry::Reap() {
+  std::vector<std::shared_ptr<const ModelRepository>> unused;
+  {
+    std::lock_guard lock(current_mu_);
+    auto held = std::partition(retired_.begin(), retired_.end(),
+                               [](const auto& r) { return r.use_count() > 1; });
+    unused.assign(std::make_move_iterator(held), std::make_move_iterator(retired_.end()));
+    retired_.erase(held, retired_.end());
+  }
+  // `unused` goes out of scope here, off the lock: its versions are freed on
+  // this thread (a version shared with the current snapshot lives on).
+}
+
+void Registry::BackgroundLoop() {
+  LowerThisThreadPriority();
+  using Clock = std::chrono::steady_clock;
+  auto next_poll = Clock::now() + std::chrono::seconds(options_.poll_s);
   std::unique_lock lock(poll_mu_);
-  while (!poll_cv_.wait_for(lock, std::chrono::seconds(options_.poll_s),
-                            [this] { return stopping_; })) {
+  while (!poll_cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stopping_; })) {
     lock.unlock();
-    Status s = Rescan();
-    if (!s.ok()) Log().debug("poll: {}", s.message());
+    Reap();
+    if (options_.poll_s > 0 && Clock::now() >= next_poll) {
+      Status s = Rescan();
+      if (!s.ok()) Log().debug("poll: {}", s.message());
+      next_poll = Clock::now() + std::chrono::seconds(options_.poll_s);
+    }
     lock.lock();
   }
 }

@@ -15,8 +15,11 @@
 // in its folder changed size or modification time.
 //
 // Readers hold a snapshot (std::shared_ptr) for as long as they use it: a
-// request or a stream batch finishes on the versions it started with, and a
-// retired version is freed when its last holder lets go.
+// request or a stream batch finishes on the versions it started with. A
+// replaced snapshot is kept by the Registry until nobody else holds it and
+// then freed on the Registry's reaper thread, never on a serving thread
+// (freeing a model's arrays mid-request was a latency spike). Loads and the
+// reaper run at a lower CPU priority (nice 10) than the serving threads.
 // Thread-safety: Current(), generation() and Index() from any thread;
 // LoadModel(), UnloadModel() and Rescan() from any thread, one at a time
 // (they serialize on an internal mutex and may take as long as loading does).
@@ -146,7 +149,10 @@ class Registry {
   // REQUIRES: mu_ held. Copies the states for Index().
   void PublishIndex();
   void CountLoad(const std::string& model, bool ok);
-  void PollLoop();
+  // The poller's and reaper's thread: rescans every poll_s (when set) and
+  // frees retired snapshots nobody holds, every 200 ms.
+  void BackgroundLoop();
+  void Reap();
 
   const RegistryOptions options_;
   VersionPreparer* preparer_;
@@ -156,13 +162,15 @@ class Registry {
   std::vector<VersionStatus> index_;
   std::vector<PolicyStatus> policies_;
   std::map<std::pair<std::string, bool>, observability::Counter*> load_counters_;  // mu_
-  mutable std::mutex current_mu_;  // guards current_ (held for a pointer copy)
+  mutable std::mutex current_mu_;  // guards current_ and retired_
   std::shared_ptr<const ModelRepository> current_;
+  std::vector<std::shared_ptr<const ModelRepository>> retired_;  // replaced, maybe still held
   std::atomic<uint64_t> generation_{0};
   std::mutex poll_mu_;
   std::condition_variable poll_cv_;
   bool stopping_ = false;  // GUARDED_BY(poll_mu_)
-  std::thread poller_;
+  std::thread background_;
 };
+
 
 }  // namespace rtml::model

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/threads.h"
 #include "observability/log.h"
 #include "pipeline/scorer.h"
 
@@ -50,6 +51,7 @@ void ShadowRunner::Drain() {
 }
 
 void ShadowRunner::Run() {
+  LowerThisThreadPriority();  // a shadow never competes with what answers
   std::unique_lock lock(mu_);
   while (true) {
     cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
