@@ -40,11 +40,31 @@ std::string Fingerprint(const std::string& dir) {
   return out;
 }
 
+// model.yaml's warmup rows when it has them, else rows made from the schema.
+std::vector<float> WarmupRowsFor(const ModelVersion& v, size_t* n_rows) {
+  if (v.spec.warmup.empty()) {
+    *n_rows = kWarmupRows;
+    return WarmupRows(v.schema, kWarmupRows);
+  }
+  const std::vector<float> base = WarmupRows(v.schema, 1);
+  std::vector<float> rows;
+  for (const auto& given : v.spec.warmup) {
+    const size_t at = rows.size();
+    rows.insert(rows.end(), base.begin(), base.end());
+    for (const auto& [name, value] : given) {
+      rows[at + v.schema.IndexOf(name)] = static_cast<float>(value);
+    }
+  }
+  *n_rows = v.spec.warmup.size();
+  return rows;
+}
+
 Status Warmup(const ModelVersion& v) {
   const Model& m = *v.model;
-  std::vector<float> rows = WarmupRows(v.schema, kWarmupRows);
-  std::vector<float> out(kWarmupRows * m.num_outputs());
-  RETURN_IF_ERROR(m.Predict(rows, kWarmupRows, out).Annotate("warm-up"));
+  size_t n = 0;
+  std::vector<float> rows = WarmupRowsFor(v, &n);
+  std::vector<float> out(n * m.num_outputs());
+  RETURN_IF_ERROR(m.Predict(rows, n, out).Annotate("warm-up"));
   for (float x : out) {
     if (std::isnan(x)) return FailedPrecondition("warm-up: the model answered NaN");
   }

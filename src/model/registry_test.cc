@@ -212,6 +212,17 @@ TEST_F(RegistryTest, ALoadPastMaxLoadedBytesIsRefused) {
   EXPECT_TRUE((*r)->LoadModel("m").ok());
 }
 
+TEST_F(RegistryTest, WarmupRowsFromModelYamlMustNameInputs) {
+  AddVersion("m", 1, std::string(kInputs) + "warmup:\n  - {f0: 1, f1: 2.5}\n  - {f5: 3}\n");
+  auto r = Open();
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->Current()->Find("m")->Get(1)->spec.warmup.size(), 2u);
+  AddVersion("m", 2, std::string(kInputs) + "warmup:\n  - {nope: 1}\n");
+  Status s = r->LoadModel("m");
+  EXPECT_NE(s.message().find("'nope' is not an input"), std::string::npos) << s.message();
+  EXPECT_EQ(Serving(*r, "m"), (std::vector<int64_t>{1}));
+}
+
 TEST(WarmupRowsTest, UsesDefaultsThenBoundsThenZero) {
   auto schema = schema::InputSchema::Create(
       {{.name = "a", .default_value = 3.0}, {.name = "b", .min = 2.0, .max = 4.0},

@@ -111,6 +111,32 @@ Status CheckAgreement(const ModelSpec& spec, const Model& m) {
 
 Result<ModelSpec> SpecFromYaml(const YAML::Node& root, std::string_view where);
 
+// warmup: [{name: value, ...}, ...]; every name must be an input.
+Status ParseWarmup(const YAML::Node& n, const std::string& where, ModelSpec* spec) {
+  if (!n) return Status::Ok();
+  if (!n.IsSequence()) return FailedPrecondition(where + ": give a list of rows (name: value)");
+  for (size_t i = 0; i < n.size(); ++i) {
+    const std::string w = where + "[" + std::to_string(i) + "]";
+    if (!n[i].IsMap()) return FailedPrecondition(w + ": a row is a mapping of input: value");
+    auto& row = spec->warmup.emplace_back();
+    for (const auto& kv : n[i]) {
+      const std::string name = kv.first.Scalar();
+      const bool known = std::any_of(spec->inputs.begin(), spec->inputs.end(),
+                                     [&](const schema::FeatureSpec& f) { return f.name == name; });
+      if (!known) return FailedPrecondition(w + ": '" + name + "' is not an input");
+      double v = 0;
+      try {
+        v = kv.second.Scalar() == "true" ? 1 : kv.second.Scalar() == "false" ? 0
+                                                                              : kv.second.as<double>();
+      } catch (const YAML::Exception&) {
+        return FailedPrecondition(w + "." + name + ": a number or true/false");
+      }
+      row.emplace_back(name, v);
+    }
+  }
+  return Status::Ok();
+}
+
 std::string_view OutputKindName(OutputKind kind) {
   switch (kind) {
     case OutputKind::kProbability: return "probability";
@@ -129,7 +155,7 @@ Result<ModelSpec> SpecFromYaml(const YAML::Node& root, std::string_view where) {
   const std::string w(where);
   if (!root.IsMap()) return FailedPrecondition(w + ": must be a mapping");
   RETURN_IF_ERROR(CheckKeys(root, w, {"backend", "file", "description", "output", "inputs",
-                                      "unknown_features", "feature_service"}));
+                                      "unknown_features", "feature_service", "warmup"}));
   ModelSpec spec;
   RETURN_IF_ERROR(Read(root, w, "backend", &spec.backend));
   if (spec.backend != "native" && spec.backend != "xgboost") {
@@ -157,6 +183,7 @@ Result<ModelSpec> SpecFromYaml(const YAML::Node& root, std::string_view where) {
                      ParseInput(inputs[i], w + ".inputs[" + std::to_string(i) + "]"));
     spec.inputs.push_back(std::move(f));
   }
+  RETURN_IF_ERROR(ParseWarmup(root["warmup"], w + ".warmup", &spec));
   return spec;
 }
 

@@ -43,6 +43,10 @@ struct ModelSpec {
   // A feature service whose features fill the inputs a request leaves out,
   // looked up by the entity keys the request carries (see pipeline/scorer.h).
   std::string feature_service;
+  // Rows run through a new version before it serves (`warmup:` in model.yaml,
+  // each a mapping of input name to value; inputs left out take their
+  // default or the middle of their bounds). Empty: rows made from the schema.
+  std::vector<std::vector<std::pair<std::string, double>>> warmup;
 };
 
 // Parses model.yaml text. `where` names it in errors.
