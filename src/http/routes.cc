@@ -583,14 +583,17 @@ void Routes::Stats(Response& res) {
   SetJson(res, bhttp::status::ok);
 }
 
-void Routes::HandleUnreadable(bhttp::status status, std::string_view why, Response& res) {
-  if (status == bhttp::status::payload_too_large) {
-    Error(Status(StatusCode::kPayloadTooLarge, "request body is larger than http.max_body_bytes",
-                 "body_too_large"),
-          res);
-  } else {
-    Error(InvalidArgument("unreadable HTTP request: " + std::string(why), "bad_request"), res);
-  }
+void Routes::HandleUnreadable(bhttp::status status, std::string_view why,
+                              std::string_view target, Response& res) {
+  const Status s = status == bhttp::status::payload_too_large
+                       ? Status(StatusCode::kPayloadTooLarge,
+                                "request body is larger than http.max_body_bytes",
+                                "body_too_large")
+                       : InvalidArgument("unreadable HTTP request: " + std::string(why),
+                                         "bad_request");
+  std::vector<std::string_view> path;  // Feast's routes answer in Feast's shape
+  PathSegments(target, &path);
+  feast::OpFor(path) ? FeastError(s, res) : Error(s, res);
   CountResponse(res.result_int());
 }
 

@@ -59,7 +59,8 @@ class Routes final : public Handler {
 
   std::unique_ptr<ThreadState> NewThreadState() override;
   Deferred Handle(const Request& req, Response& res, ThreadState& state) override;
-  void HandleUnreadable(bhttp::status status, std::string_view why, Response& res) override;
+  void HandleUnreadable(bhttp::status status, std::string_view why, std::string_view target,
+                        Response& res) override;
 
  private:
   std::string_view ModelForLog(const std::vector<std::string_view>& path,

@@ -82,7 +82,10 @@ class Session : public std::enable_shared_from_this<Session> {
       const bhttp::status status = ec == bhttp::error::body_limit
                                        ? bhttp::status::payload_too_large
                                        : bhttp::status::bad_request;
-      handler_->HandleUnreadable(status, ec.message(), res_);
+      // The start line may be read even when a header field failed (an
+      // oversized Content-Length fails while the fields are parsed).
+      const std::string_view target = parser_->get().target();
+      handler_->HandleUnreadable(status, ec.message(), target, res_);
       res_.keep_alive(false);
       return Write();
     }

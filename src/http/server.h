@@ -65,7 +65,9 @@ class Handler {
   // Must not throw or block.
   virtual Deferred Handle(const Request& req, Response& res, ThreadState& state) = 0;
   // Fills `res` for a request that could not be read (`status` 400 or 413).
-  virtual void HandleUnreadable(bhttp::status status, std::string_view why, Response& res) = 0;
+  // `target` is the request's target when its header was read, else empty.
+  virtual void HandleUnreadable(bhttp::status status, std::string_view why,
+                                std::string_view target, Response& res) = 0;
 };
 
 // One background thread running Deferred jobs in order.

@@ -39,7 +39,8 @@ class SlowHandler : public Handler {
       r.body() = "slow";
     };
   }
-  void HandleUnreadable(bhttp::status status, std::string_view, Response& res) override {
+  void HandleUnreadable(bhttp::status status, std::string_view, std::string_view,
+                        Response& res) override {
     res.result(status);
   }
 

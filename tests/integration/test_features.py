@@ -166,6 +166,29 @@ class FeatureStoreHttpTest:
         status, resp, _ = self.server.request("POST", "/push", push_body(rows[:1]))
         self.assertEqual((status, resp["written"]), (200, 1))
 
+    def oversized(self, path):
+        """Announces a body over http.max_body_bytes (1 MiB) and waits for the
+        answer before sending it, as clients that send Expect: 100-continue do."""
+        conn = self.server.connection()
+        try:
+            conn.putrequest("POST", path)
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Content-Length", str(2 << 20))
+            conn.putheader("Expect", "100-continue")
+            conn.endheaders()
+            resp = conn.getresponse()
+            return resp.status, json.loads(resp.read())
+        finally:
+            conn.close()
+
+    def test_feast_routes_refuse_oversized_bodies_in_feasts_shape(self):
+        status, body = self.oversized("/write-to-online-store")
+        detail = json.loads(body)
+        self.assertEqual((status, detail["class"], detail["reason"]), (413, "FeastError",
+                                                                       "body_too_large"))
+        status, body = self.oversized("/v1/features/push")
+        self.assertEqual((status, body["error"]["reason"]), (413, "body_too_large"))
+
     def test_feast_vector_search_routes_say_there_is_none(self):
         for path in ("/retrieve-online-documents", "/search"):
             status, resp, _ = self.server.request("POST", path, {"features": [], "top_k": 1})
