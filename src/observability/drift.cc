@@ -204,7 +204,7 @@ std::vector<DriftScore> DriftMonitor::Psi() const {
     });
     uint64_t total = 0;
     for (uint64_t c : counts) total += c;
-    if (total == 0) continue;
+    if (total == 0 || total < options_.min_rows) continue;
     out.push_back({s < features_.size() ? features_[s] : "prediction",
                    observability::Psi(bins_[s].proportions, counts)});
   }

@@ -37,6 +37,9 @@ struct DriftOptions {
   double alert = 0.25;
   int bins = 10;
   size_t check_every_rows = 1000;  // each thread re-checks the thresholds this often
+  // A series gets no PSI until its window holds this many rows: over a few
+  // dozen rows PSI is noise (one bin's chance swing reads as drift).
+  size_t min_rows = 200;
 };
 
 // Bins of one series: bin k holds x <= edges[k] (past the last edge: the last

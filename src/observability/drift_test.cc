@@ -66,6 +66,17 @@ TEST(DriftMonitorTest, TheWindowSlides) {
   EXPECT_LT(PsiOf(m.Psi(), "a"), 0.1);
 }
 
+TEST(DriftMonitorTest, NoPsiUntilTheWindowHoldsMinRows) {
+  FakeClock clock(1'000'000'000);
+  DriftMonitor m("m", 1, {"a", "b", "c"}, std::nullopt, {.reference_rows = 5000}, clock);
+  std::mt19937 rng(4);
+  Feed(m, rng, 5000, 0);
+  Feed(m, rng, 199, 3.0);  // shifted, but too few rows to say so
+  EXPECT_TRUE(m.Psi().empty());
+  Feed(m, rng, 1, 3.0);
+  EXPECT_GT(PsiOf(m.Psi(), "a"), 0.25);
+}
+
 TEST(DriftMonitorTest, ReadsAReferenceFile) {
   const char* json = R"({"features": {
       "a": {"edges": [0], "proportions": [0.5, 0.5, 0]},
