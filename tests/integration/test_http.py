@@ -177,7 +177,12 @@ class FraudDemoTest(unittest.TestCase):
             self.assertGreater(w["rate_per_s"], 0)
             self.assertTrue(0 < w["p50_ms"] <= w["p95_ms"] <= w["p99_ms"] <= w["max_ms"], w)
         self.assertGreaterEqual(stats["http_errors"]["1m"]["count"], 1)
-        # The fraud model ships a drift reference: PSI is computed from the first rows.
+        # The fraud model ships a drift reference: PSI is computed once the
+        # window holds 200 rows.
+        row = readme_request()["features"]
+        self.assertEqual(self.server.request("POST", "/predict",
+                                             {"instances": [row] * 200})[0], 200)
+        stats = self.server.request("GET", "/v1/stats")[1]
         series = {d["series"]: d["psi"] for d in stats["drift"] if d["model"] == "fraud"}
         self.assertIn("prediction", series)
         self.assertIn("amount", series)
