@@ -220,14 +220,7 @@ Deferred Routes::Route(const Request& req, Response& res, ThreadState& state) {
   const std::vector<std::string_view>& p = static_cast<Scratch&>(state).segments;
   const bool get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
   const bool post = req.method() == bhttp::verb::post;
-  auto wrong_method = [&](const char* allow, bool feast = false) {
-    res.set(bhttp::field::allow, allow);
-    Status s(StatusCode::kMethodNotAllowed,
-             std::string(req.method_string()) + " is not allowed on " +
-                 std::string(req.target()) + " (use " + allow + ")",
-             "method_not_allowed");
-    feast ? FeastError(s, res) : Error(s, res);
-  };
+  auto wrong_method = [&](const char* allow) { WrongMethod(req, allow, false, res); };
   if (p.size() == 1 && p[0] == "predict") {
     post ? Predict(req, "", "", res, state) : wrong_method("POST");
   } else if (p.size() == 4 && p[0] == "v1" && p[1] == "models" && p[3] == "predict") {
@@ -240,31 +233,19 @@ Deferred Routes::Route(const Request& req, Response& res, ThreadState& state) {
     post ? Predict(req, p[2], "", res, state, p[4]) : wrong_method("POST");
   } else if ((p.size() == 2 || p.size() == 3) && p[0] == "v1" && p[1] == "models") {
     get ? ListModels(p.size() == 3 ? p[2] : "", res) : wrong_method("GET");
-  } else if (p.size() == 3 && p[0] == "v1" && p[1] == "repository" && p[2] == "index") {
-    if (!get) return wrong_method("GET"), Deferred();
-    if (Status s = CheckAdmin(req, res); !s.ok()) return Error(s, res), Deferred();
-    RepositoryIndex(res);
-  } else if (p.size() == 5 && p[0] == "v1" && p[1] == "repository" && p[2] == "models" &&
-             (p[4] == "load" || p[4] == "unload")) {
-    if (!post) return wrong_method("POST"), Deferred();
-    if (Status s = CheckAdmin(req, res); !s.ok()) return Error(s, res), Deferred();
-    return RepositoryChange(req, std::string(p[3]), p[4] == "load", res);
+  } else if (p.size() >= 3 && p[0] == "v1" && p[1] == "repository") {
+    return RepositoryRoute(req, res);
   } else if (auto op = feast::OpFor(p)) {
-    const bool ok = *op == feast::Op::kHealth ? get : post;
-    if (!ok) return wrong_method(feast::MethodFor(*op), /*feast=*/true), Deferred();
-    const bool writes = *op != feast::Op::kHealth && *op != feast::Op::kGetOnlineFeatures &&
-                        *op != feast::Op::kVectorSearch;
-    if (Status s = writes ? CheckAdmin(req, res) : Status::Ok(); !s.ok()) {
-      return FeastError(s, res), Deferred();
-    }
-    return FeastRoute(*op, req, res, state);
+    return FeastDispatch(*op, req, res, state);
   } else if (p.size() == 3 && p[0] == "v1" && p[1] == "features" &&
              (p[2] == "push" || p[2] == "get-online-features")) {
-    if (!post) return wrong_method("POST"), Deferred();
-    if (Status s = p[2] == "push" ? CheckAdmin(req, res) : Status::Ok(); !s.ok()) {
-      return Error(s, res), Deferred();
+    if (!post) {
+      wrong_method("POST");
+    } else if (Status s = p[2] == "push" ? CheckAdmin(req, res) : Status::Ok(); !s.ok()) {
+      Error(s, res);
+    } else {
+      FeatureApi(req, p.back(), res, state);
     }
-    FeatureApi(req, p.back(), res, state);
   } else if (p.size() == 2 && p[0] == "v1" && p[1] == "features") {
     get ? ListFeatures(res) : wrong_method("GET");
   } else if (p.size() == 1 && p[0] == "favicon.ico") {
@@ -308,6 +289,58 @@ void Routes::Predict(const Request& req, std::string_view model, std::string_vie
   Status s = scorer_.ScoreJson(target, req.body(), &scratch.score, &res.body());
   if (!s.ok()) return Error(s, res);
   SetJson(res, bhttp::status::ok);
+}
+
+// 405 with the Allow header, in rtml's error shape or Feast's.
+void Routes::WrongMethod(const Request& req, const char* allow, bool feast, Response& res) {
+  res.set(bhttp::field::allow, allow);
+  Status s(StatusCode::kMethodNotAllowed,
+           std::string(req.method_string()) + " is not allowed on " + std::string(req.target()) +
+               " (use " + allow + ")",
+           "method_not_allowed");
+  feast ? FeastError(s, res) : Error(s, res);
+}
+
+// /v1/repository/index and /v1/repository/models/{name}/load|unload, admin only.
+Deferred Routes::RepositoryRoute(const Request& req, Response& res) {
+  std::vector<std::string_view> p;
+  PathSegments(req.target(), &p);
+  const bool index = p.size() == 3 && p[2] == "index";
+  const bool change = p.size() == 5 && p[2] == "models" && (p[4] == "load" || p[4] == "unload");
+  const bhttp::verb want = index ? bhttp::verb::get : bhttp::verb::post;
+  if (!index && !change) {
+    Error(NotFound("no route for " + std::string(req.target()) +
+                       " (GET /v1/repository/index, POST /v1/repository/models/{name}/load "
+                       "or /unload)",
+                   "not_found"),
+          res);
+  } else if (req.method() != want && !(index && req.method() == bhttp::verb::head)) {
+    WrongMethod(req, index ? "GET" : "POST", /*feast=*/false, res);
+  } else if (Status s = CheckAdmin(req, res); !s.ok()) {
+    Error(s, res);
+  } else if (index) {
+    RepositoryIndex(res);
+  } else {
+    return RepositoryChange(req, std::string(p[3]), p[4] == "load", res);
+  }
+  return {};
+}
+
+// Feast's routes: the method each takes, the admin token for writes.
+Deferred Routes::FeastDispatch(feast::Op op, const Request& req, Response& res,
+                               ThreadState& state) {
+  const bool get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
+  const bool post = req.method() == bhttp::verb::post;
+  const bool writes = op != feast::Op::kHealth && op != feast::Op::kGetOnlineFeatures &&
+                      op != feast::Op::kVectorSearch;
+  if (!(op == feast::Op::kHealth ? get : post)) {
+    WrongMethod(req, feast::MethodFor(op), /*feast=*/true, res);
+  } else if (Status s = writes ? CheckAdmin(req, res) : Status::Ok(); !s.ok()) {
+    FeastError(s, res);
+  } else {
+    return FeastRoute(op, req, res, state);
+  }
+  return {};
 }
 
 features::StoreSession& Routes::StoreSessionOf(ThreadState& state) const {

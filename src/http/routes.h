@@ -80,6 +80,9 @@ class Routes final : public Handler {
   void RepositoryIndex(Response& res);
   Deferred RepositoryChange(const Request& req, std::string model, bool load, Response& res);
   void FeatureApi(const Request& req, std::string_view op, Response& res, ThreadState& state);
+  void WrongMethod(const Request& req, const char* allow, bool feast, Response& res);
+  Deferred RepositoryRoute(const Request& req, Response& res);
+  Deferred FeastDispatch(feast::Op op, const Request& req, Response& res, ThreadState& state);
   Deferred FeastRoute(feast::Op op, const Request& req, Response& res, ThreadState& state);
   void FeastNow(feast::Op op, const Request& req, Response& res, ThreadState& state);
   Deferred MaterializeLater(bool incremental, const Request& req, std::string request_id);
