@@ -98,6 +98,13 @@ class EntityWindows {
   int64_t latest_us() const { return latest_us_; }
   bool empty() const { return latest_us_ == INT64_MIN; }
 
+  // The state as bytes (only the tiles a window can still reach), to keep
+  // in a store; Parse() rebuilds it for the same layout. Parse fails on bytes
+  // it did not write, or written for another layout.
+  std::string Serialize() const;
+  static Result<EntityWindows> Parse(std::shared_ptr<const WindowLayout> layout,
+                                     std::string_view bytes);
+
  private:
   struct Partial {  // one column's aggregate over one tile
     uint64_t count = 0;

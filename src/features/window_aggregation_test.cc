@@ -180,6 +180,39 @@ TEST(WindowAggregationTest, WindowsEndAtTheTileBeforeTheirStart) {
   EXPECT_EQ(out[0], 0);
 }
 
+TEST(WindowAggregationTest, StateSurvivesSerializeAndParse) {
+  auto layout = Layout(/*lateness=*/600 * kS);
+  std::mt19937_64 rng(11);
+  EntityWindows a(layout), b(layout);
+  int64_t t = 1'764'000'000 * kS;
+  auto event = [&] {
+    t += static_cast<int64_t>(rng() % (90 * kS));
+    return std::pair{t - static_cast<int64_t>(rng() % (300 * kS)),
+                     std::vector<double>{std::uniform_real_distribution<double>(0, 500)(rng),
+                                         static_cast<double>(rng() % 30)}};
+  };
+  for (int i = 0; i < 2000; ++i) {
+    auto [ts, v] = event();
+    a.Add(ts, v);
+    b.Add(ts, v);
+  }
+  auto parsed = EntityWindows::Parse(layout, a.Serialize());
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  for (int i = 0; i < 500; ++i) {  // the same events after the round trip: the same state
+    auto [ts, v] = event();
+    EXPECT_EQ(parsed->Add(ts, v), b.Add(ts, v));
+  }
+  std::vector<double> x(layout->n_outputs()), y(layout->n_outputs());
+  parsed->Read(t, x);
+  b.Read(t, y);
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_TRUE(x[i] == y[i] || (std::isnan(x[i]) && std::isnan(y[i]))) << i;
+  }
+  EXPECT_FALSE(EntityWindows::Parse(layout, "junk").ok());
+  auto other = WindowLayout::Create(1, {{.column = 0, .function = AggFunction::kLast}}, 0);
+  EXPECT_FALSE(EntityWindows::Parse(*other, a.Serialize()).ok());
+}
+
 TEST(WindowAggregationTest, DurationsTilesAndErrors) {
   EXPECT_EQ(*ParseDuration("90s"), 90 * kS);
   EXPECT_EQ(*ParseDuration("24h"), 86400 * kS);
