@@ -5,6 +5,8 @@
 #include <map>
 #include <mutex>
 
+#include "common/bytes.h"
+
 namespace rtml::features {
 
 std::string EncodeFloat(double v) {
@@ -29,29 +31,14 @@ std::string EntityKeyOf(std::span<const std::string> join_values) {
   return key;
 }
 
-namespace {
-template <typename T>
-void Put(std::string* out, T v) {
-  char buf[sizeof(T)];
-  std::memcpy(buf, &v, sizeof(T));
-  out->append(buf, sizeof(T));
-}
-template <typename T>
-bool Get(std::string_view* in, T* v) {
-  if (in->size() < sizeof(T)) return false;
-  std::memcpy(v, in->data(), sizeof(T));
-  in->remove_prefix(sizeof(T));
-  return true;
-}
-}  // namespace
 
 std::string SerializeRecord(int64_t event_ts_us, std::span<const EncodedValue> values) {
   std::string out;
-  Put<int64_t>(&out, event_ts_us);
-  Put<uint16_t>(&out, static_cast<uint16_t>(values.size()));
+  PutRaw<int64_t>(&out, event_ts_us);
+  PutRaw<uint16_t>(&out, static_cast<uint16_t>(values.size()));
   for (const EncodedValue& v : values) {
-    Put<uint8_t>(&out, v.has_value());
-    Put<uint32_t>(&out, v ? static_cast<uint32_t>(v->size()) : 0);
+    PutRaw<uint8_t>(&out, v.has_value());
+    PutRaw<uint32_t>(&out, v ? static_cast<uint32_t>(v->size()) : 0);
     if (v) out += *v;
   }
   return out;
@@ -59,12 +46,12 @@ std::string SerializeRecord(int64_t event_ts_us, std::span<const EncodedValue> v
 
 bool ParseRecord(std::string_view in, StoredRecord* out) {
   uint16_t n = 0;
-  if (!Get(&in, &out->event_ts_us) || !Get(&in, &n)) return false;
+  if (!TakeRaw(&in, &out->event_ts_us) || !TakeRaw(&in, &n)) return false;
   out->values.assign(n, std::nullopt);
   for (uint16_t i = 0; i < n; ++i) {
     uint8_t present = 0;
     uint32_t len = 0;
-    if (!Get(&in, &present) || !Get(&in, &len) || in.size() < len) return false;
+    if (!TakeRaw(&in, &present) || !TakeRaw(&in, &len) || in.size() < len) return false;
     if (present) out->values[i] = std::string(in.substr(0, len));
     in.remove_prefix(len);
   }
@@ -74,7 +61,7 @@ bool ParseRecord(std::string_view in, StoredRecord* out) {
 
 int64_t RecordTimestamp(std::string_view bytes) {
   int64_t ts = 0;
-  return Get(&bytes, &ts) ? ts : 0;
+  return TakeRaw(&bytes, &ts) ? ts : 0;
 }
 
 namespace {

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <limits>
 
+#include "common/bytes.h"
+
 namespace rtml::features {
 namespace {
 
@@ -277,27 +279,14 @@ namespace {
 
 constexpr uint8_t kFormat = 1;
 
-template <typename T>
-void Put(std::string* out, T v) {
-  out->append(reinterpret_cast<const char*>(&v), sizeof(v));
-}
-
-template <typename T>
-bool Take(std::string_view* in, T* v) {
-  if (in->size() < sizeof(T)) return false;
-  std::memcpy(v, in->data(), sizeof(T));
-  in->remove_prefix(sizeof(T));
-  return true;
-}
-
 }  // namespace
 
 std::string EntityWindows::Serialize() const {
   std::string out;
-  Put(&out, kFormat);
-  Put(&out, static_cast<uint32_t>(layout_->n_columns_));
-  Put(&out, static_cast<uint32_t>(rings_.size()));
-  Put(&out, latest_us_);
+  PutRaw(&out, kFormat);
+  PutRaw(&out, static_cast<uint32_t>(layout_->n_columns_));
+  PutRaw(&out, static_cast<uint32_t>(rings_.size()));
+  PutRaw(&out, latest_us_);
   for (size_t level = 0; level < rings_.size(); ++level) {
     const int64_t slots = static_cast<int64_t>(layout_->levels_[level].slots);
     const int64_t newest = latest_us_ == INT64_MIN ? 0 : FloorDiv(latest_us_, layout_->levels_[level].tile_us);
@@ -307,25 +296,25 @@ std::string EntityWindows::Serialize() const {
         live.push_back(&slot);
       }
     }
-    Put(&out, static_cast<uint32_t>(live.size()));
+    PutRaw(&out, static_cast<uint32_t>(live.size()));
     for (const Slot* slot : live) {
-      Put(&out, slot->tile);
+      PutRaw(&out, slot->tile);
       for (const Partial& p : slot->columns) {
-        Put(&out, p.count);
-        Put(&out, p.sum_micros);
-        Put(&out, p.sum_sq);
-        Put(&out, p.min);
-        Put(&out, p.max);
-        Put(&out, static_cast<uint8_t>(p.hll != nullptr));
+        PutRaw(&out, p.count);
+        PutRaw(&out, p.sum_micros);
+        PutRaw(&out, p.sum_sq);
+        PutRaw(&out, p.min);
+        PutRaw(&out, p.max);
+        PutRaw(&out, static_cast<uint8_t>(p.hll != nullptr));
         if (p.hll != nullptr) out.append(reinterpret_cast<const char*>(p.hll->data()), p.hll->size());
       }
     }
   }
   for (const Recent& r : recent_) {
-    Put(&out, static_cast<uint32_t>(r.items.size()));
+    PutRaw(&out, static_cast<uint32_t>(r.items.size()));
     for (const auto& [ts, v] : r.items) {
-      Put(&out, ts);
-      Put(&out, v);
+      PutRaw(&out, ts);
+      PutRaw(&out, v);
     }
   }
   return out;
@@ -338,25 +327,25 @@ Result<EntityWindows> EntityWindows::Parse(std::shared_ptr<const WindowLayout> l
   auto bad = [] { return InvalidArgument("aggregation state is corrupt or of another layout"); };
   uint8_t format = 0;
   uint32_t columns = 0, levels = 0;
-  if (!Take(&in, &format) || format != kFormat || !Take(&in, &columns) ||
-      columns != static_cast<uint32_t>(l.n_columns_) || !Take(&in, &levels) ||
-      levels != w.rings_.size() || !Take(&in, &w.latest_us_)) {
+  if (!TakeRaw(&in, &format) || format != kFormat || !TakeRaw(&in, &columns) ||
+      columns != static_cast<uint32_t>(l.n_columns_) || !TakeRaw(&in, &levels) ||
+      levels != w.rings_.size() || !TakeRaw(&in, &w.latest_us_)) {
     return bad();
   }
   for (size_t level = 0; level < w.rings_.size(); ++level) {
     const int64_t slots = static_cast<int64_t>(l.levels_[level].slots);
     uint32_t n = 0;
-    if (!Take(&in, &n) || n > slots) return bad();
+    if (!TakeRaw(&in, &n) || n > slots) return bad();
     for (uint32_t i = 0; i < n; ++i) {
       int64_t tile = 0;
-      if (!Take(&in, &tile)) return bad();
+      if (!TakeRaw(&in, &tile)) return bad();
       Slot& slot = w.rings_[level][static_cast<size_t>(((tile % slots) + slots) % slots)];
       slot.tile = tile;
       slot.columns.resize(l.n_columns_);
       for (Partial& p : slot.columns) {
         uint8_t has_hll = 0;
-        if (!Take(&in, &p.count) || !Take(&in, &p.sum_micros) || !Take(&in, &p.sum_sq) ||
-            !Take(&in, &p.min) || !Take(&in, &p.max) || !Take(&in, &has_hll)) {
+        if (!TakeRaw(&in, &p.count) || !TakeRaw(&in, &p.sum_micros) || !TakeRaw(&in, &p.sum_sq) ||
+            !TakeRaw(&in, &p.min) || !TakeRaw(&in, &p.max) || !TakeRaw(&in, &has_hll)) {
           return bad();
         }
         if (has_hll) {
@@ -370,10 +359,10 @@ Result<EntityWindows> EntityWindows::Parse(std::shared_ptr<const WindowLayout> l
   }
   for (Recent& r : w.recent_) {
     uint32_t n = 0;
-    if (!Take(&in, &n) || n > static_cast<uint32_t>(std::max(1, l.max_last_n_))) return bad();
+    if (!TakeRaw(&in, &n) || n > static_cast<uint32_t>(std::max(1, l.max_last_n_))) return bad();
     r.items.resize(n);
     for (auto& [ts, v] : r.items) {
-      if (!Take(&in, &ts) || !Take(&in, &v)) return bad();
+      if (!TakeRaw(&in, &ts) || !TakeRaw(&in, &v)) return bad();
     }
   }
   if (!in.empty()) return bad();
