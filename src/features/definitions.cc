@@ -5,6 +5,7 @@
 
 #include "common/json_writer.h"
 #include "config/yaml.h"
+#include "features/stream_view.h"
 
 namespace rtml::features {
 using config::CheckKeys;
@@ -155,7 +156,7 @@ Result<Definitions> Definitions::Parse(std::string_view yaml, const std::string&
   const std::string w(where);
   if (!root.IsMap()) return FailedPrecondition(w + ": must be a mapping");
   RETURN_IF_ERROR(CheckKeys(root, w, {"project", "entities", "feature_views",
-                                      "feature_services"}));
+                                      "stream_feature_views", "feature_services"}));
   Definitions d;
   d.source_text_ = std::string(yaml);
   RETURN_IF_ERROR(Read(root, w, "project", &d.project_));
@@ -166,6 +167,19 @@ Result<Definitions> Definitions::Parse(std::string_view yaml, const std::string&
   for (size_t i = 0; views && i < views.size(); ++i) {
     ASSIGN_OR_RETURN(FeatureView v, ParseView(views[i], w + ".feature_views[" + std::to_string(i) +
                                                             "]", d.entities_, base_dir));
+    if (d.FindView(v.name) != nullptr) {
+      return FailedPrecondition(w + ": duplicate feature view '" + v.name + "'");
+    }
+    d.views_.push_back(std::move(v));
+  }
+  const YAML::Node streams = root["stream_feature_views"];
+  if (streams && !streams.IsSequence()) {
+    return FailedPrecondition(w + ".stream_feature_views must be a list");
+  }
+  for (size_t i = 0; streams && i < streams.size(); ++i) {
+    const std::string sw = w + ".stream_feature_views[" + std::to_string(i) + "]";
+    ASSIGN_OR_RETURN(FeatureView v, ParseStreamView(streams[i], sw, d.entities_, base_dir));
+    RETURN_IF_ERROR(NameCheck(v.name, sw));
     if (d.FindView(v.name) != nullptr) {
       return FailedPrecondition(w + ": duplicate feature view '" + v.name + "'");
     }
@@ -231,6 +245,7 @@ int Definitions::ViewIndex(std::string_view name) const {
 
 const FeatureView* Definitions::FindPushTarget(std::string_view name) const {
   for (const FeatureView& v : views_) {
+    if (v.aggregation != nullptr) continue;  // fed by its topic only
     if (v.name == name || (!v.push_source.empty() && v.push_source == name)) return &v;
   }
   return nullptr;
@@ -289,6 +304,10 @@ std::string Definitions::ToJson() const {
     w.EndArray().Key("ttl_seconds").Int(v.ttl_seconds).Key("online").Bool(v.online);
     if (!v.source.path.empty()) w.Key("source").String(v.source.path);
     if (!v.source.kafka_topic.empty()) w.Key("kafka_topic").String(v.source.kafka_topic);
+    if (v.aggregation != nullptr) {
+      w.Key("stream").Bool(true).Key("timestamp_field").String(v.source.timestamp_field);
+      w.Key("allowed_lateness_s").Int(v.aggregation->allowed_lateness_us / 1000000);
+    }
     w.EndObject();
   }
   w.EndArray().Key("feature_services").BeginArray();

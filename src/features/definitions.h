@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,6 +43,8 @@ struct Source {
   std::string kafka_topic;                    // a stream source (used by the stream worker)
 };
 
+struct StreamAggregation;  // features/stream_view.h
+
 struct FeatureView {
   std::string name;
   std::vector<int> entities;  // indexes into Definitions::entities
@@ -50,6 +53,9 @@ struct FeatureView {
   bool online = true;
   Source source;
   std::string push_source;  // name accepted as push_source_name (default: the view name)
+  // Set for a stream feature view: its features are aggregations of a
+  // topic's events, computed by rtml (features/stream_view.h).
+  std::shared_ptr<const StreamAggregation> aggregation;
 
   int FeatureIndex(std::string_view name) const;
 };

@@ -14,6 +14,17 @@ namespace rtml::features {
 namespace dom = simdjson::dom;
 
 namespace {
+// Stream feature views are rtml's to compute: nothing writes them directly.
+Status RefuseStreamView(const FeatureView* view) {
+  if (view == nullptr || view->aggregation == nullptr) return Status::Ok();
+  return InvalidArgument("feature view '" + view->name +
+                             "' is a stream feature view: rtml computes it from its topic's "
+                             "events; send events there instead of writing values",
+                         "stream_feature_view", "feature_view_name");
+}
+}  // namespace
+
+namespace {
 
 Result<dom::object> ParseObject(dom::parser& parser, std::string_view body) {
   dom::element doc;
@@ -166,6 +177,7 @@ Status FeatureStore::PushJson(std::string_view body, StoreSession& session,
                            "push_source_name");
   }
   const FeatureView* view = defs_.FindPushTarget(target);
+  RETURN_IF_ERROR(RefuseStreamView(defs_.FindView(target)));
   if (view == nullptr) {
     return NotFound("unknown push source or feature view '" + std::string(target) + "'",
                     "unknown_push_source");
@@ -201,6 +213,7 @@ Status FeatureStore::WriteToOnlineStoreJson(std::string_view body, StoreSession&
   if (view == nullptr) {
     return NotFound("unknown feature view '" + std::string(name) + "'", "unknown_feature_view");
   }
+  RETURN_IF_ERROR(RefuseStreamView(view));
   ASSIGN_OR_RETURN(Columns cols, ParseColumns(obj));
   // Feast's SDK names the event time "event_timestamp" whatever the view's
   // timestamp field is.

@@ -19,7 +19,7 @@ Result<std::vector<const FeatureView*>> SelectViews(const Definitions& defs,
   std::vector<const FeatureView*> out;
   if (names.empty()) {
     for (const FeatureView& v : defs.views()) {
-      if (v.online && !v.source.path.empty()) out.push_back(&v);
+      if (v.online && !v.source.path.empty() && v.aggregation == nullptr) out.push_back(&v);
     }
     return out;
   }
@@ -27,6 +27,12 @@ Result<std::vector<const FeatureView*>> SelectViews(const Definitions& defs,
     const FeatureView* v = defs.FindView(name);
     if (v == nullptr) {
       return NotFound("unknown feature view '" + name + "'", "unknown_feature_view");
+    }
+    if (v->aggregation != nullptr) {
+      return InvalidArgument("feature view '" + name +
+                                 "' is a stream feature view: rtml computes it from its topic "
+                                 "(its source.path is for `rtml features historical`)",
+                             "bad_request", "feature_views");
     }
     if (!v->online || v->source.path.empty()) {
       return InvalidArgument("feature view '" + name + "' has " +

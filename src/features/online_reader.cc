@@ -1,6 +1,7 @@
 #include "features/online_reader.h"
 
 #include <charconv>
+#include <cmath>
 
 namespace rtml::features {
 
@@ -27,7 +28,7 @@ Result<OnlineReader> OnlineReader::Create(const Definitions& defs, std::vector<F
       if (r.plans_[p].view == ref.view) plan = static_cast<int>(p);
     }
     if (plan < 0) {
-      ViewPlan vp{ref.view, {}};
+      ViewPlan vp{ref.view, view.aggregation.get(), {}};
       for (int e : view.entities) {
         const Entity& entity = defs.entities()[e];
         auto it = std::find(r.join_keys_.begin(), r.join_keys_.end(), entity.join_key);
@@ -65,14 +66,72 @@ Status OnlineReader::Read(StoreSession& session, size_t n_rows,
       for (int c : plans_[p].key_columns) parts.push_back(join_values[row * nk + c]);
       s->keys[p][row] = EntityKeyOf(parts);
     }
-    s->requests.push_back({&defs_->views()[plans_[p].view], s->keys[p], &s->records[p]});
+    const FeatureView& view = defs_->views()[plans_[p].view];
+    s->requests.push_back({plans_[p].aggregation != nullptr ? &plans_[p].aggregation->storage
+                                                             : &view,
+                           s->keys[p], &s->records[p]});
   }
-  return session.Read(s->requests);
+  RETURN_IF_ERROR(session.Read(s->requests));
+  s->aggregates.resize(plans_.size());
+  for (size_t p = 0; p < plans_.size(); ++p) {
+    const StreamAggregation* agg = plans_[p].aggregation;
+    if (agg == nullptr) continue;
+    AggregateRows& a = s->aggregates[p];
+    const size_t n_out = agg->layout->n_outputs();
+    a.states.resize(n_rows);
+    a.read_at_us.assign(n_rows, INT64_MIN);
+    a.outputs.resize(n_rows * n_out);
+    a.text.resize(n_rows * n_out);
+    for (size_t row = 0; row < n_rows; ++row) {
+      a.states[row].reset();
+      if (!s->records[p][row].found) continue;
+      ASSIGN_OR_RETURN(StreamState state, DecodeState(*agg, s->records[p][row]));
+      a.states[row].emplace(std::move(state));
+    }
+  }
+  return Status::Ok();
+}
+
+OnlineReader::Cell OnlineReader::GetAggregate(const Scratch& s, size_t plan, size_t row,
+                                              int feature, int64_t now_us) const {
+  const FeatureView& view = defs_->views()[plans_[plan].view];
+  const StreamAggregation& agg = *plans_[plan].aggregation;
+  AggregateRows& a = s.aggregates[plan];
+  const size_t n_out = agg.layout->n_outputs();
+  const bool is_int = view.features[feature].dtype == ValueType::kInt;  // count-like
+  Cell c;
+  EncodedValue& text = a.text[row * n_out + feature];
+  if (!a.states[row]) {
+    if (!is_int) return c;  // NOT_FOUND
+    text = "0";
+    c.status = FeatureStatus::kPresent;
+    c.value = &text;
+    return c;
+  }
+  const StreamState& state = *a.states[row];
+  double* out = a.outputs.data() + row * n_out;
+  if (a.read_at_us[row] != now_us) {
+    state.windows.Read(now_us, std::span<double>(out, n_out));
+    a.read_at_us[row] = now_us;
+  }
+  c.event_ts_us = state.windows.latest_us();
+  const double v = out[feature];
+  if (std::isnan(v)) {
+    c.status = FeatureStatus::kNullValue;
+    return c;
+  }
+  text = is_int ? EncodeInt(static_cast<int64_t>(v)) : EncodeFloat(v);
+  c.status = FeatureStatus::kPresent;
+  c.value = &text;
+  return c;
 }
 
 OnlineReader::Cell OnlineReader::Get(const Scratch& s, size_t row, size_t ref,
                                      int64_t now_us) const {
   const RefPlan& rp = ref_plans_[ref];
+  if (plans_[rp.plan].aggregation != nullptr) {
+    return GetAggregate(s, static_cast<size_t>(rp.plan), row, rp.feature, now_us);
+  }
   const StoredRecord& rec = s.records[rp.plan][row];
   Cell c;
   if (!rec.found) return c;

@@ -7,10 +7,15 @@
 // feature) its value and Feast status: PRESENT, NOT_FOUND (no record),
 // NULL_VALUE (record without that value) or OUTSIDE_MAX_AGE (older than the
 // view's TTL at `now`).
+// A stream feature view's features are computed at `now` from the entity's
+// stored aggregation state: count, sum and count_distinct are PRESENT (0
+// for an entity with no events); the others are NULL_VALUE when no event
+// falls in their window and NOT_FOUND for an entity never seen.
 // Thread-safety: immutable after Create(); each thread passes its own Scratch.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -19,6 +24,7 @@
 #include "common/status.h"
 #include "features/definitions.h"
 #include "features/online_store.h"
+#include "features/stream_view.h"
 
 namespace rtml::features {
 
@@ -27,10 +33,19 @@ std::string_view FeatureStatusName(FeatureStatus s);
 
 class OnlineReader {
  public:
+  // A planned stream view's rows: each entity's state, and its outputs at
+  // the time they were last asked for.
+  struct AggregateRows {
+    std::vector<std::optional<StreamState>> states;  // per row; nullopt: no events yet
+    std::vector<int64_t> read_at_us;                 // per row; INT64_MIN: not computed
+    std::vector<double> outputs;                     // per row, n outputs each
+    std::vector<EncodedValue> text;                  // outputs encoded, as Cell::value
+  };
   struct Scratch {
     std::vector<std::vector<std::string>> keys;       // per planned view: entity key per row
     std::vector<std::vector<StoredRecord>> records;   // per planned view: record per row
     std::vector<ReadRequest> requests;
+    mutable std::vector<AggregateRows> aggregates;    // per planned view (stream views)
   };
   struct Cell {
     FeatureStatus status = FeatureStatus::kNotFound;
@@ -55,8 +70,11 @@ class OnlineReader {
   Cell Get(const Scratch& scratch, size_t row, size_t ref, int64_t now_us) const;
 
  private:
+  Cell GetAggregate(const Scratch& s, size_t plan, size_t row, int feature, int64_t now_us) const;
+
   struct ViewPlan {
     int view = 0;
+    const StreamAggregation* aggregation = nullptr;  // a stream view
     std::vector<int> key_columns;  // positions in join_keys_, in the view's entity order
   };
   struct RefPlan {

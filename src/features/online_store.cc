@@ -74,6 +74,8 @@ class MemorySession final : public StoreSession {
   Status Write(const FeatureView& view, std::span<const WriteRecord> records,
                WriteCounts* counts) override;
   Status Read(std::span<const ReadRequest> requests) override;
+  Status WriteState(const FeatureView& view, std::span<const WriteRecord> records,
+                    std::span<const std::pair<std::string, std::string>> meta) override;
   Status PutMeta(std::string_view key, std::string_view value) override;
   Result<std::optional<std::string>> GetMeta(std::string_view key) override;
 
@@ -122,6 +124,16 @@ Status MemorySession::Read(std::span<const ReadRequest> requests) {
       }
     }
   }
+  return Status::Ok();
+}
+
+Status MemorySession::WriteState(const FeatureView& view, std::span<const WriteRecord> records,
+                                 std::span<const std::pair<std::string, std::string>> meta) {
+  std::lock_guard lock(store_->mu);
+  for (const WriteRecord& r : records) {
+    store_->data[MemoryKey(view, r.entity_key)] = SerializeRecord(r.event_ts_us, r.values);
+  }
+  for (const auto& [k, v] : meta) store_->data["\x01meta\x01" + k] = v;
   return Status::Ok();
 }
 

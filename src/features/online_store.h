@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -61,6 +62,12 @@ class StoreSession {
                        WriteCounts* counts) = 0;
   // Answers every request, in one round trip where the backend has trips.
   virtual Status Read(std::span<const ReadRequest> requests) = 0;
+  // Replaces `records` (not last-writer-wins: each entity's state has one
+  // writer, the replica owning its partition) and sets the `meta` keys, in
+  // one atomic write: all of it lands or none does. For stream feature views:
+  // entity states and the partition offsets they include.
+  virtual Status WriteState(const FeatureView& view, std::span<const WriteRecord> records,
+                            std::span<const std::pair<std::string, std::string>> meta) = 0;
   // Small metadata (the registry, materialization watermarks).
   virtual Status PutMeta(std::string_view key, std::string_view value) = 0;
   virtual Result<std::optional<std::string>> GetMeta(std::string_view key) = 0;

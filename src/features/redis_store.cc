@@ -35,6 +35,12 @@ class RedisSession final : public StoreSession {
   Status Read(std::span<const ReadRequest> requests) override {
     return Retrying([&] { return ReadOnce(requests); });
   }
+  // MULTI ... EXEC: Redis applies the transaction as a whole. Replacing a
+  // state with the same bytes is harmless, so a retry is safe.
+  Status WriteState(const FeatureView& view, std::span<const WriteRecord> records,
+                    std::span<const std::pair<std::string, std::string>> meta) override {
+    return Retrying([&] { return WriteStateOnce(view, records, meta); });
+  }
   Status PutMeta(std::string_view key, std::string_view value) override {
     return Retrying([&] { return PutMetaOnce(key, value); });
   }
@@ -90,6 +96,33 @@ class RedisSession final : public StoreSession {
         ASSIGN_OR_RETURN(Reply r, NextReply());
         RETURN_IF_ERROR(Decode(r.get(), req.view->features.size(), &(*req.out)[i]));
       }
+    }
+    breaker_.RecordSuccess();
+    return Status::Ok();
+  }
+
+  Status WriteStateOnce(const FeatureView& view, std::span<const WriteRecord> records,
+                        std::span<const std::pair<std::string, std::string>> meta) {
+    RETURN_IF_ERROR(Ready());
+    AppendArgs({"MULTI"});
+    for (const WriteRecord& r : records) {
+      std::vector<std::string> args{"HSET", Key(view, r.entity_key), "_ts",
+                                    std::to_string(r.event_ts_us)};
+      for (size_t f = 0; f < r.values.size() && f < view.features.size(); ++f) {
+        if (!r.values[f]) continue;
+        args.push_back(view.features[f].name);
+        args.push_back(*r.values[f]);
+      }
+      AppendArgs(args);
+    }
+    for (const auto& [k, v] : meta) AppendArgs({"SET", o_.key_prefix + ":meta:" + k, v});
+    AppendArgs({"EXEC"});
+    for (size_t i = 0; i < records.size() + meta.size() + 1; ++i) {  // +OK, then QUEUED each
+      ASSIGN_OR_RETURN(Reply r, NextReply());
+    }
+    ASSIGN_OR_RETURN(Reply exec, NextReply());
+    if (exec->type != REDIS_REPLY_ARRAY || exec->elements != records.size() + meta.size()) {
+      return Fail("the state transaction was not applied", exec.get());
     }
     breaker_.RecordSuccess();
     return Status::Ok();

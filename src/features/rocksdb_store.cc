@@ -122,6 +122,20 @@ class RocksDbStore final : public OnlineStore, public StoreSession {
     return result;
   }
 
+  // One WriteBatch: RocksDB applies it atomically (and it survives a crash
+  // of the process as a whole or not at all).
+  Status WriteState(const FeatureView& view, std::span<const WriteRecord> records,
+                    std::span<const std::pair<std::string, std::string>> meta) override {
+    rocksdb::WriteBatch batch;
+    for (const WriteRecord& r : records) {
+      RETURN_IF_ERROR(FromRocks(batch.Put(RecordKey(view, r.entity_key),
+                                          SerializeRecord(r.event_ts_us, r.values)),
+                                "batch"));
+    }
+    for (const auto& [k, v] : meta) RETURN_IF_ERROR(FromRocks(batch.Put(MetaKey(k), v), "batch"));
+    return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "write state");
+  }
+
   Status PutMeta(std::string_view key, std::string_view value) override {
     return FromRocks(db_->Put(rocksdb::WriteOptions(), MetaKey(key), value), "write metadata");
   }
@@ -143,6 +157,10 @@ class RocksDbStore final : public OnlineStore, public StoreSession {
       return s_->Write(v, r, c);
     }
     Status Read(std::span<const ReadRequest> r) override { return s_->Read(r, &scratch_); }
+    Status WriteState(const FeatureView& v, std::span<const WriteRecord> r,
+                      std::span<const std::pair<std::string, std::string>> m) override {
+      return s_->WriteState(v, r, m);
+    }
     Status PutMeta(std::string_view k, std::string_view v) override { return s_->PutMeta(k, v); }
     Result<std::optional<std::string>> GetMeta(std::string_view k) override {
       return s_->GetMeta(k);

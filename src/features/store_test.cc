@@ -146,6 +146,30 @@ TEST_P(StoreTest, MetadataRoundTrips) {
   EXPECT_EQ(*session_->GetMeta("registry").value(), "{\"v\":1}");
 }
 
+TEST_P(StoreTest, WriteStateReplacesRecordsAndSetsMetadataTogether) {
+  const FeatureView& view = *defs_.FindView("user_stats");
+  std::string binary("a\0b\xff", 4);  // states are bytes
+  std::vector<WriteRecord> recs{{"1", 200, {binary, std::nullopt}}};
+  std::vector<std::pair<std::string, std::string>> meta{{"agg_offset/v/t/0", "42"}};
+  ASSERT_TRUE(session_->WriteState(view, recs, meta).ok());
+  recs[0].event_ts_us = 100;  // not last-writer-wins: the state's owner replaces it
+  recs[0].values[0] = std::string("new");
+  meta[0].second = "43";
+  ASSERT_TRUE(session_->WriteState(view, recs, meta).ok());
+  EXPECT_EQ(session_->GetMeta("agg_offset/v/t/0")->value_or(""), "43");
+  std::vector<StoredRecord> out;
+  std::vector<std::string> keys{"1"};
+  const ReadRequest req{&view, keys, &out};
+  ASSERT_TRUE(session_->Read(std::span<const ReadRequest>(&req, 1)).ok());
+  ASSERT_TRUE(out[0].found);
+  EXPECT_EQ(out[0].event_ts_us, 100);
+  EXPECT_EQ(out[0].values[0].value_or(""), "new");
+  recs[0].values[0] = binary;
+  ASSERT_TRUE(session_->WriteState(view, recs, {}).ok());
+  ASSERT_TRUE(session_->Read(std::span<const ReadRequest>(&req, 1)).ok());
+  EXPECT_EQ(out[0].values[0].value_or(""), binary);
+}
+
 TEST_P(StoreTest, ManyEntitiesInOneRead) {
   std::vector<WriteRecord> recs;
   for (int i = 0; i < 300; ++i) {
