@@ -243,7 +243,13 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
         out.BeginObject().Key("partition").Int(partition).Key("lag").Int(lag).EndObject();
         total_lag += lag;
       }
-      out.EndArray().Key("lag").Int(total_lag).EndObject();
+      out.EndArray().Key("lag").Int(total_lag);
+      out.Key("catching_up").Bool(w->catching_up()).EndObject();
+    });
+    s->routes_->set_readiness([w = s->worker_.get()]() -> std::string {
+      return w->catching_up() ? "catching_up: stream feature views are still reading their "
+                                "topics"
+                              : "";
     });
   }
   return s;

@@ -571,9 +571,11 @@ void Routes::Health(Response& res) {
 }
 
 void Routes::Ready(Response& res) {
-  const bool ready = ready_.load();
+  const std::string why = not_ready_ ? not_ready_() : std::string();
+  const bool ready = ready_.load() && why.empty();
   JsonWriter w(&res.body());
   w.BeginObject().Key("ready").Bool(ready).Key("models").Uint(scorer_.repository()->models().size());
+  if (!why.empty()) w.Key("reason").String(why);
   w.EndObject();
   SetJson(res, ready ? bhttp::status::ok : bhttp::status::service_unavailable);
 }

@@ -52,6 +52,10 @@ class Routes final : public Handler {
   void set_ready(bool ready) { ready_.store(ready); }
   // Adds fields to GET /v1/stats (e.g. the stream worker's); set before serving.
   void set_extra_stats(std::function<void(JsonWriter&)> write) { extra_stats_ = std::move(write); }
+  // A further readiness condition: returns why the server is not ready yet
+  // (e.g. "catching_up": stream feature views still reading their topics),
+  // or empty when it is. Set before Start().
+  void set_readiness(std::function<std::string()> not_ready) { not_ready_ = std::move(not_ready); }
   // false: no per-request metric updates (to measure their cost).
   void set_metrics(bool on) { metrics_on_ = on; }
   // Non-empty: the repository API and feature writes need this bearer token.
@@ -107,6 +111,7 @@ class Routes final : public Handler {
   std::vector<std::pair<unsigned, observability::Counter*>> responses_;  // by status code
   observability::WindowedHistogram errors_window_;  // refused requests, for /v1/stats
   std::function<void(JsonWriter&)> extra_stats_;
+  std::function<std::string()> not_ready_;
   bool metrics_on_ = true;
   std::string admin_token_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

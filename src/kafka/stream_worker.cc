@@ -10,6 +10,7 @@
 
 #include "common/json_writer.h"
 #include "common/time_format.h"
+#include "kafka/aggregation_feed.h"
 #include "kafka/conf.h"
 #include "kafka/offset_tracker.h"
 #include "observability/log.h"
@@ -53,7 +54,7 @@ Status Set(rd_kafka_conf_t* conf, const std::string& k, const std::string& v) {
 class StreamWorker::Impl {
  public:
   Impl(StreamWorker* w, const pipeline::Scorer& scorer, observability::Registry* metrics)
-      : w_(w), o_(w->options_), scorer_(scorer) {
+      : w_(w), o_(w->options_), scorer_(scorer), metrics_(metrics) {
     const observability::Labels topic{{"topic", o_.input_topic}};
     events_ = metrics->AddCounter("rtml_stream_events_total", "Events consumed.", topic);
     predictions_ = metrics->AddCounter("rtml_stream_predictions_total",
@@ -127,9 +128,16 @@ class StreamWorker::Impl {
     topics_ = {o_.input_topic};
     if (o_.feature_store != nullptr) {
       for (const features::FeatureView& v : o_.feature_store->definitions().views()) {
-        if (v.source.kafka_topic.empty() || !v.online) continue;
+        if (v.source.kafka_topic.empty() || !v.online || v.aggregation != nullptr) continue;
         RETURN_IF_ERROR(AddFeatureTopic(v));
       }
+    }
+    feed_ = AggregationFeed::Create(o_.feature_store, o_.input_topic, metrics_);
+    if (feed_ != nullptr) w_->catching_up_.store(true);  // until its partitions are read
+    for (const std::string& t : feed_ ? feed_->other_topics() : std::vector<std::string>{}) {
+      if (std::find(topics_.begin(), topics_.end(), t) != topics_.end()) continue;
+      if (topics_.size() >= 16) return FailedPrecondition("at most 15 feature topics");
+      topics_.push_back(t);
     }
     rd_kafka_topic_partition_list_t* topics =
         rd_kafka_topic_partition_list_new(static_cast<int>(topics_.size()));
@@ -188,8 +196,16 @@ class StreamWorker::Impl {
       }
       if (!o_.exactly_once) ApplyBackpressure();
       batch.clear();
+      uint8_t generation = generation_;
       while (static_cast<int>(batch.size()) < o_.max_batch) {
         rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_, batch.empty() ? 20 : 0);
+        if (generation != generation_) {
+          // A rebalance ran in that poll: what came before belongs to the old
+          // assignment (its new owner reads it again); never apply it here.
+          for (rd_kafka_message_t* old : batch) rd_kafka_message_destroy(old);
+          batch.clear();
+          generation = generation_;
+        }
         if (m == nullptr) break;
         batch.push_back(m);
       }
@@ -216,10 +232,15 @@ class StreamWorker::Impl {
   Status CommonConf(rd_kafka_conf_t* conf) { return SetCommonConf(conf, o_.brokers, o_.properties); }
 
   // Scores what one poll returned as micro-batches (one per target model):
-  // one feature-store read and one model call per batch.
+  // one feature-store read and one model call per batch. With stream feature
+  // views on the input topic, a batch is cut into runs in which no entity
+  // appears twice: each run is scored, then added to the windows, then
+  // emitted, so every event is scored on the events before it and its output
+  // leaves only once the state that includes it is written.
   void ProcessBatch(const std::vector<rd_kafka_message_t*>& batch) {
     const Clock::time_point polled_at = Clock::now();  // each event's latency starts here
     events_batch_.clear();
+    const bool aggregates_input = feed_ != nullptr && feed_->follows(o_.input_topic);
     for (rd_kafka_message_t* m : batch) {
       if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -230,7 +251,7 @@ class StreamWorker::Impl {
       const int topic = TopicIndex(m);
       tracker_.Track(StreamKey(topic, m->partition), m->offset);
       if (topic != 0) {
-        ApplyFeatureUpdate(topic, m);
+        IsFeatureTopic(topic) ? ApplyFeatureUpdate(topic, m) : StageAggregate(topic, m);
         continue;
       }
       w_->stats_.events_in.fetch_add(1, std::memory_order_relaxed);
@@ -241,30 +262,92 @@ class StreamWorker::Impl {
         const double waited = (WallMicros() - ts_ms * 1000) / 1e6;
         queue_latency_->Observe(std::max(0.0, waited));
       }
-      Event e{m, Peek(std::string_view(static_cast<const char*>(m->payload), m->len))};
-      events_batch_.push_back(std::move(e));
+      const std::string_view payload(static_cast<const char*>(m->payload), m->len);
+      int64_t read_at_us = 0;
+      if (aggregates_input) {
+        const std::string_view key(static_cast<const char*>(m->key), m->key_len);
+        Status s = feed_->Parse(o_.input_topic, key, payload, &read_at_us);
+        if (!s.ok()) {
+          DeadLetter(m, key, payload, s, Cookie(generation_, StreamKey(0, m->partition), m->offset));
+          continue;
+        }
+        if (feed_->Conflicts()) FlushRun(polled_at);
+        feed_->Stage(m->partition, m->offset);
+      }
+      events_batch_.push_back(Event{m, Peek(payload), read_at_us});
     }
-    // Group by target model, keeping each group's order.
+    FlushRun(polled_at);
+  }
+
+  // Scores the events gathered so far, writes the aggregation state staged
+  // with them, then emits their outputs.
+  void FlushRun(Clock::time_point polled_at) {
+    ScoreEvents();
+    if (feed_ != nullptr && feed_->staged()) {
+      Status s = feed_->Flush([this] { return w_->stop_.load(); },
+                              [this](int ms) { rd_kafka_poll(producer_, ms); });
+      if (!s.ok()) {  // stopping: nothing of this run is emitted or committed
+        events_batch_.clear();
+        aggregate_done_.clear();
+        return;
+      }
+      for (auto [stream, offset] : aggregate_done_) tracker_.Done(stream, offset);
+      aggregate_done_.clear();
+    }
+    for (size_t i = 0; i < events_batch_.size(); ++i) {
+      Emit(events_batch_[i], event_results_[i], polled_at);
+    }
+    events_batch_.clear();
+  }
+
+  // Scores events_batch_ into event_results_, grouped by target model.
+  void ScoreEvents() {
+    event_results_.resize(events_batch_.size());
     std::vector<bool> done(events_batch_.size(), false);
     for (size_t first = 0; first < events_batch_.size(); ++first) {
       if (done[first]) continue;
       const std::string& model = events_batch_[first].peek.model;
       group_.clear();
       bodies_.clear();
+      read_at_.clear();
       for (size_t i = first; i < events_batch_.size(); ++i) {
         if (done[i] || events_batch_[i].peek.model != model) continue;
         done[i] = true;
         group_.push_back(i);
         rd_kafka_message_t* m = events_batch_[i].message;
         bodies_.emplace_back(static_cast<const char*>(m->payload), m->len);
+        read_at_.push_back(events_batch_[i].read_at_us);
       }
       results_.resize(bodies_.size());
       scorer_.ScoreBatch({model, std::nullopt, pipeline::Path::kStream}, bodies_, &scratch_,
-                        &results_);
+                         &results_, read_at_);
       for (size_t g = 0; g < group_.size(); ++g) {
-        Emit(events_batch_[group_[g]], results_[g], polled_at);
+        std::swap(event_results_[group_[g]], results_[g]);
       }
     }
+  }
+
+  bool IsFeatureTopic(int topic) const {
+    for (const FeatureTopic& f : feature_topics_) {
+      if (f.topic == topic) return true;
+    }
+    return false;
+  }
+
+  // A message of a topic only stream feature views follow: staged for the
+  // next state write; its offset is done once that write lands.
+  void StageAggregate(int topic, rd_kafka_message_t* m) {
+    const std::string_view payload(static_cast<const char*>(m->payload), m->len);
+    const std::string_view key(static_cast<const char*>(m->key), m->key_len);
+    int64_t read_at_us = 0;
+    Status s = feed_->Parse(topics_[topic], key, payload, &read_at_us);
+    if (!s.ok()) {
+      return DeadLetter(m, key, payload, s, Cookie(generation_, StreamKey(topic, m->partition),
+                                                   m->offset));
+    }
+    feed_->Stage(m->partition, m->offset);
+    aggregate_done_.emplace_back(StreamKey(topic, m->partition), m->offset);
+    w_->stats_.feature_updates.fetch_add(1, std::memory_order_relaxed);
   }
 
   struct Peeked {
@@ -274,6 +357,7 @@ class StreamWorker::Impl {
   struct Event {
     rd_kafka_message_t* message;
     Peeked peek;
+    int64_t read_at_us = 0;  // when its stored features are read (0: now)
   };
 
   std::string TransactionalId() const {
@@ -567,6 +651,11 @@ class StreamWorker::Impl {
       Log().info("assigned {} partition(s) of {}", parts->cnt, self->o_.input_topic);
       self->generation_ = static_cast<uint8_t>((self->generation_ + 1) & 0x7f);
       self->paused_ = false;
+      if (self->feed_ != nullptr) {
+        self->feed_->Reset();
+        self->StartFromState(parts);
+        self->w_->catching_up_.store(true);
+      }
       rd_kafka_assign(rk, parts);
     } else {
       Log().info("revoked {} partition(s); committing what is done", parts->cnt);
@@ -620,9 +709,46 @@ class StreamWorker::Impl {
       const int64_t position = p.offset >= 0 ? p.offset : low;
       lag.emplace_back(p.partition, std::max<int64_t>(0, high - position));
     }
+    if (w_->catching_up_.load()) CheckCaughtUp(assigned);
     rd_kafka_topic_partition_list_destroy(assigned);
     std::lock_guard lock(w_->lag_mu_);
     w_->lag_ = std::move(lag);
+  }
+
+  // Partitions of topics only stream feature views follow start where their
+  // state ends (the topic's beginning when there is none, to build it); the
+  // input topic starts at the group's offsets, and events its state already
+  // holds are skipped by offset.
+  void StartFromState(rd_kafka_topic_partition_list_t* parts) {
+    for (int i = 0; i < parts->cnt; ++i) {
+      rd_kafka_topic_partition_t& p = parts->elems[i];
+      if (o_.input_topic == p.topic || !feed_->follows(p.topic)) continue;
+      auto next = feed_->NextOffset(p.topic, p.partition);
+      if (!next.ok()) {
+        Log().warn("stream feature state of {} [{}]: {}; starting at the group's offset",
+                   p.topic, p.partition, next.status().message());
+        continue;
+      }
+      p.offset = *next ? **next : RD_KAFKA_OFFSET_BEGINNING;
+    }
+  }
+
+  // Caught up once every assigned partition stream feature views follow has
+  // been read to the high watermark seen (until the next assignment).
+  void CheckCaughtUp(rd_kafka_topic_partition_list_t* assigned) {
+    for (int i = 0; i < assigned->cnt; ++i) {
+      const rd_kafka_topic_partition_t& p = assigned->elems[i];
+      if (!feed_->follows(p.topic)) continue;
+      int64_t low = 0, high = 0;
+      if (rd_kafka_get_watermark_offsets(consumer_, p.topic, p.partition, &low, &high) ||
+          high < 0) {
+        return;  // not fetched yet
+      }
+      const int64_t position = p.offset >= 0 ? p.offset : low;
+      if (position < high) return;
+    }
+    Log().info("stream feature views caught up with their topics");
+    w_->catching_up_.store(false);
   }
 
   // Pauses consumption while too many outputs are unacknowledged.
@@ -674,6 +800,11 @@ class StreamWorker::Impl {
   std::vector<size_t> group_;
   std::vector<std::string_view> bodies_;
   std::vector<pipeline::EventResult> results_;
+  std::vector<pipeline::EventResult> event_results_;  // per events_batch_ entry
+  std::vector<int64_t> read_at_;
+  std::unique_ptr<AggregationFeed> feed_;  // null without stream feature views
+  std::vector<std::pair<int32_t, int64_t>> aggregate_done_;  // staged aggregation-only messages
+  observability::Registry* metrics_;
   od::parser peek_parser_;
   observability::Counter* events_;
   observability::Counter* predictions_;

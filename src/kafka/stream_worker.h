@@ -25,6 +25,10 @@
 // group: each record (a JSON object with the view's join keys, timestamp
 // field and features) is written to the online store, last-writer-wins; a bad
 // record goes to the dead-letter topic like a bad event.
+// Stream feature views (features/stream_view.h) are kept by the same worker
+// (kafka/aggregation_feed.h): events of their topics are added to their
+// entities' windows, state and partition offsets written atomically; on the
+// input topic each event is scored before it is added.
 // Thread-safety: Run() on one thread; Stop() and stats from any thread.
 // Ownership: borrows the Scorer and the metrics registry.
 #pragma once
@@ -89,6 +93,9 @@ class StreamWorker {
   // refreshed about once a second.
   std::vector<std::pair<int32_t, int64_t>> Lag() const;
   const StreamOptions& options() const { return options_; }
+  // True from an assignment until the stream feature views' partitions have
+  // been read to their end (their windows are behind until then: /readyz).
+  bool catching_up() const { return catching_up_.load(); }
 
  private:
   class Impl;
@@ -97,6 +104,7 @@ class StreamWorker {
   StreamOptions options_;
   std::unique_ptr<Impl> impl_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> catching_up_{false};
   StreamStats stats_;
   mutable std::mutex lag_mu_;
   std::vector<std::pair<int32_t, int64_t>> lag_;  // GUARDED_BY(lag_mu_)

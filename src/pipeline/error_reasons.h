@@ -15,6 +15,7 @@ inline constexpr const char* kErrorReasons[] = {
     "bad_entity_key",  "ragged_columns",    "missing_column",      "offline_view",
     "bad_feature_record", "unknown_push_source", "rejected_rows", "bad_timestamp",
     "unauthorized",    "forbidden",         "model_load_failed",   "unknown_label",
+    "bad_aggregation_event", "stream_feature_view",
     "other"};
 
 }  // namespace rtml::pipeline

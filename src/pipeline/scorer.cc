@@ -358,7 +358,8 @@ Status Scorer::ScoreResolved(const ModelVersion& v, std::string_view route,
 }
 
 void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const std::string_view> bodies,
-                        ScoreScratch* scratch, std::vector<EventResult>* results) const {
+                        ScoreScratch* scratch, std::vector<EventResult>* results,
+                        std::span<const int64_t> read_at_us) const {
   for (EventResult& r : *results) r.latency = LatencySink();
   // One snapshot for the whole batch: every body is picked and scored in it.
   const model::ModelRepository& repo = Models(scratch);
@@ -383,12 +384,13 @@ void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const std::string_v
       if (i != first) scratch->picked[i] = nullptr;  // taken
     }
     scratch->picked[first] = nullptr;
-    ScoreGroup(*v, target, bodies, scratch, results);
+    ScoreGroup(*v, target, bodies, read_at_us, scratch, results);
   }
 }
 
 void Scorer::ScoreGroup(const ModelVersion& v, const ScoreTarget& target,
-                        std::span<const std::string_view> bodies, ScoreScratch* scratch,
+                        std::span<const std::string_view> bodies,
+                        std::span<const int64_t> read_at_us, ScoreScratch* scratch,
                         std::vector<EventResult>* results) const {
   const std::vector<uint32_t>& group = scratch->group;
   std::vector<Decoded>& decoded = scratch->decoded;
@@ -397,6 +399,7 @@ void Scorer::ScoreGroup(const ModelVersion& v, const ScoreTarget& target,
   for (size_t g = 0; g < group.size(); ++g) {
     decoded[g].first_row = rows;
     decoded[g].route = scratch->routes[group[g]];
+    if (!read_at_us.empty()) decoded[g].read_at_us = read_at_us[group[g]];
     decoded[g].status = Decode(v, bodies[group[g]], scratch, &decoded[g]);
     if (decoded[g].status.ok()) {
       rows += decoded[g].n_rows;
@@ -791,25 +794,36 @@ void Scorer::Enrich(const ModelVersion& v, std::span<Decoded> bodies,
     return;
   }
   store_reads_ok_->Inc();
-  const int64_t now = store_->clock().NowMicros();
-  for (size_t row = 0; row < n_rows; ++row) {
-    for (size_t ref = 0; ref < n_refs; ++ref) {
-      const size_t at = row * n_features + e->columns[ref];
-      if (scratch->cells[at] != Cell::kUnset) continue;
-      const features::OnlineReader::Cell c = e->reader->Get(scratch->lookup, row, ref, now);
-      store_values_[static_cast<int>(c.status)]->Inc();
-      if (c.status == features::FeatureStatus::kPresent) {
-        auto value = features::DecodeNumeric(e->types[ref], **c.value);
-        if (value.ok()) {
-          scratch->rows[at] = static_cast<float>(*value);
-          scratch->cells[at] = Cell::kStored;
-          continue;
-        }
-      }
-      scratch->statuses[row * n_refs + ref] = c.status == features::FeatureStatus::kPresent
-                                                  ? features::FeatureStatus::kNullValue
-                                                  : c.status;
+  const int64_t now_us = store_->clock().NowMicros();
+  for (const Decoded& d : bodies) {
+    if (!d.status.ok()) continue;
+    const int64_t now = d.read_at_us != 0 ? d.read_at_us : now_us;
+    for (size_t row = d.first_row; row < d.first_row + d.n_rows; ++row) {
+      FillStored(v, *e, row, now, scratch);
     }
+  }
+}
+
+// Fills one row's unset inputs from the read (Enrich's last step).
+void Scorer::FillStored(const ModelVersion& v, const Enrichment& e, size_t row, int64_t now,
+                        ScoreScratch* scratch) const {
+  const size_t n_features = v.schema.size(), n_refs = e.columns.size();
+  for (size_t ref = 0; ref < n_refs; ++ref) {
+    const size_t at = row * n_features + e.columns[ref];
+    if (scratch->cells[at] != Cell::kUnset) continue;
+    const features::OnlineReader::Cell c = e.reader->Get(scratch->lookup, row, ref, now);
+    store_values_[static_cast<int>(c.status)]->Inc();
+    if (c.status == features::FeatureStatus::kPresent) {
+      auto value = features::DecodeNumeric(e.types[ref], **c.value);
+      if (value.ok()) {
+        scratch->rows[at] = static_cast<float>(*value);
+        scratch->cells[at] = Cell::kStored;
+        continue;
+      }
+    }
+    scratch->statuses[row * n_refs + ref] = c.status == features::FeatureStatus::kPresent
+                                                ? features::FeatureStatus::kNullValue
+                                                : c.status;
   }
 }
 

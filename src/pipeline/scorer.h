@@ -87,6 +87,7 @@ struct DecodedBody {
   bool batch = false;
   bool flat = false;  // the body was the row itself
   bool degraded = false;
+  int64_t read_at_us = 0;  // when its stored features are read (0: now)
   std::string_view route;  // why this version answers ("default", "traffic", a label, ...)
   std::string id;  // raw JSON of "id", if given
   Status status;   // set by the batch stages after decoding
@@ -170,9 +171,13 @@ class Scorer final : public model::VersionPreparer {
   // Counts are recorded here; latency is the caller's to record, per event,
   // through each result's `latency` (the stream measures from the poll that
   // fetched the event to its output's hand-off to the producer).
+  // `read_at_us` (empty, or one per body; 0: now) is when each body's stored
+  // features are read: the stream reads an event's window features at its
+  // event time, so a replay of the topic gives the same values.
   // REQUIRES: results->size() == bodies.size() (reused across calls).
   void ScoreBatch(const ScoreTarget& target, std::span<const std::string_view> bodies,
-                  ScoreScratch* scratch, std::vector<EventResult>* results) const;
+                  ScoreScratch* scratch, std::vector<EventResult>* results,
+                  std::span<const int64_t> read_at_us = {}) const;
 
   // The snapshot a thread works on, refreshed when a new one was published:
   // one atomic read, no lock, in the steady state.
@@ -261,6 +266,8 @@ class Scorer final : public model::VersionPreparer {
   // whose enrichment fails gets its status set.
   void Enrich(const model::ModelVersion& v, std::span<Decoded> bodies,
               ScoreScratch* scratch) const;
+  void FillStored(const model::ModelVersion& v, const Enrichment& e, size_t row, int64_t now,
+                  ScoreScratch* scratch) const;
   bool NeedsLookup(const model::ModelVersion& v, const Enrichment& e, size_t row,
                    const ScoreScratch& scratch) const;
   // The version's metrics, or null when scoring.metrics is off.
@@ -278,8 +285,8 @@ class Scorer final : public model::VersionPreparer {
                    const std::vector<float>& outputs) const;
   // ScoreBatch's work for the bodies scratch->group names, all for version v.
   void ScoreGroup(const model::ModelVersion& v, const ScoreTarget& target,
-                  std::span<const std::string_view> bodies, ScoreScratch* scratch,
-                  std::vector<EventResult>* results) const;
+                  std::span<const std::string_view> bodies, std::span<const int64_t> read_at_us,
+                  ScoreScratch* scratch, std::vector<EventResult>* results) const;
   // The raw JSON token of `key` in a body (top level, "features" or the first
   // of "instances"), hashed; nullopt when absent or the body is not JSON.
   std::optional<uint64_t> PeekStickyKey(std::string_view body, std::string_view key,
