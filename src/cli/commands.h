@@ -60,5 +60,8 @@ int RunFeaturesMaterialize(const std::string& config_path, const std::string& st
 int RunFeaturesHistorical(const std::string& config_path, const std::string& entities,
                           const std::string& out, const std::vector<std::string>& refs,
                           const std::string& service, const std::string& timestamp_field);
+// Replays a served-values log against the stream views' events files;
+// exits 1 when any value differs.
+int RunFeaturesReplay(const std::string& config_path, const std::string& log_path);
 
 }  // namespace rtml::cli

@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "features/feature_store.h"
 #include "features/historical.h"
+#include "features/stream_replay.h"
 #include "features/materialize.h"
 
 namespace rtml::cli {
@@ -261,6 +262,19 @@ int RunFeaturesHistorical(const std::string& config_path, const std::string& ent
   std::printf("%zu entity rows -> %s: %zu values, %zu not found, %zu older than the TTL\n",
               result->rows, out.c_str(), result->values, result->not_found, result->too_old);
   return 0;
+}
+
+int RunFeaturesReplay(const std::string& config_path, const std::string& log_path) {
+  auto c = config::LoadConfig(config_path);
+  if (!c.ok()) return Fail("historical --replay", c.status());
+  auto defs = features::Definitions::Load(c->features.definitions);
+  if (!defs.ok()) return Fail("historical --replay", defs.status());
+  auto report = features::ReplayServedLog(*defs, log_path);
+  if (!report.ok()) return Fail("historical --replay", report.status());
+  for (const std::string& e : report->examples) std::printf("mismatch\n%s\n", e.c_str());
+  std::printf("%zu served record(s) replayed from %s: %zu mismatch(es)\n", report->records,
+              log_path.c_str(), report->mismatches);
+  return report->mismatches == 0 ? 0 : 1;
 }
 
 }  // namespace rtml::cli

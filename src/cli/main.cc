@@ -124,10 +124,16 @@ int main(int argc, char** argv) {
   inc_cmd->add_option("--views", only_views, "Only these views")->delimiter(',');
   CLI::App* hist_cmd = with_config(features_cmd->add_subcommand(
       "historical", "Point-in-time join of entity rows with offline features (training data)"));
-  hist_cmd->add_option("--entities", entities_file, "CSV/JSONL: join keys + event timestamp")
-      ->required()
-      ->check(CLI::ExistingFile);
-  hist_cmd->add_option("--out", out_file, "Output CSV")->required();
+  std::string replay_file;
+  auto* entities_opt =
+      hist_cmd->add_option("--entities", entities_file, "CSV/JSONL: join keys + event timestamp")
+          ->check(CLI::ExistingFile);
+  auto* out_opt = hist_cmd->add_option("--out", out_file, "Output CSV");
+  auto* replay_opt = hist_cmd->add_option(
+      "--replay", replay_file,
+      "A served-values log (features.served_log): replay it offline and report mismatches");
+  replay_opt->check(CLI::ExistingFile)->excludes(entities_opt)->excludes(out_opt);
+  entities_opt->needs(out_opt);
   hist_cmd->add_option("--features", refs, "view:feature references")->delimiter(',');
   hist_cmd->add_option("--service", service, "A feature service instead of --features");
   hist_cmd->add_option("--timestamp-field", ts_field, "The entity file's timestamp column");
@@ -176,6 +182,12 @@ int main(int argc, char** argv) {
     return rtml::cli::RunFeaturesMaterialize(fconfig, start, end, true, only_views);
   }
   if (hist_cmd->parsed()) {
+    if (!replay_file.empty()) return rtml::cli::RunFeaturesReplay(fconfig, replay_file);
+    if (entities_file.empty()) {
+      std::fprintf(stderr, "rtml features historical: give --entities FILE --out FILE (a "
+                           "training set) or --replay FILE (check served values)\n");
+      return 2;
+    }
     return rtml::cli::RunFeaturesHistorical(fconfig, entities_file, out_file, refs, service,
                                             ts_field);
   }

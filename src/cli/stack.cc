@@ -167,6 +167,15 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
     observability::ComponentLogger("features")
         .info("project {}: {} view(s), definitions version {}, {} online store", d.project(),
               d.views().size(), d.version_hash(), s->store_->online().backend());
+    if (c.features.served_log_rate > 0) {
+      ASSIGN_OR_RETURN(auto log, features::ServedLog::Open(c.features.served_log_rate,
+                                                           c.features.served_log_file,
+                                                           &s->metrics_));
+      s->store_->set_served_log(std::move(log));
+      observability::ComponentLogger("features")
+          .info("served stream feature values logged to {} (rate {})",
+                c.features.served_log_file, c.features.served_log_rate);
+    }
   }
   AddProcessMetrics(&s->metrics_);
   if (c.log.predictions_rate > 0) {

@@ -45,7 +45,19 @@ Status ReadScoring(const YAML::Node& n, ScoringConfig* c) {
 }
 
 Status ReadFeatures(const YAML::Node& n, const std::string& base_dir, FeaturesConfig* c) {
-  RETURN_IF_ERROR(CheckKeys(n, "features", {"definitions", "store", "rocksdb", "redis"}));
+  RETURN_IF_ERROR(CheckKeys(n, "features", {"definitions", "store", "rocksdb", "redis",
+                                            "served_log"}));
+  const YAML::Node served = n ? n["served_log"] : YAML::Node();
+  RETURN_IF_ERROR(CheckKeys(served, "features.served_log", {"rate", "file"}));
+  RETURN_IF_ERROR(Read(served, "features.served_log", "rate", &c->served_log_rate));
+  RETURN_IF_ERROR(Read(served, "features.served_log", "file", &c->served_log_file));
+  if (c->served_log_rate < 0 || c->served_log_rate > 1) {
+    return FailedPrecondition("features.served_log.rate must be between 0 and 1");
+  }
+  if (c->served_log_rate > 0 && c->served_log_file.empty()) {
+    return FailedPrecondition("features.served_log.file is needed when its rate is > 0");
+  }
+  if (!c->served_log_file.empty()) c->served_log_file = ResolvePath(base_dir, c->served_log_file);
   RETURN_IF_ERROR(Read(n, "features", "definitions", &c->definitions));
   RETURN_IF_ERROR(Read(n, "features", "store", &c->store));
   if (c->store != "rocksdb" && c->store != "redis" && c->store != "memory") {

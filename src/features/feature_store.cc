@@ -272,7 +272,7 @@ Status FeatureStore::GetOnlineFeaturesJson(std::string_view body, StoreSession& 
   dom::parser parser;
   ASSIGN_OR_RETURN(dom::object obj, ParseObject(parser, body));
   ASSIGN_OR_RETURN(std::vector<FeatureRef> refs, RequestedRefs(defs_, obj));
-  ASSIGN_OR_RETURN(OnlineReader reader, OnlineReader::Create(defs_, refs));
+  ASSIGN_OR_RETURN(OnlineReader reader, OnlineReader::Create(defs_, refs, served_log_.get()));
   bool full_names = false;
   if (obj["full_feature_names"].get(full_names)) full_names = false;
   dom::object entities;
@@ -307,9 +307,20 @@ Status FeatureStore::GetOnlineFeaturesJson(std::string_view body, StoreSession& 
       join_values[row++ * keys.size() + k] = std::move(v).value();
     }
   }
+  // rtml's extension: "at" reads stream feature views' windows at another
+  // time than now (the state is the current one: what the windows hold now,
+  // seen from that time).
+  int64_t now = clock_.NowMicros();
+  dom::element at;
+  if (obj["at"].get(at) == simdjson::SUCCESS) {
+    auto t = EventTime(RawFromJson(at));
+    if (!t.ok()) {
+      return InvalidArgument("\"at\": " + t.status().message(), "bad_timestamp", "at");
+    }
+    now = *t;
+  }
   OnlineReader::Scratch scratch;
   RETURN_IF_ERROR(reader.Read(session, n_rows, join_values, &scratch));
-  const int64_t now = clock_.NowMicros();
   response->clear();
   JsonWriter w(response);
   w.BeginObject().Key("metadata").BeginObject().Key("feature_names").BeginArray();

@@ -27,6 +27,7 @@
 #include "features/ingest.h"
 #include "features/online_reader.h"
 #include "features/online_store.h"
+#include "features/served_log.h"
 
 namespace rtml::features {
 
@@ -41,6 +42,10 @@ class FeatureStore {
   const Definitions& definitions() const { return defs_; }
   OnlineStore& online() const { return *online_; }
   const Clock& clock() const { return clock_; }
+  // The sampled log of served stream feature values (null: none). Set
+  // before readers are created.
+  void set_served_log(std::unique_ptr<ServedLog> log) { served_log_ = std::move(log); }
+  const ServedLog* served_log() const { return served_log_.get(); }
 
   // Feast push. Structural errors (unknown view, missing column, ragged
   // columns) fail the call; bad rows are rejected one by one in the result,
@@ -65,6 +70,7 @@ class FeatureStore {
   Definitions defs_;
   std::unique_ptr<OnlineStore> online_;
   const Clock& clock_;
+  std::unique_ptr<ServedLog> served_log_;
 };
 
 // Writes an ingestion summary as JSON (push responses, CLI output).

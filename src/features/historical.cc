@@ -1,9 +1,12 @@
 #include "features/historical.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include "features/ingest.h"
+#include "features/stream_replay.h"
 
 namespace rtml::features {
 namespace {
@@ -40,6 +43,7 @@ Result<PointInTimeIndex> PointInTimeIndex::Build(const Definitions& defs,
     if (loaded[ref.view]) continue;
     loaded[ref.view] = true;
     const FeatureView& view = defs.views()[ref.view];
+    if (view.aggregation != nullptr) continue;  // replayed (StreamReplay)
     if (view.source.path.empty()) {
       return FailedPrecondition("feature view '" + view.name + "' has no offline source.path");
     }
@@ -98,32 +102,106 @@ OnlineReader::Cell PointInTimeIndex::Lookup(size_t ref, const std::string& entit
   return c;
 }
 
+namespace {
+
+// The join-key columns and timestamp column of an entity file's header.
+struct EntityColumns {
+  std::vector<int> keys;  // per reader join key
+  int ts = -1;
+};
+
+Result<EntityColumns> LocateColumns(const OnlineReader& reader, const std::vector<std::string>& columns,
+                                    const HistoricalOptions& o) {
+  EntityColumns c;
+  for (const std::string& k : reader.join_keys()) {
+    auto it = std::find(columns.begin(), columns.end(), k);
+    if (it == columns.end()) {
+      return FailedPrecondition(o.entities_path + ": no column '" + k + "' (a join key)");
+    }
+    c.keys.push_back(static_cast<int>(it - columns.begin()));
+  }
+  auto it = std::find(columns.begin(), columns.end(), o.timestamp_field);
+  if (it == columns.end()) {
+    return FailedPrecondition(o.entities_path + ": no column '" + o.timestamp_field +
+                              "' (set --timestamp-field)");
+  }
+  c.ts = static_cast<int>(it - columns.begin());
+  return c;
+}
+
+Result<std::string> EntityKeyFor(const Definitions& defs, const OnlineReader& reader,
+                                 const FeatureView& view, const EntityColumns& cols,
+                                 std::span<const RawValue> cells) {
+  std::vector<std::string> parts;
+  for (int e : view.entities) {
+    const std::string& jk = defs.entities()[e].join_key;
+    const size_t k = std::find(reader.join_keys().begin(), reader.join_keys().end(), jk) -
+                     reader.join_keys().begin();
+    ASSIGN_OR_RETURN(std::string key, EncodeJoinKey(reader.join_key_type(k), cells[cols.keys[k]]));
+    parts.push_back(std::move(key));
+  }
+  return EntityKeyOf(parts);
+}
+
+bool SameFile(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  return std::filesystem::equivalent(a, b, ec) && !ec;
+}
+
+// Every stream view the refs name, replayed for every entity row: per view
+// index, the answers by row.
+Result<std::unordered_map<int, std::vector<StreamReplay::Answer>>> ReplayStreams(
+    const Definitions& defs, const std::vector<FeatureRef>& refs, const OnlineReader& reader,
+    const HistoricalOptions& o) {
+  std::unordered_map<int, std::vector<StreamReplay::Answer>> out;
+  for (FeatureRef ref : refs) {
+    const FeatureView& view = defs.views()[ref.view];
+    if (view.aggregation == nullptr || out.count(ref.view) > 0) continue;
+    ASSIGN_OR_RETURN(StreamReplay replay, StreamReplay::Load(defs, view));
+    if (replay.bad_rows() > 0) {
+      std::fprintf(stderr, "%s: %zu bad event row(s) left out, as the stream worker would (%s)\n",
+                   view.name.c_str(), replay.bad_rows(), replay.first_bad_row().c_str());
+    }
+    // The events file itself as the entity rows: each row is read before it
+    // is added, as the worker scores an event before adding it.
+    const bool own_rows = SameFile(o.entities_path, view.source.path);
+    std::vector<StreamReplay::Query> queries;
+    EntityColumns cols;
+    Status s = ReadSourceFile(o.entities_path, [&](const std::vector<std::string>& columns,
+                                                   size_t row, std::span<const RawValue> cells) {
+      if (cols.ts < 0) {
+        ASSIGN_OR_RETURN(cols, LocateColumns(reader, columns, o));
+      }
+      if (cells.size() != columns.size()) return Status::Ok();  // the writing pass says so
+      ASSIGN_OR_RETURN(std::string key, EntityKeyFor(defs, reader, view, cols, cells));
+      ASSIGN_OR_RETURN(int64_t ts, EventTime(cells[cols.ts]));
+      queries.push_back({std::move(key), ts, own_rows ? row : replay.PositionAt(ts)});
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    out[ref.view] = replay.Run(queries);
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<HistoricalResult> GetHistoricalFeatures(const Definitions& defs,
                                                const std::vector<FeatureRef>& refs,
                                                const HistoricalOptions& o) {
   ASSIGN_OR_RETURN(PointInTimeIndex index, PointInTimeIndex::Build(defs, refs));
   ASSIGN_OR_RETURN(OnlineReader reader, OnlineReader::Create(defs, refs));
+  ASSIGN_OR_RETURN(auto streams, ReplayStreams(defs, refs, reader, o));
   std::ofstream out(o.out_path);
   if (!out) return FailedPrecondition("cannot write '" + o.out_path + "'");
   HistoricalResult result;
-  std::vector<int> key_columns;
-  int ts_column = -1;
-  std::vector<std::string> parts;
+  EntityColumns cols;
+  size_t n = 0;  // entity rows written
+  EncodedValue text;
   Status s = ReadSourceFile(o.entities_path, [&](const std::vector<std::string>& columns,
                                                  size_t row, std::span<const RawValue> cells) {
-    if (ts_column < 0) {  // header: locate columns, write ours
-      for (const std::string& k : reader.join_keys()) {
-        auto it = std::find(columns.begin(), columns.end(), k);
-        if (it == columns.end()) {
-          return FailedPrecondition(o.entities_path + ": no column '" + k + "' (a join key)");
-        }
-        key_columns.push_back(static_cast<int>(it - columns.begin()));
-      }
-      auto it = std::find(columns.begin(), columns.end(), o.timestamp_field);
-      if (it == columns.end()) {
-        return FailedPrecondition(o.entities_path + ": no column '" + o.timestamp_field + "'");
-      }
-      ts_column = static_cast<int>(it - columns.begin());
+    if (cols.ts < 0) {  // header: locate columns, write ours
+      ASSIGN_OR_RETURN(cols, LocateColumns(reader, columns, o));
       for (size_t i = 0; i < columns.size(); ++i) out << (i ? "," : "") << CsvField(columns[i]);
       for (FeatureRef r : refs) out << "," << CsvField(defs.views()[r.view].features[r.feature].name);
       out << "\n";
@@ -132,29 +210,33 @@ Result<HistoricalResult> GetHistoricalFeatures(const Definitions& defs,
       return FailedPrecondition(o.entities_path + ": row " + std::to_string(row) +
                                 " does not match the header");
     }
-    ASSIGN_OR_RETURN(int64_t ts, EventTime(cells[ts_column]));
+    ASSIGN_OR_RETURN(int64_t ts, EventTime(cells[cols.ts]));
     for (size_t i = 0; i < cells.size(); ++i) out << (i ? "," : "") << CsvField(CellText(cells[i]));
     for (size_t f = 0; f < refs.size(); ++f) {
-      parts.clear();
       const FeatureView& view = defs.views()[refs[f].view];
-      for (int e : view.entities) {
-        const std::string& jk = defs.entities()[e].join_key;
-        const size_t k = std::find(reader.join_keys().begin(), reader.join_keys().end(), jk) -
-                         reader.join_keys().begin();
-        ASSIGN_OR_RETURN(std::string key,
-                         EncodeJoinKey(reader.join_key_type(k), cells[key_columns[k]]));
-        parts.push_back(std::move(key));
-      }
-      const OnlineReader::Cell c = index.Lookup(f, EntityKeyOf(parts), ts);
       const bool is_float = view.features[refs[f].feature].dtype == ValueType::kFloat;
+      FeatureStatus status;
+      const EncodedValue* value = nullptr;
+      if (view.aggregation != nullptr) {
+        const StreamReplay::Answer& a = streams[refs[f].view][n];
+        status = AggregateOutput(view, refs[f].feature, a.found ? a.outputs.data() : nullptr,
+                                 &text);
+        if (status == FeatureStatus::kPresent) value = &text;
+      } else {
+        ASSIGN_OR_RETURN(std::string key, EntityKeyFor(defs, reader, view, cols, cells));
+        const OnlineReader::Cell c = index.Lookup(f, key, ts);
+        status = c.status;
+        value = c.value;
+      }
       out << ",";
-      if (c.value) out << CsvField(**c.value) << (is_float ? FloatSuffix(**c.value) : "");
-      ++(c.status == FeatureStatus::kPresent        ? result.values
-         : c.status == FeatureStatus::kOutsideMaxAge ? result.too_old
-                                                     : result.not_found);
+      if (value) out << CsvField(**value) << (is_float ? FloatSuffix(**value) : "");
+      ++(status == FeatureStatus::kPresent        ? result.values
+         : status == FeatureStatus::kOutsideMaxAge ? result.too_old
+                                                   : result.not_found);
     }
     out << "\n";
     ++result.rows;
+    ++n;
     return Status::Ok();
   });
   if (!s.ok()) return s;

@@ -15,9 +15,11 @@ std::string_view FeatureStatusName(FeatureStatus s) {
   return "NOT_FOUND";
 }
 
-Result<OnlineReader> OnlineReader::Create(const Definitions& defs, std::vector<FeatureRef> refs) {
+Result<OnlineReader> OnlineReader::Create(const Definitions& defs, std::vector<FeatureRef> refs,
+                                          const ServedLog* served_log) {
   OnlineReader r;
   r.defs_ = &defs;
+  r.served_log_ = served_log;
   for (FeatureRef ref : refs) {
     const FeatureView& view = defs.views()[ref.view];
     if (!view.online) {
@@ -92,37 +94,44 @@ Status OnlineReader::Read(StoreSession& session, size_t n_rows,
   return Status::Ok();
 }
 
+FeatureStatus AggregateOutput(const FeatureView& view, int feature, const double* outputs,
+                              EncodedValue* text) {
+  const bool is_int = view.features[feature].dtype == ValueType::kInt;  // count-like
+  if (outputs == nullptr) {
+    if (!is_int) return FeatureStatus::kNotFound;
+    *text = "0";
+    return FeatureStatus::kPresent;
+  }
+  const double v = outputs[feature];
+  if (std::isnan(v)) return FeatureStatus::kNullValue;
+  *text = is_int ? EncodeInt(static_cast<int64_t>(v)) : EncodeFloat(v);
+  return FeatureStatus::kPresent;
+}
+
 OnlineReader::Cell OnlineReader::GetAggregate(const Scratch& s, size_t plan, size_t row,
                                               int feature, int64_t now_us) const {
   const FeatureView& view = defs_->views()[plans_[plan].view];
   const StreamAggregation& agg = *plans_[plan].aggregation;
   AggregateRows& a = s.aggregates[plan];
   const size_t n_out = agg.layout->n_outputs();
-  const bool is_int = view.features[feature].dtype == ValueType::kInt;  // count-like
-  Cell c;
   EncodedValue& text = a.text[row * n_out + feature];
-  if (!a.states[row]) {
-    if (!is_int) return c;  // NOT_FOUND
-    text = "0";
-    c.status = FeatureStatus::kPresent;
-    c.value = &text;
-    return c;
+  double* out = nullptr;
+  Cell c;
+  if (a.states[row]) {
+    const StreamState& state = *a.states[row];
+    out = a.outputs.data() + row * n_out;
+    if (a.read_at_us[row] != now_us) {
+      state.windows.Read(now_us, std::span<double>(out, n_out));
+      a.read_at_us[row] = now_us;
+      if (served_log_ != nullptr && served_log_->ShouldSample()) {
+        served_log_->Write(view, s.keys[plan][row], now_us, state.seen,
+                           std::span<const double>(out, n_out));
+      }
+    }
+    c.event_ts_us = state.windows.latest_us();
   }
-  const StreamState& state = *a.states[row];
-  double* out = a.outputs.data() + row * n_out;
-  if (a.read_at_us[row] != now_us) {
-    state.windows.Read(now_us, std::span<double>(out, n_out));
-    a.read_at_us[row] = now_us;
-  }
-  c.event_ts_us = state.windows.latest_us();
-  const double v = out[feature];
-  if (std::isnan(v)) {
-    c.status = FeatureStatus::kNullValue;
-    return c;
-  }
-  text = is_int ? EncodeInt(static_cast<int64_t>(v)) : EncodeFloat(v);
-  c.status = FeatureStatus::kPresent;
-  c.value = &text;
+  c.status = AggregateOutput(view, feature, out, &text);
+  if (c.status == FeatureStatus::kPresent) c.value = &text;
   return c;
 }
 

@@ -24,6 +24,7 @@
 #include "common/status.h"
 #include "features/definitions.h"
 #include "features/online_store.h"
+#include "features/served_log.h"
 #include "features/stream_view.h"
 
 namespace rtml::features {
@@ -54,7 +55,9 @@ class OnlineReader {
   };
 
   // Fails if a reference is unknown or its view is not online.
-  static Result<OnlineReader> Create(const Definitions& defs, std::vector<FeatureRef> refs);
+  // With a served-values log, sampled reads of stream views are recorded.
+  static Result<OnlineReader> Create(const Definitions& defs, std::vector<FeatureRef> refs,
+                                     const ServedLog* served_log = nullptr);
 
   const Definitions& definitions() const { return *defs_; }
   const std::vector<FeatureRef>& refs() const { return refs_; }
@@ -83,12 +86,19 @@ class OnlineReader {
   };
 
   const Definitions* defs_ = nullptr;
+  const ServedLog* served_log_ = nullptr;
   std::vector<FeatureRef> refs_;
   std::vector<std::string> join_keys_;
   std::vector<ValueType> join_key_types_;
   std::vector<ViewPlan> plans_;
   std::vector<RefPlan> ref_plans_;
 };
+
+// How one output of a stream view reads, online and offline alike:
+// `outputs` is the entity's outputs (layout order) or null when it has no
+// events; sets *text when PRESENT.
+FeatureStatus AggregateOutput(const FeatureView& view, int feature, const double* outputs,
+                              EncodedValue* text);
 
 // Decodes a stored value of type `t` as a model input (bool 0/1; strings fail).
 Result<double> DecodeNumeric(ValueType t, const std::string& encoded);

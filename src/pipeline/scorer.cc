@@ -191,7 +191,7 @@ Result<std::unique_ptr<Scorer::Enrichment>> Scorer::PrepareEnrichment(
     e.columns.push_back(column);
     e.types.push_back(f.dtype);
   }
-  auto reader = features::OnlineReader::Create(defs, service->features);
+  auto reader = features::OnlineReader::Create(defs, service->features, store_->served_log());
   if (!reader.ok()) return reader.status().Annotate(where);
   e.reader = std::make_unique<features::OnlineReader>(std::move(reader).value());
   for (size_t k = 0; k < e.reader->join_keys().size(); ++k) {
