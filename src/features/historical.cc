@@ -143,6 +143,9 @@ Result<std::string> EntityKeyFor(const Definitions& defs, const OnlineReader& re
   return EntityKeyOf(parts);
 }
 
+// The key of rows whose join key is missing or unusable: matches nothing.
+const std::string kNoEntity("\x1f\x1f(none)");
+
 bool SameFile(const std::string& a, const std::string& b) {
   std::error_code ec;
   return std::filesystem::equivalent(a, b, ec) && !ec;
@@ -173,7 +176,8 @@ Result<std::unordered_map<int, std::vector<StreamReplay::Answer>>> ReplayStreams
         ASSIGN_OR_RETURN(cols, LocateColumns(reader, columns, o));
       }
       if (cells.size() != columns.size()) return Status::Ok();  // the writing pass says so
-      ASSIGN_OR_RETURN(std::string key, EntityKeyFor(defs, reader, view, cols, cells));
+      // A row without a usable key has no values (NOT_FOUND), as online.
+      std::string key = EntityKeyFor(defs, reader, view, cols, cells).value_or(kNoEntity);
       ASSIGN_OR_RETURN(int64_t ts, EventTime(cells[cols.ts]));
       queries.push_back({std::move(key), ts, own_rows ? row : replay.PositionAt(ts)});
       return Status::Ok();
@@ -223,7 +227,7 @@ Result<HistoricalResult> GetHistoricalFeatures(const Definitions& defs,
                                  &text);
         if (status == FeatureStatus::kPresent) value = &text;
       } else {
-        ASSIGN_OR_RETURN(std::string key, EntityKeyFor(defs, reader, view, cols, cells));
+        const std::string key = EntityKeyFor(defs, reader, view, cols, cells).value_or(kNoEntity);
         const OnlineReader::Cell c = index.Lookup(f, key, ts);
         status = c.status;
         value = c.value;

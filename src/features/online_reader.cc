@@ -98,7 +98,7 @@ FeatureStatus AggregateOutput(const FeatureView& view, int feature, const double
                               EncodedValue* text) {
   const bool is_int = view.features[feature].dtype == ValueType::kInt;  // count-like
   if (outputs == nullptr) {
-    if (!is_int) return FeatureStatus::kNotFound;
+    if (!view.aggregation->zero_when_empty[feature]) return FeatureStatus::kNotFound;
     *text = "0";
     return FeatureStatus::kPresent;
   }

@@ -152,7 +152,7 @@ Result<ReplayReport> ReplayServedLog(const Definitions& defs, const std::string&
         const double online = r.values[f];
         double offline = a.outputs[f];
         // An entity without events reads as count 0 online (and no state).
-        if (!a.found && v.features[f].dtype == ValueType::kInt) offline = 0;
+        if (!a.found && v.aggregation->zero_when_empty[f]) offline = 0;
         same = (std::isnan(online) && std::isnan(offline)) || online == offline;
       }
       if (same) continue;

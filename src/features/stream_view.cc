@@ -191,6 +191,11 @@ Result<FeatureView> ParseStreamView(const YAML::Node& n, const std::string& w,
       }
     }
   }
+  for (const AggregationSpec& s : specs) {
+    const bool zero = CountsOnly(s.function) || s.function == AggFunction::kSum;
+    agg->zero_when_empty.insert(agg->zero_when_empty.end(),
+                                s.function == AggFunction::kLastN ? s.n : 1, zero);
+  }
   auto layout = WindowLayout::Create(static_cast<int>(agg->columns.size()), std::move(specs),
                                      agg->allowed_lateness_us);
   if (!layout.ok()) return FailedPrecondition(w + ": " + layout.status().message());

@@ -53,6 +53,9 @@ struct StreamAggregation {
   int timestamp_column = -1;             // the column that is the event time, if aggregated
   std::shared_ptr<const WindowLayout> layout;
   int64_t allowed_lateness_us = 0;
+  // Per output: count, sum and count_distinct read 0 for an entity without
+  // events (the others have no value then).
+  std::vector<bool> zero_when_empty;
   // How stores keep the state: one record per entity with the serialized
   // windows ("_state") and the number of events seen ("_seen", late included).
   FeatureView storage;

@@ -135,10 +135,13 @@ Result<std::shared_ptr<const WindowLayout>> WindowLayout::Create(
         l->levels_.push_back({s.tile_us, 0, std::vector<bool>(n_columns, false)});
         it = l->levels_.end() - 1;
       }
-      it->slots = std::max<size_t>(it->slots, static_cast<size_t>(s.window_us / s.tile_us) + 2);
+      // Enough tiles that a read at any time an event may still arrive for
+      // (down to allowed_lateness before the latest) finds all its tiles.
+      it->slots = std::max<size_t>(
+          it->slots, static_cast<size_t>((s.window_us + allowed_lateness_us) / s.tile_us) + 2);
       if (s.function == AggFunction::kCountDistinct) it->needs_hll[s.column] = true;
       level = static_cast<int>(it - l->levels_.begin());
-      l->horizon_us_ = std::max(l->horizon_us_, s.window_us + s.tile_us);
+      l->horizon_us_ = std::max(l->horizon_us_, s.window_us + allowed_lateness_us + s.tile_us);
     } else if (s.function == AggFunction::kLastN && (s.n < 1 || s.n > 100)) {
       return InvalidArgument("last_n needs n from 1 to 100");
     }
@@ -247,7 +250,13 @@ void EntityWindows::Read(int64_t t_us, std::span<double> out) const {
     }
     const size_t level = static_cast<size_t>(layout_->spec_level_[i]);
     const int64_t tile = layout_->levels_[level].tile_us;
-    const Partial p = Merge(level, s.column, FloorDiv(t_us - s.window_us, tile),
+    // Never older than the ring reaches back from the latest event (only a
+    // read before latest - allowed_lateness, a late event's own, is cut).
+    const int64_t reach = latest_us_ == INT64_MIN
+                              ? INT64_MIN
+                              : FloorDiv(latest_us_, tile) -
+                                    static_cast<int64_t>(layout_->levels_[level].slots) + 1;
+    const Partial p = Merge(level, s.column, std::max(FloorDiv(t_us - s.window_us, tile), reach),
                             FloorDiv(t_us, tile));
     const double n = static_cast<double>(p.count);
     const double mean = p.count ? static_cast<double>(p.sum_micros) / 1e6 / n : kNaN;
