@@ -7,6 +7,7 @@ import tempfile
 import time
 import unittest
 
+import test_stream_features as sf
 from harness import Server, fraud_demo_config, wait_for
 from kafka_real import RealKafka
 
@@ -74,6 +75,36 @@ class RealKafkaTest(unittest.TestCase):
         everything = self.prediction_ids("read_uncommitted")
         print(f"\n{n} events, SIGKILL mid-stream: read_committed sees {len(committed)} "
               f"predictions, read_uncommitted {len(everything)} (aborted duplicates included)")
+
+
+class RealBroker:
+    """The real broker behind the interface test_stream_features uses."""
+    def __init__(self, workdir):
+        self.kafka = RealKafka(workdir)
+        self.kafka.create_topics(["ml-features", "predictions", "ml-features-dlq"], partitions=4)
+        self.bootstrap = self.kafka.bootstrap
+
+    def produce(self, topic, records):
+        data = "".join(f"{k}\t{v}\n" for k, v in records)
+        subprocess.run(["kcat", "-b", self.bootstrap, "-P", "-t", topic, "-K", "\t", "-X",
+                        "enable.idempotence=true"], input=data, text=True, check=True, timeout=120)
+
+    def read_all(self, topic, fmt="%k\t%s\n"):
+        r = subprocess.run(["kcat", "-b", self.bootstrap, "-C", "-t", topic, "-e", "-q", "-f",
+                            fmt], capture_output=True, text=True, timeout=120)
+        return [line for line in r.stdout.split("\n") if line]
+
+    def stop(self):
+        self.kafka.stop()
+
+
+class RealKafkaStreamFeaturesTest(sf.StreamFeaturesTest):
+    """Stream feature views on the real broker: a SIGKILL of the worker
+    mid-stream, then a restart: every aggregate equals the exact value."""
+    test_bad_definitions_and_writes_are_refused_clearly = None  # no broker needed: run once
+
+    def start_broker(self):
+        return RealBroker(self.dir)
 
 
 if __name__ == "__main__":

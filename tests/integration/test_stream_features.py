@@ -7,6 +7,7 @@ and a SIGKILL of the worker mid-stream."""
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -124,10 +125,13 @@ def per_user(events):
 
 
 class StreamFeaturesTest(unittest.TestCase):
+    def start_broker(self):
+        return Broker(partitions=4)
+
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="rtml-aggs-")
         self.events = make_events()
-        self.broker = Broker(partitions=4)
+        self.broker = self.start_broker()
         self.events_path = os.path.join(self.dir, "events.jsonl")
         with open(self.events_path, "w") as f:
             for e in self.events:
@@ -211,6 +215,10 @@ class StreamFeaturesTest(unittest.TestCase):
         metrics = second.request("GET", "/metrics")[1]
         self.assertIn('rtml_aggregation_events_total{view="user_txn",outcome="duplicate"}', metrics)
         self.assertRegex(metrics, r'rtml_aggregation_events_total\{view="user_txn",outcome="late"\} [1-9]')
+        dup = re.search(r'rtml_aggregation_events_total\{view="user_txn",outcome="duplicate"\} (\d+)',
+                        metrics).group(1)
+        print(f"\n{len(self.events)} events, SIGKILL mid-stream: {dup} re-delivered event(s) "
+              "skipped by the restarted worker")
         wait_for(lambda: sum("bad_aggregation_event" in h for h in
                              self.broker.read_all("ml-features-dlq", "%h\n")) >= n_bad, 30,
                  "a dead letter naming the reason for every bad event")
