@@ -17,6 +17,7 @@ import unittest
 
 import window_oracle as wo
 from harness import REPO, RTML, Server, run_rtml, wait_for
+from test_features import RedisServer
 from test_stream import Broker
 
 T0 = 1_764_583_200 * wo.US  # 2026-12-01T10:00:00Z
@@ -128,6 +129,9 @@ class StreamFeaturesTest(unittest.TestCase):
     def start_broker(self):
         return Broker(partitions=4)
 
+    def store_config(self):
+        return "  store: rocksdb\n  rocksdb: {path: online}\n"
+
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="rtml-aggs-")
         self.events = make_events()
@@ -156,8 +160,7 @@ class StreamFeaturesTest(unittest.TestCase):
         path = os.path.join(self.dir, "rtml.yaml")
         with open(path, "w") as f:
             f.write(f"models: {{repository: {self.dir}/models, default: agg}}\n"
-                    "features:\n  definitions: features.yaml\n  store: rocksdb\n"
-                    "  rocksdb: {path: online}\n"
+                    "features:\n  definitions: features.yaml\n" + self.store_config() +
                     f"  served_log: {{rate: 1.0, file: {served_log}}}\n"
                     "kafka: {max_batch: 25}\n")
         return path
@@ -304,6 +307,20 @@ class StreamFeaturesTest(unittest.TestCase):
         r = run_rtml("features", "list", "--config", config, check=False)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("median", r.stdout + r.stderr)
+
+
+class RedisStreamFeaturesTest(StreamFeaturesTest):
+    """The same on Redis, the store replicas share: state and offsets in one
+    MULTI/EXEC, so a SIGKILL mid-stream still counts every event once."""
+    test_bad_definitions_and_writes_are_refused_clearly = None
+
+    def setUp(self):
+        self.redis = RedisServer()
+        self.addCleanup(self.redis.stop)
+        super().setUp()
+
+    def store_config(self):
+        return f"  store: redis\n  redis: {{port: {self.redis.port}}}\n"
 
 
 if __name__ == "__main__":
