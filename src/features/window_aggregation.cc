@@ -12,8 +12,11 @@ namespace rtml::features {
 namespace {
 
 constexpr int64_t kSecond = 1'000'000;
-constexpr int64_t kRungs[] = {kSecond, 10 * kSecond, 60 * kSecond, 300 * kSecond,
-                              3600 * kSecond, 86400 * kSecond};
+constexpr int64_t kMinute = 60 * kSecond, kHour = 60 * kMinute;
+constexpr int64_t kRungs[] = {kSecond,     5 * kSecond,  10 * kSecond, 30 * kSecond,
+                              kMinute,     2 * kMinute,  5 * kMinute,  10 * kMinute,
+                              20 * kMinute, 30 * kMinute, kHour,       2 * kHour,
+                              6 * kHour,   12 * kHour,   24 * kHour};
 constexpr int kHllBits = 10;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
@@ -132,14 +135,22 @@ Result<std::shared_ptr<const WindowLayout>> WindowLayout::Create(
       auto it = std::find_if(l->levels_.begin(), l->levels_.end(),
                              [&](const Level& lv) { return lv.tile_us == s.tile_us; });
       if (it == l->levels_.end()) {
-        l->levels_.push_back({s.tile_us, 0, std::vector<bool>(n_columns, false)});
+        l->levels_.push_back({s.tile_us, 0, std::vector<uint8_t>(n_columns, 0)});
         it = l->levels_.end() - 1;
       }
       // Enough tiles that a read at any time an event may still arrive for
       // (down to allowed_lateness before the latest) finds all its tiles.
       it->slots = std::max<size_t>(
           it->slots, static_cast<size_t>((s.window_us + allowed_lateness_us) / s.tile_us) + 2);
-      if (s.function == AggFunction::kCountDistinct) it->needs_hll[s.column] = true;
+      uint8_t& fields = it->fields[s.column];
+      fields |= kCount;
+      switch (s.function) {
+        case AggFunction::kSum: case AggFunction::kMean: fields |= kSum; break;
+        case AggFunction::kStddev: fields |= kSum | kSumSq; break;
+        case AggFunction::kMin: case AggFunction::kMax: fields |= kMinMax; break;
+        case AggFunction::kCountDistinct: fields |= kHll; break;
+        default: break;
+      }
       level = static_cast<int>(it - l->levels_.begin());
       l->horizon_us_ = std::max(l->horizon_us_, s.window_us + allowed_lateness_us + s.tile_us);
     } else if (s.function == AggFunction::kLastN && (s.n < 1 || s.n > 100)) {
@@ -188,7 +199,7 @@ void EntityWindows::AddToLevel(size_t level, int64_t ts_us, std::span<const doub
   }
   for (int c = 0; c < layout_->n_columns_; ++c) {
     const double v = values[c];
-    if (std::isnan(v)) continue;
+    if (std::isnan(v) || lv.fields[c] == 0) continue;
     Partial& p = slot.columns[c];
     const int64_t micros = std::llround(v * 1e6);
     p.min = p.count == 0 ? v : std::min(p.min, v);
@@ -196,7 +207,7 @@ void EntityWindows::AddToLevel(size_t level, int64_t ts_us, std::span<const doub
     ++p.count;
     p.sum_micros += micros;
     p.sum_sq += static_cast<__int128>(micros) * micros;
-    if (lv.needs_hll[c]) {
+    if (lv.fields[c] & WindowLayout::kHll) {
       if (p.hll == nullptr) p.hll = std::make_unique<std::array<uint8_t, 1024>>();
       HllAdd(*p.hll, v);
     }
@@ -286,7 +297,50 @@ void EntityWindows::Read(int64_t t_us, std::span<double> out) const {
 
 namespace {
 
-constexpr uint8_t kFormat = 1;
+constexpr uint8_t kFormat = 2;
+
+// A HyperLogLog as bytes: 0 (none), 1 + the 1024 registers, or 2 + the
+// non-zero registers as u16 (index << 6 | rank) when that is shorter (a
+// tile's few distinct values take a few bytes, not 1 KB).
+void PutHll(std::string* out, const std::array<uint8_t, 1024>* hll) {
+  if (hll == nullptr) {
+    PutRaw(out, uint8_t{0});
+    return;
+  }
+  uint16_t nonzero = 0;
+  for (uint8_t r : *hll) nonzero += r != 0;
+  if (nonzero * 2 + 2 >= hll->size()) {
+    PutRaw(out, uint8_t{1});
+    out->append(reinterpret_cast<const char*>(hll->data()), hll->size());
+    return;
+  }
+  PutRaw(out, uint8_t{2});
+  PutRaw(out, nonzero);
+  for (size_t i = 0; i < hll->size(); ++i) {
+    if ((*hll)[i] != 0) PutRaw(out, static_cast<uint16_t>(i << 6 | (*hll)[i]));
+  }
+}
+
+bool TakeHll(std::string_view* in, std::unique_ptr<std::array<uint8_t, 1024>>* hll) {
+  uint8_t kind = 0;
+  if (!TakeRaw(in, &kind) || kind > 2) return false;
+  if (kind == 0) return true;
+  *hll = std::make_unique<std::array<uint8_t, 1024>>();
+  if (kind == 1) {
+    if (in->size() < 1024) return false;
+    std::memcpy((*hll)->data(), in->data(), 1024);
+    in->remove_prefix(1024);
+    return true;
+  }
+  uint16_t n = 0;
+  if (!TakeRaw(in, &n) || n > 1024) return false;
+  for (uint16_t k = 0; k < n; ++k) {
+    uint16_t e = 0;
+    if (!TakeRaw(in, &e)) return false;
+    (**hll)[e >> 6] = static_cast<uint8_t>(e & 63);
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -306,16 +360,22 @@ std::string EntityWindows::Serialize() const {
       }
     }
     PutRaw(&out, static_cast<uint32_t>(live.size()));
+    const std::vector<uint8_t>& fields = layout_->levels_[level].fields;
     for (const Slot* slot : live) {
       PutRaw(&out, slot->tile);
-      for (const Partial& p : slot->columns) {
+      for (size_t c = 0; c < slot->columns.size(); ++c) {  // only what the level's windows read
+        const Partial& p = slot->columns[c];
+        const uint8_t f = fields[c];
+        if (f == 0) continue;
         PutRaw(&out, p.count);
-        PutRaw(&out, p.sum_micros);
-        PutRaw(&out, p.sum_sq);
-        PutRaw(&out, p.min);
-        PutRaw(&out, p.max);
-        PutRaw(&out, static_cast<uint8_t>(p.hll != nullptr));
-        if (p.hll != nullptr) out.append(reinterpret_cast<const char*>(p.hll->data()), p.hll->size());
+        if (p.count == 0) continue;
+        if (f & WindowLayout::kSum) PutRaw(&out, p.sum_micros);
+        if (f & WindowLayout::kSumSq) PutRaw(&out, p.sum_sq);
+        if (f & WindowLayout::kMinMax) {
+          PutRaw(&out, p.min);
+          PutRaw(&out, p.max);
+        }
+        if (f & WindowLayout::kHll) PutHll(&out, p.hll.get());
       }
     }
   }
@@ -351,18 +411,19 @@ Result<EntityWindows> EntityWindows::Parse(std::shared_ptr<const WindowLayout> l
       Slot& slot = w.rings_[level][static_cast<size_t>(((tile % slots) + slots) % slots)];
       slot.tile = tile;
       slot.columns.resize(l.n_columns_);
-      for (Partial& p : slot.columns) {
-        uint8_t has_hll = 0;
-        if (!TakeRaw(&in, &p.count) || !TakeRaw(&in, &p.sum_micros) || !TakeRaw(&in, &p.sum_sq) ||
-            !TakeRaw(&in, &p.min) || !TakeRaw(&in, &p.max) || !TakeRaw(&in, &has_hll)) {
+      const std::vector<uint8_t>& fields = l.levels_[level].fields;
+      for (size_t c = 0; c < slot.columns.size(); ++c) {
+        Partial& p = slot.columns[c];
+        const uint8_t f = fields[c];
+        if (f == 0) continue;
+        if (!TakeRaw(&in, &p.count)) return bad();
+        if (p.count == 0) continue;
+        if ((f & WindowLayout::kSum) && !TakeRaw(&in, &p.sum_micros)) return bad();
+        if ((f & WindowLayout::kSumSq) && !TakeRaw(&in, &p.sum_sq)) return bad();
+        if ((f & WindowLayout::kMinMax) && (!TakeRaw(&in, &p.min) || !TakeRaw(&in, &p.max))) {
           return bad();
         }
-        if (has_hll) {
-          if (in.size() < 1024) return bad();
-          p.hll = std::make_unique<std::array<uint8_t, 1024>>();
-          std::memcpy(p.hll->data(), in.data(), 1024);
-          in.remove_prefix(1024);
-        }
+        if ((f & WindowLayout::kHll) && !TakeHll(&in, &p.hll)) return bad();
       }
     }
   }

@@ -5,8 +5,9 @@
 // give the same values by construction.
 //
 // Semantics (times are µs since the epoch, UTC):
-// - A window of size W uses tiles of size T (the largest of 1s, 10s, 1m, 5m,
-//   1h, 1d that is at most W/60, unless given). Tiles are aligned to the
+// - A window of size W uses tiles of size T (the largest of 1s, 5s, 10s, 30s,
+//   1m, 2m, 5m, 10m, 20m, 30m, 1h, 2h, 6h, 12h, 1d that is at most W/60,
+//   unless given): 60 to 72 tiles for the usual windows. Tiles are aligned to the
 //   epoch; tile k covers [k*T, (k+1)*T).
 // - A value read at time t covers the events added before the read whose
 //   tile k satisfies floor((t - W) / T) <= k <= floor(t / T): exact at the
@@ -74,10 +75,13 @@ class WindowLayout {
 
  private:
   friend class EntityWindows;
+  // What a level keeps of a column's partial (bits; 0: the column is not
+  // aggregated at this level).
+  enum Field : uint8_t { kCount = 1, kSum = 2, kSumSq = 4, kMinMax = 8, kHll = 16 };
   struct Level {
     int64_t tile_us = 0;
-    size_t slots = 0;                 // ring capacity
-    std::vector<bool> needs_hll;      // per column
+    size_t slots = 0;              // ring capacity
+    std::vector<uint8_t> fields;   // per column
   };
   std::vector<AggregationSpec> specs_;
   std::vector<int> spec_level_;       // level per spec (-1: all-time)

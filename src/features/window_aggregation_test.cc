@@ -221,7 +221,8 @@ TEST(WindowAggregationTest, DurationsTilesAndErrors) {
   EXPECT_FALSE(ParseDuration("0m").ok());
   EXPECT_FALSE(ParseDuration("h").ok());
   EXPECT_EQ(DefaultTileUs(3600 * kS), 60 * kS);
-  EXPECT_EQ(DefaultTileUs(86400 * kS), 1200 * kS / 4);  // 5 min
+  EXPECT_EQ(DefaultTileUs(86400 * kS), 1200 * kS);  // 20 min: 72 tiles
+  EXPECT_EQ(DefaultTileUs(30 * 86400 * kS), 12 * 3600 * kS);
   EXPECT_EQ(DefaultTileUs(600 * kS), 10 * kS);
   EXPECT_EQ(DefaultTileUs(5 * kS), kS);
   EXPECT_FALSE(ParseAggFunction("median").ok());

@@ -6,7 +6,9 @@ floor((t - W) / T) <= k <= floor(t / T), among those that were not late."""
 import math
 
 US = 1_000_000
-RUNGS = [US, 10 * US, 60 * US, 300 * US, 3600 * US, 86400 * US]
+M, H = 60 * US, 3600 * US
+RUNGS = [US, 5 * US, 10 * US, 30 * US, M, 2 * M, 5 * M, 10 * M, 20 * M, 30 * M, H, 2 * H,
+         6 * H, 12 * H, 24 * H]
 
 
 def parse_duration(text):
