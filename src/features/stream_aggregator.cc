@@ -1,6 +1,8 @@
 #include "features/stream_aggregator.h"
 
+#include <algorithm>
 #include <map>
+#include <unordered_set>
 
 namespace rtml::features {
 
@@ -42,38 +44,47 @@ Status StreamAggregator::Apply(StoreSession& session, std::span<const Item> item
     return Status::Ok();
   }
   keys_.clear();
-  index_.clear();
+  missing_.clear();
+  if (cache_.size() > kMaxCached) cache_.clear();
+  std::unordered_set<std::string_view> seen;
   for (const Item* item : kept_) {
-    if (index_.emplace(item->event->entity_key, keys_.size()).second) {
-      keys_.push_back(item->event->entity_key);
-    }
+    const std::string& key = item->event->entity_key;
+    if (!seen.insert(key).second) continue;
+    keys_.push_back(key);
+    if (cache_.count(key) == 0) missing_.push_back(key);
   }
-  const ReadRequest request{&agg_->storage, keys_, &records_};
-  RETURN_IF_ERROR(session.Read(std::span<const ReadRequest>(&request, 1)));
-  states_.clear();
-  for (size_t i = 0; i < keys_.size(); ++i) {
-    if (!records_[i].found) {
-      states_.push_back(EmptyState(*agg_));
-      continue;
+  if (!missing_.empty()) {
+    const ReadRequest request{&agg_->storage, missing_, &records_};
+    RETURN_IF_ERROR(session.Read(std::span<const ReadRequest>(&request, 1)));
+    for (size_t i = 0; i < missing_.size(); ++i) {
+      if (!records_[i].found) {
+        cache_.emplace(missing_[i], EmptyState(*agg_));
+        continue;
+      }
+      ASSIGN_OR_RETURN(StreamState s, DecodeState(*agg_, records_[i]));
+      cache_.emplace(missing_[i], std::move(s));
     }
-    ASSIGN_OR_RETURN(StreamState s, DecodeState(*agg_, records_[i]));
-    states_.push_back(std::move(s));
   }
   size_t late = 0;
   for (const Item* item : kept_) {
-    late += !AddEvent(&states_[index_[item->event->entity_key]], *item->event);
+    late += !AddEvent(&cache_.at(item->event->entity_key), *item->event);
   }
   std::vector<WriteRecord> writes(keys_.size());
   for (size_t i = 0; i < keys_.size(); ++i) {
+    const StreamState& state = cache_.at(keys_[i]);
     writes[i].entity_key = keys_[i];
-    writes[i].event_ts_us = states_[i].windows.latest_us();
-    writes[i].values = EncodeState(states_[i]);
+    writes[i].event_ts_us = state.windows.latest_us();
+    writes[i].values = EncodeState(state);
   }
   std::vector<std::pair<std::string, std::string>> meta;
   for (auto [partition, offset] : next) {
     meta.emplace_back(OffsetMetaKey(view_->name, topic_, partition), std::to_string(offset));
   }
-  RETURN_IF_ERROR(session.WriteState(agg_->storage, writes, meta));
+  Status written = session.WriteState(agg_->storage, writes, meta);
+  if (!written.ok()) {
+    for (const std::string& key : keys_) cache_.erase(key);  // they hold unwritten events
+    return written;
+  }
   for (auto [partition, offset] : next) next_[partition] = offset;
   counts->duplicates += duplicates;
   counts->late += late;

@@ -54,7 +54,10 @@ class StreamAggregator {
   // Reset().
   Result<std::optional<int64_t>> NextOffset(StoreSession& session, int32_t partition);
   // Forgets cached offsets (partitions may have moved to another replica).
-  void Reset() { next_.clear(); }
+  void Reset() {
+    next_.clear();
+    cache_.clear();
+  }
   const FeatureView& view() const { return *view_; }
   const std::string& topic() const { return topic_; }
 
@@ -63,12 +66,17 @@ class StreamAggregator {
   const StreamAggregation* agg_;
   std::string topic_;
   std::unordered_map<int32_t, int64_t> next_;  // -1: none stored
+  // The states of entities this worker wrote (its partitions'), so a batch
+  // reads from the store only the entities it has not seen yet. Bounded:
+  // cleared when it holds kMaxCached; dropped on Reset() and on a failed
+  // write (the store is then the truth again).
+  static constexpr size_t kMaxCached = 200000;
+  std::unordered_map<std::string, StreamState> cache_;
   // Reused per batch.
   std::vector<const Item*> kept_;
-  std::vector<std::string> keys_;
+  std::vector<std::string> keys_;     // entities of the batch, first-seen order
+  std::vector<std::string> missing_;  // not cached: read from the store
   std::vector<StoredRecord> records_;
-  std::unordered_map<std::string, size_t> index_;
-  std::vector<StreamState> states_;
 };
 
 }  // namespace rtml::features

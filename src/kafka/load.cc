@@ -91,16 +91,18 @@ void WriteTransaction(std::mt19937_64& rng, bool bad, bool shifted, JsonWriter& 
 }
 
 // One card transaction as the fraud demo's request: the transaction and the
-// user whose stored profile fills in the rest.
-void WriteEvent(std::mt19937_64& rng, uint64_t id, int users, bool bad, bool shifted,
-                std::string* out) {
-  std::uniform_int_distribution<int> user(1, users);
+// user whose stored profile fills in the rest. Returns the user.
+int WriteEvent(std::mt19937_64& rng, uint64_t id, int users, bool bad, bool shifted,
+               std::string* out) {
+  std::uniform_int_distribution<int> user_d(1, users);
+  const int user = user_d(rng);
   out->clear();
   JsonWriter w(out);
-  w.BeginObject().Key("id").Uint(id).Key("user_id").Int(user(rng));
+  w.BeginObject().Key("id").Uint(id).Key("user_id").Int(user);
   WriteTransaction(rng, bad, shifted, w);
   w.Key("event_time").String(FormatTimestamp(NowMicros()));
   w.EndObject();
+  return user;
 }
 
 // All 30 inputs of the fraud model, by name (the Python consumer's format).
@@ -195,16 +197,18 @@ void EventGenerator::Loop() {
         std::this_thread::sleep_until(std::min(due, Clock::now() + std::chrono::milliseconds(5)));
       }
     }
+    std::string key;
     if (o_.full_rows) {
       WriteFullRow(rng, i, &value);
+      key = "t" + std::to_string(i);
     } else {
       const bool shifted =
           o_.shift_after_s > 0 &&
           Clock::now() - start > std::chrono::duration<double>(o_.shift_after_s);
-      WriteEvent(rng, i, o_.users, unit(rng) < o_.bad_share, shifted, &value);
+      // Keyed by the user, as per-user state (stream feature views) needs.
+      key = std::to_string(WriteEvent(rng, i, o_.users, unit(rng) < o_.bad_share, shifted, &value));
     }
     if (created_us_) created_us_[i].store(NowMicros(), std::memory_order_relaxed);
-    const std::string key = "t" + std::to_string(i);
     while (rd_kafka_producev(producer_, RD_KAFKA_V_TOPIC(o_.topic.c_str()),
                              RD_KAFKA_V_KEY(key.data(), key.size()),
                              RD_KAFKA_V_VALUE(value.data(), value.size()),
