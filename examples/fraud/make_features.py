@@ -3,7 +3,7 @@
 user (plus some older rows, to show that materialization keeps the latest),
 with event timestamps over the last day.
 
-  /usr/bin/python3 examples/fraud/make_features.py [--users 5000] [--out data/user_profile.csv]
+  /usr/bin/python3 examples/fraud/make_features.py [--users 50000] [--out data/user_profile.csv]
 """
 import argparse
 import csv
@@ -13,7 +13,7 @@ import random
 
 here = os.path.dirname(os.path.abspath(__file__))
 ap = argparse.ArgumentParser()
-ap.add_argument("--users", type=int, default=5000)
+ap.add_argument("--users", type=int, default=50000)
 ap.add_argument("--out", default=os.path.join(here, "data", "user_profile.csv"))
 args = ap.parse_args()
 

@@ -71,6 +71,8 @@ int RunDemo(const DemoOptions& o) {
       {.brokers = c.kafka.brokers,
        .topic = in_topic,
        .rate_per_s = o.rate,
+       .users = 50000,  // ~72 transactions an hour each at 1000/s, as train.py's history
+       .first_user = 1000,  // users 1-999 are left to you (the README's examples)
        .shift_after_s = o.shift_after_s});
   if (!monitor.ok() || !generator.ok()) {
     spdlog::error("cannot start the demo's clients");

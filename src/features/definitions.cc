@@ -94,6 +94,26 @@ Status ParseEntities(const YAML::Node& list, const std::string& where, std::vect
   return Status::Ok();
 }
 
+}  // namespace
+
+Status ReadEntityRefs(const YAML::Node& n, const std::string& w,
+                      const std::vector<Entity>& entities, std::vector<int>* out) {
+  std::vector<std::string> names;
+  RETURN_IF_ERROR(Read(n, w, "entities", &names));
+  if (names.empty()) return FailedPrecondition(w + ".entities: at least one entity");
+  for (const std::string& en : names) {
+    int found = -1;
+    for (size_t i = 0; i < entities.size(); ++i) {
+      if (entities[i].name == en) found = static_cast<int>(i);
+    }
+    if (found < 0) return FailedPrecondition(w + ".entities: unknown entity '" + en + "'");
+    out->push_back(found);
+  }
+  return Status::Ok();
+}
+
+namespace {
+
 Result<FeatureView> ParseView(const YAML::Node& n, const std::string& w,
                               const std::vector<Entity>& entities, const std::string& base_dir) {
   RETURN_IF_ERROR(CheckKeys(n, w, {"name", "entities", "features", "ttl_seconds", "online",
@@ -101,17 +121,7 @@ Result<FeatureView> ParseView(const YAML::Node& n, const std::string& w,
   FeatureView v;
   RETURN_IF_ERROR(Read(n, w, "name", &v.name));
   RETURN_IF_ERROR(NameCheck(v.name, w));
-  std::vector<std::string> entity_names;
-  RETURN_IF_ERROR(Read(n, w, "entities", &entity_names));
-  if (entity_names.empty()) return FailedPrecondition(w + ".entities: at least one entity");
-  for (const std::string& en : entity_names) {
-    int found = -1;
-    for (size_t i = 0; i < entities.size(); ++i) {
-      if (entities[i].name == en) found = static_cast<int>(i);
-    }
-    if (found < 0) return FailedPrecondition(w + ".entities: unknown entity '" + en + "'");
-    v.entities.push_back(found);
-  }
+  RETURN_IF_ERROR(ReadEntityRefs(n, w, entities, &v.entities));
   RETURN_IF_ERROR(Read(n, w, "ttl_seconds", &v.ttl_seconds));
   if (v.ttl_seconds < 0) return FailedPrecondition(w + ".ttl_seconds must be >= 0");
   RETURN_IF_ERROR(Read(n, w, "online", &v.online));

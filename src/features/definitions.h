@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "config/yaml.h"
 #include "schema/schema.h"
 
 namespace rtml::features {
@@ -69,6 +70,11 @@ struct FeatureService {
   std::string name;
   std::vector<FeatureRef> features;
 };
+
+// Reads `node`'s "entities" (names) at `where` as indexes into `entities`:
+// at least one, each known.
+Status ReadEntityRefs(const YAML::Node& node, const std::string& where,
+                      const std::vector<Entity>& entities, std::vector<int>* out);
 
 class Definitions {
  public:

@@ -195,9 +195,9 @@ Result<HistoricalResult> GetHistoricalFeatures(const Definitions& defs,
                                                const HistoricalOptions& o) {
   ASSIGN_OR_RETURN(PointInTimeIndex index, PointInTimeIndex::Build(defs, refs));
   ASSIGN_OR_RETURN(OnlineReader reader, OnlineReader::Create(defs, refs));
-  ASSIGN_OR_RETURN(auto streams, ReplayStreams(defs, refs, reader, o));
   std::ofstream out(o.out_path);
   if (!out) return FailedPrecondition("cannot write '" + o.out_path + "'");
+  ASSIGN_OR_RETURN(auto streams, ReplayStreams(defs, refs, reader, o));
   HistoricalResult result;
   EntityColumns cols;
   size_t n = 0;  // entity rows written

@@ -87,8 +87,10 @@ Status OnlineReader::Read(StoreSession& session, size_t n_rows,
     for (size_t row = 0; row < n_rows; ++row) {
       a.states[row].reset();
       if (!s->records[p][row].found) continue;
-      ASSIGN_OR_RETURN(StreamState state, DecodeState(*agg, s->records[p][row]));
-      a.states[row].emplace(std::move(state));
+      // A state written for other aggregations reads as none; the worker
+      // starts it over (and says so) when the entity's next event comes.
+      auto state = DecodeState(*agg, s->records[p][row]);
+      if (state.ok()) a.states[row].emplace(std::move(state).value());
     }
   }
   return Status::Ok();

@@ -106,14 +106,8 @@ class RedisSession final : public StoreSession {
     RETURN_IF_ERROR(Ready());
     AppendArgs({"MULTI"});
     for (const WriteRecord& r : records) {
-      std::vector<std::string> args{"HSET", Key(view, r.entity_key), "_ts",
-                                    std::to_string(r.event_ts_us)};
-      for (size_t f = 0; f < r.values.size() && f < view.features.size(); ++f) {
-        if (!r.values[f]) continue;
-        args.push_back(view.features[f].name);
-        args.push_back(*r.values[f]);
-      }
-      AppendArgs(args);
+      AppendArgs(WithFields({"HSET", Key(view, r.entity_key), "_ts",
+                             std::to_string(r.event_ts_us)}, view, r));
     }
     for (const auto& [k, v] : meta) AppendArgs({"SET", o_.key_prefix + ":meta:" + k, v});
     AppendArgs({"EXEC"});
@@ -184,15 +178,20 @@ class RedisSession final : public StoreSession {
     return o_.key_prefix + ":fv:" + view.name + ":" + std::string(entity);
   }
 
-  void AppendWrite(const FeatureView& view, const WriteRecord& r) {
-    std::vector<std::string> args{"EVAL", kWriteScript, "1", Key(view, r.entity_key),
-                                  std::to_string(r.event_ts_us)};
+  // `args` followed by the record's present values as field, value pairs.
+  static std::vector<std::string> WithFields(std::vector<std::string> args,
+                                             const FeatureView& view, const WriteRecord& r) {
     for (size_t f = 0; f < r.values.size() && f < view.features.size(); ++f) {
       if (!r.values[f]) continue;
       args.push_back(view.features[f].name);
       args.push_back(*r.values[f]);
     }
-    AppendArgs(args);
+    return args;
+  }
+
+  void AppendWrite(const FeatureView& view, const WriteRecord& r) {
+    AppendArgs(WithFields({"EVAL", kWriteScript, "1", Key(view, r.entity_key),
+                           std::to_string(r.event_ts_us)}, view, r));
   }
 
   // HMGET <key> _ts <features...>: only the key changes between entities,

@@ -61,8 +61,14 @@ Status StreamAggregator::Apply(StoreSession& session, std::span<const Item> item
         cache_.emplace(missing_[i], EmptyState(*agg_));
         continue;
       }
-      ASSIGN_OR_RETURN(StreamState s, DecodeState(*agg_, records_[i]));
-      cache_.emplace(missing_[i], std::move(s));
+      auto decoded = DecodeState(*agg_, records_[i]);
+      if (!decoded.ok()) {  // written for other aggregations: this entity starts over
+        ++counts->resets;
+        counts->reset_reason = decoded.status().message();
+        cache_.emplace(missing_[i], EmptyState(*agg_));
+        continue;
+      }
+      cache_.emplace(missing_[i], std::move(decoded).value());
     }
   }
   size_t late = 0;

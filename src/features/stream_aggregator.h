@@ -44,6 +44,10 @@ class StreamAggregator {
     size_t applied = 0;
     size_t late = 0;        // seen but older than allowed_lateness: left out
     size_t duplicates = 0;  // at offsets already applied: skipped
+    // Stored states that could not be read (written for the view's earlier
+    // aggregations): those entities start over from this batch.
+    size_t resets = 0;
+    std::string reset_reason;
   };
 
   StreamAggregator(const FeatureView& view, std::string topic)
@@ -53,6 +57,9 @@ class StreamAggregator {
   // The partition's stored next offset (nullopt: no state yet), cached until
   // Reset().
   Result<std::optional<int64_t>> NextOffset(StoreSession& session, int32_t partition);
+  // Treats the partition as having no stored offset (its topic was
+  // recreated: the stored one belongs to the topic's previous incarnation).
+  void ForgetOffset(int32_t partition) { next_[partition] = -1; }
   // Forgets cached offsets (partitions may have moved to another replica).
   void Reset() {
     next_.clear();

@@ -140,17 +140,7 @@ Result<FeatureView> ParseStreamView(const YAML::Node& n, const std::string& w,
   RETURN_IF_ERROR(Read(n, w, "name", &v.name));
   if (v.name.empty()) return FailedPrecondition(w + ".name is required");
   RETURN_IF_ERROR(Read(n, w, "online", &v.online));
-  std::vector<std::string> entity_names;
-  RETURN_IF_ERROR(Read(n, w, "entities", &entity_names));
-  if (entity_names.empty()) return FailedPrecondition(w + ".entities: at least one entity");
-  for (const std::string& en : entity_names) {
-    int found = -1;
-    for (size_t i = 0; i < entities.size(); ++i) {
-      if (entities[i].name == en) found = static_cast<int>(i);
-    }
-    if (found < 0) return FailedPrecondition(w + ".entities: unknown entity '" + en + "'");
-    v.entities.push_back(found);
-  }
+  RETURN_IF_ERROR(ReadEntityRefs(n, w, entities, &v.entities));
   v.source.timestamp_field = "event_time";
   const YAML::Node src = n["source"];
   RETURN_IF_ERROR(CheckKeys(src, w + ".source", {"path", "timestamp_field", "kafka_topic"}));

@@ -309,7 +309,7 @@ void PutHll(std::string* out, const std::array<uint8_t, 1024>* hll) {
   }
   uint16_t nonzero = 0;
   for (uint8_t r : *hll) nonzero += r != 0;
-  if (nonzero * 2 + 2 >= hll->size()) {
+  if (static_cast<size_t>(nonzero) * 2 + 2 >= hll->size()) {
     PutRaw(out, uint8_t{1});
     out->append(reinterpret_cast<const char*>(hll->data()), hll->size());
     return;

@@ -13,7 +13,8 @@
 //   tile k satisfies floor((t - W) / T) <= k <= floor(t / T): exact at the
 //   recent edge (an event is added after its own prediction is read), at
 //   tile granularity at the old edge (up to T more than W).
-// - The rings keep S = (window + allowed_lateness) / tile + 2 tiles: a read
+// - A tile size's ring keeps S tiles, the most (window + allowed_lateness) /
+//   tile + 2 of the windows on that tile size: a read
 //   never sees tiles before floor(latest / T) - S + 1. That cuts nothing for
 //   reads from allowed_lateness before the latest event on; only a late
 //   event's own read (at its older time) sees a shorter window.

@@ -32,6 +32,11 @@ std::unique_ptr<AggregationFeed> AggregationFeed::Create(const features::Feature
         "Events whose Kafka key is not their entity key: with several replicas, their "
         "entity's state is updated by more than one (key the topic by the entity).",
         {{"view", v.name}});
+    view->resets = metrics->AddCounter(
+        "rtml_aggregation_state_resets_total",
+        "Entities whose stored windows could not be read (written for the view's earlier "
+        "aggregations) and started over.",
+        {{"view", v.name}});
     spdlog::info("stream feature view {} aggregates topic {}", v.name, topic);
     feed->views_.push_back(std::move(view));
   }
@@ -124,6 +129,16 @@ Status AggregationFeed::Flush(const std::function<bool()>& stop,
         v->applied->Inc(counts.applied);
         v->late->Inc(counts.late);
         v->duplicates->Inc(counts.duplicates);
+        if (counts.resets > 0) {
+          if (v->resets->value() == 0) {
+            spdlog::error(
+                "stream feature view {}: stored windows cannot be read ({}); those entities "
+                "start over. If the view's aggregations changed, rebuild its state: delete its "
+                "records and offsets and replay the topic (docs/operations.md)",
+                v->reader.view().name, counts.reset_reason);
+          }
+          v->resets->Inc(counts.resets);
+        }
         break;
       }
       if (stop()) return s;
@@ -139,6 +154,22 @@ Status AggregationFeed::Flush(const std::function<bool()>& stop,
   }
   n_staged_ = 0;
   return Status::Ok();
+}
+
+void AggregationFeed::CheckOffsets(const std::string& topic, int32_t partition,
+                                   int64_t high_watermark) {
+  if (session_ == nullptr) session_ = store_->online().NewSession();
+  for (const auto& v : views_) {
+    if (v->topic != topic) continue;
+    auto next = v->aggregator.NextOffset(*session_, partition);
+    if (!next.ok() || !*next || **next <= high_watermark) continue;
+    spdlog::warn(
+        "stream feature view {}: its state has {} [{}] up to offset {}, but the partition ends "
+        "at {}: the topic was recreated (or is another cluster's); adding its events from the "
+        "start of the partition",
+        v->reader.view().name, topic, partition, **next, high_watermark);
+    v->aggregator.ForgetOffset(partition);
+  }
 }
 
 void AggregationFeed::Reset() {

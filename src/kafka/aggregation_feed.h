@@ -58,6 +58,11 @@ class AggregationFeed {
   // the store fails, polling `idle` between tries, until it succeeds or
   // `stop()` says so (then returns the error; nothing is applied).
   Status Flush(const std::function<bool()>& stop, const std::function<void(int)>& idle);
+  // At an assignment, with the partition's high watermark: a stored next
+  // offset beyond it belongs to an earlier incarnation of the topic (deleted
+  // and recreated, or another cluster), so it is dropped (and said) instead
+  // of skipping every new event as already applied.
+  void CheckOffsets(const std::string& topic, int32_t partition, int64_t high_watermark);
   // After a rebalance: stored offsets are read again.
   void Reset();
   // The stored next offset of a partition for views on `topic` (the lowest
@@ -78,6 +83,7 @@ class AggregationFeed {
     observability::Counter* late;
     observability::Counter* duplicates;
     observability::Counter* unkeyed;
+    observability::Counter* resets;
     uint64_t unkeyed_seen = 0;
   };
   AggregationFeed(const features::FeatureStore* store) : store_(store) {}

@@ -48,8 +48,11 @@ double Beta(std::mt19937_64& rng, double a, double b) {
 // examples/fraud/transactions.py draws the training data, so that the demo's
 // traffic does not drift from the model's reference. Unknown values (ip_risk
 // for card-present purchases, gaps for first transactions) are null.
-// `shifted` moves amounts and IP risk away from the training data.
-void WriteTransaction(std::mt19937_64& rng, bool bad, bool shifted, JsonWriter& w) {
+// `shifted` moves amounts and IP risk away from the training data. Without
+// `windows`, the inputs over the user's recent transactions (counts, sums,
+// the gap since the last one) are left out: rtml computes them from the
+// stream (the demo's stream feature view).
+void WriteTransaction(std::mt19937_64& rng, bool bad, bool shifted, bool windows, JsonWriter& w) {
   std::uniform_real_distribution<double> unit(0, 1);
   std::uniform_int_distribution<int> hour_d(0, 23), dow_d(0, 6), cat(0, 19);
   std::lognormal_distribution<double> amount_d(3.8, 1.1), avg_d(3.8, 0.7);
@@ -75,10 +78,12 @@ void WriteTransaction(std::mt19937_64& rng, bool bad, bool shifted, JsonWriter& 
   w.Key("distance_from_home_km").Double(Round2(home(rng) + (international ? 1000 : 0)));
   w.Key("distance_from_last_txn_km");
   first ? w.Null() : w.Double(Round2(last(rng)));
-  w.Key("seconds_since_last_txn");
-  first ? w.Null() : w.Double(Round2(gap(rng)));
-  w.Key("txn_count_1h").Int(count_1h).Key("txn_count_24h").Int(count_24h);
-  w.Key("amount_sum_24h").Double(Round2(avg * count_24h + amount));
+  if (windows) {
+    w.Key("seconds_since_last_txn");
+    first ? w.Null() : w.Double(Round2(gap(rng)));
+    w.Key("txn_count_1h").Int(count_1h).Key("txn_count_24h").Int(count_24h);
+    w.Key("amount_sum_24h").Double(Round2(avg * count_24h + amount));
+  }
   w.Key("amount_to_avg_ratio").Double(Round2(amount / std::max(avg, 1.0)));
   w.Key("failed_logins_24h").Int(failed(rng));
   w.Key("device_change").Bool(unit(rng) < 0.05);
@@ -86,20 +91,21 @@ void WriteTransaction(std::mt19937_64& rng, bool bad, bool shifted, JsonWriter& 
   const double ip_risk = std::min(1.0, Beta(rng, 1, 12) + (shifted ? 0.3 : 0));
   card_present ? w.Null() : w.Double(std::round(ip_risk * 1000) / 1000);
   w.Key("country_mismatch").Bool(international && unit(rng) < 0.5);
-  w.Key("velocity_score").Double(Round2(std::clamp(count_1h * 8 + noise(rng), 0.0, 100.0)));
+  std::gamma_distribution<double> vendor(2.0, 6.0);  // a vendor's score, as transactions.py
+  w.Key("velocity_score").Double(Round2(std::clamp(vendor(rng), 0.0, 100.0)));
   w.Key("is_weekend").Bool(dow >= 5).Key("is_night").Bool(hour < 6 || hour >= 23);
 }
 
-// One card transaction as the fraud demo's request: the transaction and the
-// user whose stored profile fills in the rest. Returns the user.
-int WriteEvent(std::mt19937_64& rng, uint64_t id, int users, bool bad, bool shifted,
-               std::string* out) {
-  std::uniform_int_distribution<int> user_d(1, users);
+// One card transaction as the fraud demo's event: the raw transaction and
+// the user whose stored profile and stream windows fill in the rest.
+int WriteEvent(std::mt19937_64& rng, uint64_t id, int first_user, int users, bool bad,
+               bool shifted, std::string* out) {
+  std::uniform_int_distribution<int> user_d(first_user, users);
   const int user = user_d(rng);
   out->clear();
   JsonWriter w(out);
   w.BeginObject().Key("id").Uint(id).Key("user_id").Int(user);
-  WriteTransaction(rng, bad, shifted, w);
+  WriteTransaction(rng, bad, shifted, /*windows=*/false, w);
   w.Key("event_time").String(FormatTimestamp(NowMicros()));
   w.EndObject();
   return user;
@@ -115,7 +121,7 @@ void WriteFullRow(std::mt19937_64& rng, uint64_t id, std::string* out) {
   out->clear();
   JsonWriter w(out);
   w.BeginObject().Key("id").Uint(id).Key("features").BeginObject();
-  WriteTransaction(rng, false, false, w);
+  WriteTransaction(rng, false, false, /*windows=*/true, w);
   const int account = account_d(rng);
   w.Key("avg_amount_30d").Double(Round2(avg(rng)));
   w.Key("account_age_days").Int(account).Key("card_age_days").Int(std::min(account, card_d(rng)));
@@ -205,8 +211,9 @@ void EventGenerator::Loop() {
       const bool shifted =
           o_.shift_after_s > 0 &&
           Clock::now() - start > std::chrono::duration<double>(o_.shift_after_s);
-      // Keyed by the user, as per-user state (stream feature views) needs.
-      key = std::to_string(WriteEvent(rng, i, o_.users, unit(rng) < o_.bad_share, shifted, &value));
+      // Keyed by the user: the stream windows are per user.
+      key = std::to_string(WriteEvent(rng, i, o_.first_user, o_.users, unit(rng) < o_.bad_share,
+                                            shifted, &value));
     }
     if (created_us_) created_us_[i].store(NowMicros(), std::memory_order_relaxed);
     while (rd_kafka_producev(producer_, RD_KAFKA_V_TOPIC(o_.topic.c_str()),

@@ -30,9 +30,11 @@ struct GeneratorOptions {
   uint64_t limit = 0;        // stop after this many events; 0 = until Stop()
   double bad_share = 0.005;  // share of malformed events
   int users = 5000;
+  int first_user = 1;  // users are first_user .. users
   uint64_t seed = 42;
   // Events carry all 30 inputs as {"id", "features": {...}} (the format the
-  // Python reference consumer reads too) instead of a transaction + user_id.
+  // Python reference consumer reads too) instead of a raw transaction +
+  // user_id (keyed by the user; the window inputs left to rtml).
   bool full_rows = false;
   // After this many seconds (0 = never), transactions shift away from the
   // training data (amounts x6, riskier IPs), to show drift being caught.

@@ -651,8 +651,10 @@ class StreamWorker::Impl {
       Log().info("assigned {} partition(s) of {}", parts->cnt, self->o_.input_topic);
       self->generation_ = static_cast<uint8_t>((self->generation_ + 1) & 0x7f);
       self->paused_ = false;
+      self->assigned_ = true;  // (an empty assignment too: nothing to catch up on)
       if (self->feed_ != nullptr) {
         self->feed_->Reset();
+        self->start_offsets_.clear();
         self->StartFromState(parts);
         self->w_->catching_up_.store(true);
       }
@@ -709,7 +711,7 @@ class StreamWorker::Impl {
       const int64_t position = p.offset >= 0 ? p.offset : low;
       lag.emplace_back(p.partition, std::max<int64_t>(0, high - position));
     }
-    if (w_->catching_up_.load()) CheckCaughtUp(assigned);
+    if (w_->catching_up_.load() && assigned_) CheckCaughtUp(assigned);
     rd_kafka_topic_partition_list_destroy(assigned);
     std::lock_guard lock(w_->lag_mu_);
     w_->lag_ = std::move(lag);
@@ -722,7 +724,13 @@ class StreamWorker::Impl {
   void StartFromState(rd_kafka_topic_partition_list_t* parts) {
     for (int i = 0; i < parts->cnt; ++i) {
       rd_kafka_topic_partition_t& p = parts->elems[i];
-      if (o_.input_topic == p.topic || !feed_->follows(p.topic)) continue;
+      if (!feed_->follows(p.topic)) continue;
+      int64_t low = 0, high = 0;
+      if (rd_kafka_query_watermark_offsets(consumer_, p.topic, p.partition, &low, &high, 5000) ==
+          RD_KAFKA_RESP_ERR_NO_ERROR) {
+        feed_->CheckOffsets(p.topic, p.partition, high);
+      }
+      if (o_.input_topic == p.topic) continue;
       auto next = feed_->NextOffset(p.topic, p.partition);
       if (!next.ok()) {
         Log().warn("stream feature state of {} [{}]: {}; starting at the group's offset",
@@ -730,23 +738,48 @@ class StreamWorker::Impl {
         continue;
       }
       p.offset = *next ? **next : RD_KAFKA_OFFSET_BEGINNING;
+      if (*next) start_offsets_[StreamKey(TopicIndexOf(p.topic), p.partition)] = **next;
     }
+  }
+
+  int TopicIndexOf(const char* name) const {
+    for (size_t i = 0; i < topics_.size(); ++i) {
+      if (topics_[i] == name) return static_cast<int>(i);
+    }
+    return 0;
   }
 
   // Caught up once every assigned partition stream feature views follow has
   // been read to the high watermark seen (until the next assignment).
+  // A partition nothing was consumed from yet has no position: it starts at
+  // its committed offset (or where StartFromState put it).
   void CheckCaughtUp(rd_kafka_topic_partition_list_t* assigned) {
+    rd_kafka_topic_partition_list_t* committed = nullptr;
     for (int i = 0; i < assigned->cnt; ++i) {
       const rd_kafka_topic_partition_t& p = assigned->elems[i];
       if (!feed_->follows(p.topic)) continue;
       int64_t low = 0, high = 0;
       if (rd_kafka_get_watermark_offsets(consumer_, p.topic, p.partition, &low, &high) ||
           high < 0) {
+        if (committed != nullptr) rd_kafka_topic_partition_list_destroy(committed);
         return;  // not fetched yet
       }
-      const int64_t position = p.offset >= 0 ? p.offset : low;
-      if (position < high) return;
+      int64_t position = p.offset;
+      if (position < 0) {
+        if (committed == nullptr) {
+          committed = rd_kafka_topic_partition_list_copy(assigned);
+          rd_kafka_committed(consumer_, committed, 2000);
+        }
+        position = std::max(committed->elems[i].offset, low);
+        auto start = start_offsets_.find(StreamKey(TopicIndexOf(p.topic), p.partition));
+        if (start != start_offsets_.end()) position = std::max(position, start->second);
+      }
+      if (position < high) {
+        if (committed != nullptr) rd_kafka_topic_partition_list_destroy(committed);
+        return;
+      }
     }
+    if (committed != nullptr) rd_kafka_topic_partition_list_destroy(committed);
     Log().info("stream feature views caught up with their topics");
     w_->catching_up_.store(false);
   }
@@ -784,6 +817,8 @@ class StreamWorker::Impl {
   OffsetTracker tracker_;
   uint8_t generation_ = 0;  // 7 bits: the top cookie bit marks dead letters
   bool paused_ = false;
+  bool assigned_ = false;  // the group has assigned this worker its partitions at least once
+  std::map<int32_t, int64_t> start_offsets_;  // by StreamKey: where StartFromState put a partition
   struct FeatureTopic {
     int topic;  // index into topics_
     const features::FeatureView* view;

@@ -60,6 +60,13 @@ def fraud_demo_config(tmpdir, store="rocksdb", redis_port=None, extra="", featur
     subprocess.run(["/usr/bin/python3", os.path.join(FRAUD, "make_features.py"), "--users", str(users),
                     "--out", os.path.join(tmpdir, "data", "user_profile.csv")],
                    check=True, capture_output=True)
+    # The user_txn stream view's events file (what `features historical` replays).
+    subprocess.run(["/usr/bin/python3", "-c",
+                    "import json, sys; sys.path.insert(0, sys.argv[1]); import transactions; "
+                    "open(sys.argv[2], 'w').write(''.join(json.dumps(e) + '\\n' for e in "
+                    "transactions.history(users=int(sys.argv[3]), minutes=10)))",
+                    FRAUD, os.path.join(tmpdir, "data", "transactions.jsonl"), str(min(users, 500))],
+                   check=True, capture_output=True)
     redis = f"  redis: {{port: {redis_port}, timeout_ms: 200, retry_after_ms: 300}}\n" \
         if redis_port else ""
     config = os.path.join(tmpdir, "rtml.yaml")
@@ -73,7 +80,7 @@ def fraud_demo_config(tmpdir, store="rocksdb", redis_port=None, extra="", featur
 
 
 class Server:
-    def __init__(self, *args, config=None, ready_timeout_s=30, env=None):
+    def __init__(self, *args, config=None, ready_timeout_s=30, env=None, ready_path="/readyz"):
         cmd = [RTML, "serve", "--port", "0", "--threads", "2"]
         if config:
             cmd += ["--config", config]
@@ -100,7 +107,7 @@ class Server:
         deadline = time.monotonic() + ready_timeout_s
         while time.monotonic() < deadline:
             try:
-                if self.request("GET", "/readyz")[0] == 200:
+                if self.request("GET", ready_path)[0] == 200:
                     return
             except OSError:
                 pass

@@ -42,10 +42,18 @@ missing_service = FeatureService(name="missing_service", features=[merchant_stat
 '''
 
 
-def feast_repo_source(features_yaml, parquet):
-    """Python definitions for a Feast repo mirroring rtml's features.yaml."""
+def feast_repo_source(features_yaml, parquet, listing):
+    """Python definitions for a Feast repo mirroring rtml's features.yaml.
+    Stream feature views (computed by rtml) become plain feature views with
+    their outputs as fields, as rtml lists them (GET /v1/features)."""
     with open(features_yaml) as f:
         d = yaml.safe_load(f)
+    for v in listing["feature_views"]:
+        if v.get("stream"):
+            d["feature_views"].append({
+                "name": v["name"], "entities": v["entities"], "ttl_seconds": 0,
+                "source": {"timestamp_field": "event_timestamp"},
+                "features": [{"name": f["name"], "dtype": f["dtype"]} for f in v["features"]]})
     out = ["from datetime import timedelta",
            "from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, "
            "ValueType",
@@ -104,7 +112,8 @@ class FeastSdkTest(unittest.TestCase):
         import pandas as pd
         pd.read_csv(cls.csv, parse_dates=["event_timestamp"]).to_parquet(parquet)
         with open(os.path.join(repo, "features.py"), "w") as f:
-            f.write(feast_repo_source(os.path.join(cls.dir.name, "features.yaml"), parquet))
+            f.write(feast_repo_source(os.path.join(cls.dir.name, "features.yaml"), parquet,
+                                      cls.server.request("GET", "/v1/features")[1]))
         with open(os.path.join(repo, "feature_store.yaml"), "w") as f:
             f.write(textwrap.dedent(f"""\
                 project: fraud
@@ -174,8 +183,13 @@ class FeastSdkTest(unittest.TestCase):
         users = [3, 4]
         plain = self.read(users, features=service).to_dict()
         full = self.read(users, features=service, full=True).to_dict()
-        self.assertEqual(sorted(plain), sorted(["user_id"] + self.FLOATS + self.INTS))
+        windows = ["txn_count_1h", "txn_count_24h", "amount_sum_24h", "seconds_since_last_txn"]
+        self.assertEqual(sorted(plain), sorted(["user_id"] + self.FLOATS + self.INTS + windows))
         self.assertIn("user_profile__avg_amount_30d", full)
+        self.assertIn("user_txn__txn_count_1h", full)
+        # No transactions streamed for them: counts and sums are 0, no last one.
+        self.assertEqual(plain["txn_count_1h"], [0, 0])
+        self.assertEqual(plain["seconds_since_last_txn"], [None, None])
         for i, u in enumerate(users):
             self.assert_row(plain, i, self.rows[u])
             self.assert_row(full, i, self.rows[u], prefix="user_profile__")

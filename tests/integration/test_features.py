@@ -202,10 +202,12 @@ class FeatureStoreHttpTest:
         txn = {"amount": 90.5, "hour_of_day": 2, "is_online": True, "ip_risk": 0.6}
         status, by_key, _ = self.server.request("POST", "/predict", dict(txn, user_id=9010))
         self.assertEqual(status, 200, by_key)
-        resp = self.get([9010], ["user_profile:" + f for f in FRAUD_STORED])
+        resp = self.get([9010], ["user_profile:" + f for f in FRAUD_STORED] +
+                        ["user_txn:" + f for f in FRAUD_WINDOWS])
         explicit = dict(txn)
         for name, result in zip(resp["metadata"]["feature_names"][1:], resp["results"][1:]):
             explicit[name] = result["values"][0]
+        explicit["seconds_since_last_txn"] = 2592000  # NOT_FOUND: serving used the default
         status, by_value, _ = self.server.request("POST", "/predict", {"features": explicit})
         self.assertEqual(status, 200, by_value)
         self.assertEqual(by_key["prediction"], by_value["prediction"])
@@ -222,6 +224,7 @@ class FeatureStoreHttpTest:
         self.assertEqual(resp["feature_services"][0]["name"], "fraud_v1")
 
 
+FRAUD_WINDOWS = ["txn_count_1h", "txn_count_24h", "amount_sum_24h", "seconds_since_last_txn"]
 FRAUD_STORED = ["avg_amount_30d", "account_age_days", "card_age_days", "user_age",
                 "credit_limit", "utilization", "email_age_days", "chargebacks_365d"]
 
@@ -314,7 +317,11 @@ class FeaturesCliTest(unittest.TestCase):
         self.assertIn("user_profile", out)
         got = json.loads(run_rtml("features", "get", "--config", self.config, "--service",
                                   "fraud_v1", "-e", "user_id=1,999999").stdout)
-        self.assertEqual(got["results"][1]["statuses"], ["PRESENT", "NOT_FOUND"])
+        names = got["metadata"]["feature_names"]
+        profile = names.index("avg_amount_30d")
+        self.assertEqual(got["results"][profile]["statuses"], ["PRESENT", "NOT_FOUND"])
+        count = names.index("txn_count_1h")  # a stream window: 0 for users without events
+        self.assertEqual(got["results"][count]["values"], [0, 0])
         listed = json.loads(run_rtml("features", "list", "--config", self.config,
                                      "--json").stdout)
         self.assertEqual(listed["project"], "fraud")

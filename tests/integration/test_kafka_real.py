@@ -27,7 +27,8 @@ class RealKafkaTest(unittest.TestCase):
         self.dir.cleanup()
 
     def produce(self, start, n):
-        data = "".join(f"k{i}\t" + json.dumps({"id": i, "user_id": i % 500, "amount": i % 300})
+        data = "".join(f"{i % 500}\t" + json.dumps({"id": i, "user_id": i % 500, "amount": i % 300,
+                                                     "event_time": time.time()})
                        + "\n" for i in range(start, start + n))
         subprocess.run(["kcat", "-b", self.kafka.bootstrap, "-P", "-t", "ml-features", "-K", "\t",
                         "-X", "enable.idempotence=true"], input=data, text=True, check=True,
@@ -60,18 +61,22 @@ class RealKafkaTest(unittest.TestCase):
                                          "transaction_timeout_ms: 10000, max_batch: 200}\n")
         n = 6000
         self.produce(0, n)
-        first = Server("--brokers", self.kafka.bootstrap, config=config)
+        # /readyz waits for the stream views to catch up: this test kills mid-way.
+        first = Server("--brokers", self.kafka.bootstrap, config=config, ready_path="/healthz")
         self.servers.append(first)
         wait_for(lambda: len(self.prediction_ids("read_committed")) >= n // 4, 120,
                  "a quarter of the committed predictions")
         first.proc.send_signal(signal.SIGKILL)  # mid-stream, possibly mid-transaction
         first.proc.wait()
-        second = Server("--brokers", self.kafka.bootstrap, config=config)  # fences the first
+        second = Server("--brokers", self.kafka.bootstrap, config=config,  # fences the first
+                        ready_path="/healthz")
         self.servers.append(second)
         committed = wait_for(lambda: (lambda got: got if len(set(got)) >= n else None)(
             self.prediction_ids("read_committed")), 180, "every committed prediction")
         self.assertEqual(len(committed), n, "a read_committed reader saw a prediction twice")
         self.assertEqual(set(committed), set(range(n)))
+        wait_for(lambda: second.request("GET", "/readyz")[0] == 200, 30,
+                 "the restarted worker to have caught up")
         everything = self.prediction_ids("read_uncommitted")
         print(f"\n{n} events, SIGKILL mid-stream: read_committed sees {len(committed)} "
               f"predictions, read_uncommitted {len(everything)} (aborted duplicates included)")

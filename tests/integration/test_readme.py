@@ -5,13 +5,15 @@ output the README shows for it, so that the README cannot drift from rtml.
 
 How the README is read:
 - a command is a line of a ```sh block starting with `curl` or `$ curl`, with
-  its continuation lines (a trailing backslash, or an open quote);
+  its continuation lines (a trailing backslash, or an open quote); a line
+  starting with `for ` or `kcat ` (events sent to the demo's stream) is run
+  too, in order, and must succeed;
 - its documented output is either the comment lines right after it that start
   with `# {`, `# [` or `# "` (continued by `#   ` lines), the plain lines after
   a `$ curl` command, or the ```json block that directly follows its block;
   `...` in an output stands for anything;
 - the only change made to a command is the address: localhost:8080 becomes the
-  demo's port. Commands run with bash from the repository's root.
+  demo's port, localhost:9092 its broker's. Commands run with bash from the repository's root.
 An output showing an error must come with its documented 4xx status; every
 other command must answer 2xx.
 """
@@ -54,6 +56,10 @@ def examples(text):
         while i < len(lines):
             line = lines[i]
             dollar = line.startswith("$ curl")
+            if line.startswith(("for ", "kcat ")):
+                found.append((first_line + i, line, None))
+                i += 1
+                continue
             if not (dollar or line.startswith("curl")):
                 i += 1
                 continue
@@ -105,11 +111,11 @@ class ReadmeExamplesTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.TemporaryDirectory()
-        config = fraud_demo_config(cls.dir.name, users=5000)  # as make run's setup.sh
-        cls.port = free_port()
+        config = fraud_demo_config(cls.dir.name, users=5000)  # profiles for the examples
+        cls.port, cls.broker_port = free_port(), free_port()
         cls.demo = subprocess.Popen(
             [RTML, "demo", "--config", config, "--port", str(cls.port),
-             "--broker-port", str(free_port()), "--rate", "200", "--log-level", "warn"],
+             "--broker-port", str(cls.broker_port), "--rate", "200", "--log-level", "warn"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: subprocess.run(
             ["curl", "-sf", f"http://127.0.0.1:{cls.port}/readyz"], capture_output=True
@@ -123,8 +129,14 @@ class ReadmeExamplesTest(unittest.TestCase):
         cls.demo.wait(30)
         cls.dir.cleanup()
 
-    def run_example(self, cmd):
+    def with_ports(self, cmd):
         cmd = cmd.replace("localhost:8080", f"127.0.0.1:{self.port}")
+        for broker in ("localhost:9092", "127.0.0.1:9092"):
+            cmd = cmd.replace(broker, f"127.0.0.1:{self.broker_port}")
+        return cmd
+
+    def run_example(self, cmd):
+        cmd = self.with_ports(cmd)
         cmd = cmd.replace("curl ", "curl -w '\\n%{http_code}' ", 1)
         r = subprocess.run(["bash", "-c", cmd], cwd=REPO, capture_output=True, text=True,
                            timeout=60)
@@ -140,6 +152,11 @@ class ReadmeExamplesTest(unittest.TestCase):
     def test_every_example_gives_what_the_readme_says(self):
         for line, cmd, expected in self.examples:  # in README order, as a reader runs them
             with self.subTest(line=line):
+                if not cmd.startswith("curl"):  # events for the stream
+                    r = subprocess.run(["bash", "-c", self.with_ports(cmd)], cwd=REPO,
+                        capture_output=True, text=True, timeout=60)
+                    self.assertEqual(r.returncode, 0, f"README.md:{line}: {cmd}\n{r.stderr}")
+                    continue
                 body, status = self.run_example(cmd)
                 want = documented_status(expected)
                 if want is not None:

@@ -24,6 +24,15 @@ def default_tile(window_us):
     return best
 
 
+def ring_slots(windows, lateness_us):
+    """Tiles kept per tile size for a view's (window_us, tile_us or 0) pairs."""
+    out = {}
+    for window_us, tile_us in windows:
+        tile = tile_us or default_tile(window_us)
+        out[tile] = max(out.get(tile, 0), (window_us + lateness_us) // tile + 2)
+    return out
+
+
 def accepted(events, lateness_us):
     """The events the windows keep (not late), with arrival index."""
     out, latest = [], None
@@ -41,8 +50,10 @@ def micros(v):
     return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1)
 
 
-def value(events, t, column, function, window_us=0, tile_us=0, n=0, lateness_us=0):
-    """The output of one aggregation (a list for last_n) at time t."""
+def value(events, t, column, function, window_us=0, tile_us=0, n=0, lateness_us=0, slots=None):
+    """The output of one aggregation (a list for last_n) at time t. `slots`:
+    how many tiles the ring of this tile size keeps (the most any window of
+    the view on that tile size needs; default: this window's)."""
     keep = accepted(events, lateness_us)
     if column == "__ts__":  # the event time itself
         with_col = [(i, ts, ts / 1e6) for i, ts, _ in keep]
@@ -60,7 +71,7 @@ def value(events, t, column, function, window_us=0, tile_us=0, n=0, lateness_us=
     tile = tile_us or default_tile(window_us)
     lo, hi = (t - window_us) // tile, t // tile
     if keep:  # the ring reaches (window + lateness) / tile + 2 tiles back from the latest
-        slots = (window_us + lateness_us) // tile + 2
+        slots = slots or (window_us + lateness_us) // tile + 2
         lo = max(lo, max(ts for _, ts, _ in keep) // tile - slots + 1)
     sel = [v for _, ts, v in with_col if lo <= ts // tile <= hi]
     if function == "count":
