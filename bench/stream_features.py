@@ -20,8 +20,8 @@ produced by `rtml bench kafka`, which also times creation -> output):
   whole event, scores it and writes a prediction.
 
 Each contender gets one stream thread. Prints medians as a Markdown table and
-the ratios rtml / Kafka Streams. Needs java and mvn (scripts/install-deps.sh),
-javac (default-jdk-headless) and the broker (scripts/install-kafka.sh).
+the ratios rtml / Kafka Streams. Needs java, javac and mvn (scripts/install-deps.sh)
+and the broker (scripts/install-kafka.sh).
 """
 import argparse
 import json
@@ -42,7 +42,7 @@ KS = os.path.join(REPO, "build", "kstreams")
 
 
 def build_kstreams():
-    for tool, package in (("java", "default-jre-headless"), ("javac", "default-jdk-headless"),
+    for tool, package in (("java", "default-jre-headless"), ("javac", "openjdk-17-jdk-headless"),
                           ("mvn", "maven")):
         if shutil.which(tool) is None:
             sys.exit(f"stream_features: {tool} is missing (apt-get install {package})")

@@ -17,8 +17,8 @@ PACKAGES=(
   # demo model training and the Python reference peer
   python3-xgboost python3-pandas python3-fastapi python3-uvicorn python3-uvloop
   python3-httptools python3-pydantic python3-redis python3-kafka
-  # benchmark
-  wrk nginx-light
+  # benchmark (javac: the Kafka Streams peer of bench/stream_features.py)
+  wrk nginx-light openjdk-17-jdk-headless
   # the real Kafka broker for the integration tests (fetched by scripts/install-kafka.sh)
   default-jre-headless maven
   # the dashboard page test drives Debian's headless Chromium
