@@ -1,7 +1,10 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <thread>
 
 #include "cli/commands.h"
 #include "cli/stack.h"
@@ -16,18 +19,36 @@ int RunServe(const ServeOptions& options) {
     return 2;
   }
   SetUpLogging(cfg->log);
+  // Before any thread starts, so that every thread inherits the mask and a
+  // stop signal only ever reaches the sigwait below.
+  const sigset_t stop_signals = BlockStopSignals();
   auto stack = Stack::Build(std::move(cfg).value());
   if (!stack.ok()) {
     spdlog::error("{}", stack.status().message());
     return 2;
   }
-  const sigset_t stop_signals = BlockStopSignals();
   if (Status s = (*stack)->Start(); !s.ok()) {
     spdlog::error("{}", s.message());
     return 1;
   }
   int sig = 0;
   sigwait(&stop_signals, &sig);
+  const config::HttpConfig& http = (*stack)->config().http;
+  // From here a second signal stops at once, whatever is in progress.
+  std::thread([stop_signals] {
+    int again = 0;
+    sigwait(&stop_signals, &again);
+    spdlog::warn("second signal: stopping at once");
+    spdlog::default_logger()->flush();
+    std::_Exit(1);
+  }).detach();
+  (*stack)->BeginDrain();
+  if (http.drain_s > 0) {
+    spdlog::info("received {}: draining for {} s (/readyz answers 503, requests still served; "
+                 "a second signal stops at once)",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM", http.drain_s);
+    std::this_thread::sleep_for(std::chrono::duration<double>(http.drain_s));
+  }
   spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
   (*stack)->Stop();
   return 0;

@@ -289,10 +289,14 @@ Status Stack::Start() {
   return Status::Ok();
 }
 
+void Stack::BeginDrain() {
+  if (routes_) routes_->set_draining();
+}
+
 void Stack::Stop() {
   if (stopped_) return;
   stopped_ = true;
-  if (routes_) routes_->set_ready(false);
+  if (routes_) routes_->set_draining();
   if (worker_ && worker_thread_.joinable()) {
     worker_->Stop();
     worker_thread_.join();
@@ -300,7 +304,10 @@ void Stack::Stop() {
                  worker_->stats().events_in.load(), worker_->stats().predictions_out.load(),
                  worker_->stats().dead_letters.load());
   }
-  if (server_) server_->Stop();
+  if (server_) {
+    server_->Shutdown(std::chrono::milliseconds(
+        static_cast<int64_t>(config_.http.shutdown_grace_s * 1000)));
+  }
 }
 
 }  // namespace rtml::cli

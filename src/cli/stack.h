@@ -32,7 +32,11 @@ class Stack {
 
   // Starts the HTTP server and, with brokers, the stream worker thread.
   Status Start();
-  // Stops the worker (committing what is done) and the server. Idempotent.
+  // Starts a graceful stop: /readyz answers 503 ("draining") from now on;
+  // everything else keeps serving.
+  void BeginDrain();
+  // Stops the worker (committing what is done) and the server (letting
+  // requests in progress finish, at most http.shutdown_grace_s). Idempotent.
   void Stop();
 
   int http_port() const { return server_->port(); }

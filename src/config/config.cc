@@ -7,7 +7,13 @@ namespace {
 
 Status ReadHttp(const YAML::Node& n, HttpConfig* c) {
   RETURN_IF_ERROR(CheckKeys(n, "http", {"host", "port", "threads", "max_body_bytes",
-                                        "idle_timeout_s", "admin_token"}));
+                                        "idle_timeout_s", "admin_token", "drain_s",
+                                        "shutdown_grace_s"}));
+  RETURN_IF_ERROR(Read(n, "http", "drain_s", &c->drain_s));
+  RETURN_IF_ERROR(Read(n, "http", "shutdown_grace_s", &c->shutdown_grace_s));
+  if (c->drain_s < 0 || c->shutdown_grace_s < 0) {
+    return FailedPrecondition("http.drain_s and http.shutdown_grace_s must be >= 0");
+  }
   RETURN_IF_ERROR(Read(n, "http", "admin_token", &c->admin_token));
   RETURN_IF_ERROR(Read(n, "http", "host", &c->host));
   RETURN_IF_ERROR(Read(n, "http", "port", &c->port));

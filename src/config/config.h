@@ -21,6 +21,12 @@ struct HttpConfig {
   // When set (or RTML_ADMIN_TOKEN is), the repository API and feature writes
   // need "Authorization: Bearer <token>"; predict and reads stay open.
   std::string admin_token;
+  // On SIGTERM: /readyz answers 503 at once while requests are still served
+  // for drain_s (for a load balancer to notice), then the stream worker
+  // commits and stops and the server lets requests in progress finish, for
+  // at most shutdown_grace_s. A second signal stops at once.
+  double drain_s = 0;
+  double shutdown_grace_s = 10;
 };
 
 struct ModelsConfig {

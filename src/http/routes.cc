@@ -571,7 +571,9 @@ void Routes::Health(Response& res) {
 }
 
 void Routes::Ready(Response& res) {
-  const std::string why = not_ready_ ? not_ready_() : std::string();
+  const std::string why = draining_.load() ? "draining: the server is stopping"
+                          : not_ready_      ? not_ready_()
+                                            : std::string();
   const bool ready = ready_.load() && why.empty();
   JsonWriter w(&res.body());
   w.BeginObject().Key("ready").Bool(ready).Key("models").Uint(scorer_.repository()->models().size());

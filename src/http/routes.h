@@ -50,6 +50,8 @@ class Routes final : public Handler {
 
   // Readiness reported by /readyz (set once models are loaded and serving).
   void set_ready(bool ready) { ready_.store(ready); }
+  // A graceful stop began: /readyz answers 503 with "reason": "draining".
+  void set_draining() { draining_.store(true); }
   // Adds fields to GET /v1/stats (e.g. the stream worker's); set before serving.
   void set_extra_stats(std::function<void(JsonWriter&)> write) { extra_stats_ = std::move(write); }
   // A further readiness condition: returns why the server is not ready yet
@@ -107,6 +109,7 @@ class Routes final : public Handler {
   const features::FeatureStore* store_;
   observability::Registry* metrics_;
   std::atomic<bool> ready_{false};
+  std::atomic<bool> draining_{false};
   std::vector<ErrorCounter> errors_;       // one per known reason, plus "other"
   std::vector<std::pair<unsigned, observability::Counter*>> responses_;  // by status code
   observability::WindowedHistogram errors_window_;  // refused requests, for /v1/stats

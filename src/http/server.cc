@@ -19,18 +19,33 @@ namespace {
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 // One keep-alive connection; lives as long as an operation holds it.
+// What a loop shares with its sessions for a graceful shutdown (loop thread,
+// except `live`, which the shutting-down thread reads).
+struct LoopShared {
+  bool draining = false;
+  std::atomic<int> live{0};  // sessions alive
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const ServerOptions& options, Handler* handler,
-          ThreadState* state, BackgroundWorker* worker)
+          ThreadState* state, BackgroundWorker* worker, LoopShared* shared)
       : stream_(std::move(socket)), options_(options), handler_(handler), state_(state),
-        worker_(worker) {
+        worker_(worker), shared_(shared) {
     buffer_.reserve(4096);
+    shared_->live.fetch_add(1);
   }
+  ~Session() { shared_->live.fetch_sub(1); }
 
   void Start() {
     stream_.socket().set_option(tcp::no_delay(true));
     Read();
+  }
+
+  // Draining: a session waiting for its next request is closed; one in the
+  // middle of a request answers it first (with "Connection: close").
+  void CloseIfIdle() {
+    if (!busy_) Close();
   }
 
  private:
@@ -70,6 +85,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnRead(beast::error_code ec) {
+    busy_ = true;
     if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
         ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
         ec == asio::error::eof) {
@@ -112,6 +128,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write() {
+    if (shared_->draining) res_.keep_alive(false);
     res_.prepare_payload();
     bhttp::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
       self->OnWrite(ec);
@@ -119,7 +136,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnWrite(beast::error_code ec) {
-    if (ec || !res_.keep_alive()) return Close();
+    busy_ = false;
+    if (ec || !res_.keep_alive() || shared_->draining) return Close();
     Read();
   }
 
@@ -137,6 +155,8 @@ class Session : public std::enable_shared_from_this<Session> {
   Handler* handler_;
   ThreadState* state_;
   BackgroundWorker* worker_;
+  LoopShared* shared_;
+  bool busy_ = false;  // between a request read and its response written
 };
 
 }  // namespace
@@ -217,13 +237,32 @@ class HttpServer::Loop {
     });
   }
 
+  // Stops accepting and closes idle sessions; busy ones close after answering.
+  void Drain() {
+    asio::post(io_, [this] {
+      shared_.draining = true;
+      beast::error_code ignored;
+      acceptor_.close(ignored);
+      for (auto& weak : sessions_) {
+        if (auto session = weak.lock()) session->CloseIfIdle();
+      }
+      sessions_.clear();
+    });
+  }
+  int live() const { return shared_.live.load(); }
+
  private:
   void Accept() {
     acceptor_.async_accept(io_, [this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
-        std::make_shared<Session>(std::move(socket), options_, handler_, state_.get(), worker_)
-            ->Start();
+        auto session = std::make_shared<Session>(std::move(socket), options_, handler_,
+                                                 state_.get(), worker_, &shared_);
+        if (sessions_.size() >= 1024) {  // keep the list to the live ones
+          std::erase_if(sessions_, [](const auto& w) { return w.expired(); });
+        }
+        sessions_.push_back(session);
+        session->Start();
       }
       Accept();
     });
@@ -236,6 +275,8 @@ class HttpServer::Loop {
   std::unique_ptr<ThreadState> state_;
   BackgroundWorker* worker_;
   bool reuseport_;
+  LoopShared shared_;
+  std::vector<std::weak_ptr<Session>> sessions_;  // for Drain(); loop thread only
 };
 
 HttpServer::HttpServer(ServerOptions options, Handler* handler)
@@ -267,6 +308,21 @@ Status HttpServer::Start() {
   }
   for (auto& loop : loops_) threads_.emplace_back([l = loop.get()] { l->Run(); });
   return Status::Ok();
+}
+
+void HttpServer::Shutdown(std::chrono::milliseconds grace) {
+  if (stopped_.load()) return;
+  for (auto& loop : loops_) loop->Drain();
+  const auto until = std::chrono::steady_clock::now() + grace;
+  auto live = [&] {
+    int n = 0;
+    for (auto& loop : loops_) n += loop->live();
+    return n;
+  };
+  while (live() > 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  Stop();
 }
 
 void HttpServer::Stop() {

@@ -98,6 +98,10 @@ class HttpServer {
   Status Start();
   // The bound port (useful with port 0).
   int port() const { return port_; }
+  // Graceful end: stops accepting, lets every request in progress finish and
+  // answer (with "Connection: close"), closes idle keep-alive connections,
+  // and waits for them all to end, at most `grace`; then Stop().
+  void Shutdown(std::chrono::milliseconds grace);
   // Stops accepting, closes connections and joins the threads. Idempotent.
   void Stop();
 

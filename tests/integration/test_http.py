@@ -9,10 +9,12 @@ import math
 import os
 import random
 import re
+import signal
 import socket
 import subprocess
 import tempfile
 import threading
+import time
 import unittest
 
 import numpy as np
@@ -431,6 +433,52 @@ class DriftTest(unittest.TestCase):
         warnings = [l for l in log if "[drift]" in l and "PSI past alert 0.25: " in l]
         self.assertTrue(warnings, log)
         self.assertIn("model=fraud version=1", warnings[0])
+
+
+class DrainTest(unittest.TestCase):
+    """SIGTERM: /readyz turns 503 at once, requests are still answered for
+    http.drain_s, then the process exits 0; a second signal stops at once."""
+
+    def start(self, tmp):
+        config = fraud_demo_config(tmp, store="memory",
+                                   extra="http: {drain_s: 1.5, shutdown_grace_s: 5}\n")
+        return Server(config=config)
+
+    def test_sigterm_drains_then_exits_cleanly(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            server = self.start(tmp)
+            keep_alive = server.connection()
+            self.assertEqual(server.request("GET", "/healthz", conn=keep_alive)[0], 200)
+            t0 = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            status, body, _ = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(
+                server.request("GET", "/readyz")), 2, "/readyz to turn 503")
+            self.assertLess(time.monotonic() - t0, 0.5)
+            self.assertTrue(body["reason"].startswith("draining"), body)
+            for conn in (keep_alive, None):  # still answered, old connection and new
+                status, resp, _ = server.request("POST", "/predict",
+                                                 {"user_id": 1, "amount": 10}, conn=conn)
+                self.assertEqual(status, 200, resp)
+            self.assertTrue(server.alive())
+            code = server.proc.wait(10)
+            elapsed = time.monotonic() - t0
+            self.assertEqual(code, 0, "".join(server.log))
+            self.assertGreaterEqual(elapsed, 1.5)
+            self.assertLess(elapsed, 1.5 + 5)
+            self.assertTrue(any("draining for 1.5 s" in l for l in server.log), server.log)
+            server.stop()
+
+    def test_a_second_signal_stops_at_once(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            server = self.start(tmp)
+            server.proc.send_signal(signal.SIGTERM)
+            wait_for(lambda: server.request("GET", "/readyz")[0] == 503, 2, "draining")
+            t0 = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            code = server.proc.wait(5)
+            self.assertLess(time.monotonic() - t0, 1.0)
+            self.assertEqual(code, 1)
+            server.stop()
 
 
 class LoggingTest(unittest.TestCase):
