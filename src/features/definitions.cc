@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <set>
 
+#include "common/hash.h"
 #include "common/json_writer.h"
 #include "config/yaml.h"
 #include "features/stream_view.h"
@@ -12,15 +13,6 @@ using config::CheckKeys;
 using config::Read;
 
 namespace {
-
-uint64_t Fnv1a(std::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 bool ValidName(std::string_view n) {
   if (n.empty()) return false;
@@ -225,7 +217,7 @@ Result<Definitions> Definitions::Parse(std::string_view yaml, const std::string&
   }
   char hash[17];
   std::snprintf(hash, sizeof(hash), "%016llx",
-                static_cast<unsigned long long>(Fnv1a(YAML::Dump(root))));
+                static_cast<unsigned long long>(Fnv1a64(YAML::Dump(root))));
   d.version_hash_ = hash;
   return d;
 }

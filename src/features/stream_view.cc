@@ -4,6 +4,7 @@
 #include <limits>
 #include <set>
 
+#include "common/hash.h"
 #include "common/time_format.h"
 
 namespace rtml::features {
@@ -18,18 +19,9 @@ Status Bad(std::string what, const std::string& field) {
   return InvalidArgument(std::move(what), "bad_aggregation_event", field);
 }
 
-uint64_t Fnv1a(std::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
 // A string as a number count_distinct can hash: exact for distinct strings
 // up to 64-bit hash collisions, never NaN.
-double StringToken(std::string_view s) { return static_cast<double>(Fnv1a(s) >> 11); }
+double StringToken(std::string_view s) { return static_cast<double>(Fnv1a64(s) >> 11); }
 
 bool CountsOnly(AggFunction f) {
   return f == AggFunction::kCount || f == AggFunction::kCountDistinct;

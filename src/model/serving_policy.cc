@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/hash.h"
 #include "config/yaml.h"
 
 namespace rtml::model {
@@ -133,8 +134,7 @@ uint64_t StickyHash(std::string_view token) {
   if (token.size() >= 2 && token.front() == '"' && token.back() == '"') {
     token = token.substr(1, token.size() - 2);  // "123" and 123 are the same key
   }
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : token) h = (h ^ c) * 1099511628211ull;
+  uint64_t h = Fnv1a64(token);
   h ^= h >> 33;  // spread the low bits, which the modulo uses
   h *= 0xff51afd7ed558ccdull;
   h ^= h >> 33;
