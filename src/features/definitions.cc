@@ -88,6 +88,18 @@ Status ParseEntities(const YAML::Node& list, const std::string& where, std::vect
 
 }  // namespace
 
+Status ReadSource(const YAML::Node& n, const std::string& w, const std::string& base_dir,
+                  Source* out) {
+  const YAML::Node src = n["source"];
+  const std::string sw = w + ".source";
+  RETURN_IF_ERROR(CheckKeys(src, sw, {"path", "timestamp_field", "kafka_topic"}));
+  RETURN_IF_ERROR(Read(src, sw, "path", &out->path));
+  RETURN_IF_ERROR(Read(src, sw, "timestamp_field", &out->timestamp_field));
+  RETURN_IF_ERROR(Read(src, sw, "kafka_topic", &out->kafka_topic));
+  if (!out->path.empty()) out->path = config::ResolvePath(base_dir, out->path);
+  return Status::Ok();
+}
+
 Status ReadEntityRefs(const YAML::Node& n, const std::string& w,
                       const std::vector<Entity>& entities, std::vector<int>* out) {
   std::vector<std::string> names;
@@ -141,12 +153,7 @@ Result<FeatureView> ParseView(const YAML::Node& n, const std::string& w,
     }
     v.features.push_back(std::move(f));
   }
-  const YAML::Node src = n["source"];
-  RETURN_IF_ERROR(CheckKeys(src, w + ".source", {"path", "timestamp_field", "kafka_topic"}));
-  RETURN_IF_ERROR(Read(src, w + ".source", "path", &v.source.path));
-  RETURN_IF_ERROR(Read(src, w + ".source", "timestamp_field", &v.source.timestamp_field));
-  RETURN_IF_ERROR(Read(src, w + ".source", "kafka_topic", &v.source.kafka_topic));
-  if (!v.source.path.empty()) v.source.path = config::ResolvePath(base_dir, v.source.path);
+  RETURN_IF_ERROR(ReadSource(n, w, base_dir, &v.source));
   return v;
 }
 

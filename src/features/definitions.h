@@ -71,6 +71,10 @@ struct FeatureService {
   std::vector<FeatureRef> features;
 };
 
+// Reads `node`'s "source" ({path, timestamp_field, kafka_topic}; a relative
+// path is resolved against base_dir) into *out, keeping its defaults.
+Status ReadSource(const YAML::Node& node, const std::string& where, const std::string& base_dir,
+                  Source* out);
 // Reads `node`'s "entities" (names) at `where` as indexes into `entities`:
 // at least one, each known.
 Status ReadEntityRefs(const YAML::Node& node, const std::string& where,

@@ -134,12 +134,7 @@ Result<FeatureView> ParseStreamView(const YAML::Node& n, const std::string& w,
   RETURN_IF_ERROR(Read(n, w, "online", &v.online));
   RETURN_IF_ERROR(ReadEntityRefs(n, w, entities, &v.entities));
   v.source.timestamp_field = "event_time";
-  const YAML::Node src = n["source"];
-  RETURN_IF_ERROR(CheckKeys(src, w + ".source", {"path", "timestamp_field", "kafka_topic"}));
-  RETURN_IF_ERROR(Read(src, w + ".source", "path", &v.source.path));
-  RETURN_IF_ERROR(Read(src, w + ".source", "timestamp_field", &v.source.timestamp_field));
-  RETURN_IF_ERROR(Read(src, w + ".source", "kafka_topic", &v.source.kafka_topic));
-  if (!v.source.path.empty()) v.source.path = config::ResolvePath(base_dir, v.source.path);
+  RETURN_IF_ERROR(ReadSource(n, w, base_dir, &v.source));
 
   auto agg = std::make_shared<StreamAggregation>();
   int64_t lateness_s = 0;
