@@ -226,8 +226,21 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
                           .port = c.http.port,
                           .threads = c.http.threads,
                           .max_body_bytes = c.http.max_body_bytes,
-                          .idle_timeout_s = c.http.idle_timeout_s},
+                          .idle_timeout_s = c.http.idle_timeout_s,
+                          .admission = {.max_queue_ms = c.http.max_queue_ms,
+                                        .max_queue_rows = c.http.max_queue_rows},
+                          .default_timeout_ms = c.http.default_timeout_ms},
       s->routes_.get());
+  s->metrics_.AddGauge("rtml_http_queued_requests",
+                       "Predicts waiting in the event loops' queues for their turn.", {},
+                       [server = s->server_.get()] {
+                         return static_cast<double>(server->Queued().requests);
+                       });
+  s->metrics_.AddGauge("rtml_http_queued_rows",
+                       "Estimated rows of the predicts waiting in the event loops' queues.", {},
+                       [server = s->server_.get()] {
+                         return static_cast<double>(server->Queued().rows);
+                       });
   if (!c.kafka.brokers.empty()) {
     const config::KafkaConfig& k = c.kafka;
     auto worker = kafka::StreamWorker::Create(

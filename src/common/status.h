@@ -25,7 +25,8 @@ enum class StatusCode {
   kUnauthenticated,     // no or malformed credentials (401)
   kPermissionDenied,    // credentials that do not grant this (403)
   kFailedPrecondition,  // bad config or model file at load time
-  kUnavailable,         // a dependency is down, not ready (503)
+  kUnavailable,         // a dependency is down, not ready, overloaded (503)
+  kDeadlineExceeded,    // the request's deadline passed or cannot be met (504)
   kInternal,            // a bug or library failure (500)
 };
 

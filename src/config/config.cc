@@ -8,7 +8,16 @@ namespace {
 Status ReadHttp(const YAML::Node& n, HttpConfig* c) {
   RETURN_IF_ERROR(CheckKeys(n, "http", {"host", "port", "threads", "max_body_bytes",
                                         "idle_timeout_s", "admin_token", "drain_s",
-                                        "shutdown_grace_s"}));
+                                        "shutdown_grace_s", "max_queue_ms", "max_queue_rows",
+                                        "default_timeout_ms"}));
+  RETURN_IF_ERROR(Read(n, "http", "max_queue_ms", &c->max_queue_ms));
+  RETURN_IF_ERROR(Read(n, "http", "max_queue_rows", &c->max_queue_rows));
+  RETURN_IF_ERROR(Read(n, "http", "default_timeout_ms", &c->default_timeout_ms));
+  if (c->max_queue_ms < 0 || c->max_queue_rows < 0 || c->default_timeout_ms < 0) {
+    return FailedPrecondition(
+        "http.max_queue_ms, http.max_queue_rows and http.default_timeout_ms must be >= 0 "
+        "(0 = no bound)");
+  }
   RETURN_IF_ERROR(Read(n, "http", "drain_s", &c->drain_s));
   RETURN_IF_ERROR(Read(n, "http", "shutdown_grace_s", &c->shutdown_grace_s));
   if (c->drain_s < 0 || c->shutdown_grace_s < 0) {

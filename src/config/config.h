@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -27,6 +28,13 @@ struct HttpConfig {
   // at most shutdown_grace_s. A second signal stops at once.
   double drain_s = 0;
   double shutdown_grace_s = 10;
+  // Admission control: predicts wait in their event loop's queue; new ones
+  // are refused (503, Retry-After) once the queue has waited max_queue_ms or
+  // holds max_queue_rows rows. 0 = no bound.
+  double max_queue_ms = 20;
+  int64_t max_queue_rows = 16384;
+  // The deadline of predicts that carry no X-Request-Timeout-Ms; 0 = none.
+  double default_timeout_ms = 0;
 };
 
 struct ModelsConfig {

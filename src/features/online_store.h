@@ -14,6 +14,7 @@
 // Key layout per backend: docs/operations.md ("Feature store").
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -62,6 +63,11 @@ class StoreSession {
                        WriteCounts* counts) = 0;
   // Answers every request, in one round trip where the backend has trips.
   virtual Status Read(std::span<const ReadRequest> requests) = 0;
+  // The next Read() gives up at `deadline` (a request's; max(): none) when
+  // that is sooner than the backend's own timeout, failing Unavailable
+  // without holding the dependency responsible. For backends with no
+  // network trip (memory, RocksDB) there is nothing to cut.
+  virtual void SetDeadline(std::chrono::steady_clock::time_point deadline) {}
   // Replaces `records` (not last-writer-wins: each entity's state has one
   // writer, the replica owning its partition) and sets the `meta` keys, in
   // one atomic write: all of it lands or none does. For stream feature views:

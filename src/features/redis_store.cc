@@ -2,7 +2,9 @@
 
 #include <hiredis/hiredis.h>
 
+#include <chrono>
 #include <cstring>
+#include <utility>
 
 #include "resilience/circuit_breaker.h"
 
@@ -20,6 +22,7 @@ struct ReplyDeleter {
   void operator()(redisReply* r) const { freeReplyObject(r); }
 };
 using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+using SteadyClock = std::chrono::steady_clock;
 
 class RedisSession final : public StoreSession {
  public:
@@ -33,7 +36,14 @@ class RedisSession final : public StoreSession {
     return Retrying([&] { return WriteOnce(view, records, counts); });
   }
   Status Read(std::span<const ReadRequest> requests) override {
-    return Retrying([&] { return ReadOnce(requests); });
+    const auto deadline = std::exchange(deadline_, SteadyClock::time_point::max());
+    if (deadline == SteadyClock::time_point::max()) {
+      return Retrying([&] { return ReadOnce(requests); });
+    }
+    return ReadBy(deadline, requests);
+  }
+  void SetDeadline(std::chrono::steady_clock::time_point deadline) override {
+    deadline_ = deadline;
   }
   // MULTI ... EXEC: Redis applies the transaction as a whole. Replacing a
   // state with the same bytes is harmless, so a retry is safe.
@@ -66,6 +76,45 @@ class RedisSession final : public StoreSession {
     }
     if (s.ok()) used_ = true;
     return s;
+  }
+
+  // A read that must end by `deadline`: the socket timeout is cut to the
+  // time left when that is shorter than timeout_ms, and a failure once the
+  // deadline passed is the request's, not Redis's (the breaker is not told,
+  // and there is no retry).
+  Status ReadBy(SteadyClock::time_point deadline, std::span<const ReadRequest> requests) {
+    using std::chrono::microseconds;
+    const auto left = std::chrono::duration_cast<microseconds>(deadline - SteadyClock::now());
+    if (left.count() <= 0) return DeadlinePassed();
+    RETURN_IF_ERROR(Ready());
+    const bool cut = left < std::chrono::milliseconds(o_.timeout_ms);
+    if (cut) SetTimeout(left);
+    cut_by_deadline_ = cut;
+    Status s = ReadOnce(requests);
+    cut_by_deadline_ = false;
+    if (s.ok()) {
+      used_ = true;
+    } else if (SteadyClock::now() >= deadline) {
+      stale_connection_ = false;
+      return DeadlinePassed();
+    } else if (stale_connection_) {
+      stale_connection_ = false;
+      s = Retrying([&] { return ReadOnce(requests); });
+    }
+    if (cut && ctx_ != nullptr) SetTimeout(std::chrono::milliseconds(o_.timeout_ms));
+    return s;
+  }
+
+  void SetTimeout(std::chrono::microseconds t) {
+    timeval tv{static_cast<time_t>(t.count() / 1000000),
+               static_cast<suseconds_t>(t.count() % 1000000)};
+    redisSetTimeout(ctx_, tv);
+  }
+
+  Status DeadlinePassed() const {
+    return Status(StatusCode::kUnavailable,
+                  "the request's deadline passed before Redis at " + Address() + " answered",
+                  "feature_store_unavailable");
   }
 
   Status WriteOnce(const FeatureView& view, std::span<const WriteRecord> records,
@@ -260,7 +309,9 @@ class RedisSession final : public StoreSession {
     std::string detail = ctx_ != nullptr && ctx_->err ? std::string(": ") + ctx_->errstr : "";
     const bool was_used = ctx_ != nullptr && used_;
     Drop();
-    if (was_used) {
+    if (cut_by_deadline_) {
+      // Cut short by a request's deadline: Redis may be fine.
+    } else if (was_used) {
       stale_connection_ = true;
     } else {
       breaker_.RecordFailure();
@@ -280,6 +331,8 @@ class RedisSession final : public StoreSession {
   redisContext* ctx_ = nullptr;
   bool used_ = false;              // the connection has answered at least once
   bool stale_connection_ = false;  // the last failure was on a used connection
+  bool cut_by_deadline_ = false;   // the running read's timeout is a request's deadline
+  SteadyClock::time_point deadline_ = SteadyClock::time_point::max();  // of the next Read
   std::vector<const char*> argv_;
   std::vector<size_t> len_;
   const FeatureView* read_view_ = nullptr;  // whose HMGET arguments argv_ holds

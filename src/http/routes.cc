@@ -22,7 +22,7 @@ spdlog::logger& Log() {
   return log;
 }
 
-constexpr unsigned kCodes[] = {200, 400, 401, 403, 404, 405, 413, 415, 422, 500, 503};
+constexpr unsigned kCodes[] = {200, 400, 401, 403, 404, 405, 413, 415, 422, 500, 503, 504};
 
 struct Scratch : ThreadState {
   pipeline::ScoreScratch score;  // includes this loop's feature-store session
@@ -150,6 +150,7 @@ bhttp::status HttpStatusFor(StatusCode code) {
     case StatusCode::kUnauthenticated: return bhttp::status::unauthorized;
     case StatusCode::kPermissionDenied: return bhttp::status::forbidden;
     case StatusCode::kUnavailable: return bhttp::status::service_unavailable;
+    case StatusCode::kDeadlineExceeded: return bhttp::status::gateway_timeout;
     case StatusCode::kFailedPrecondition:
     case StatusCode::kInternal: return bhttp::status::internal_server_error;
   }
@@ -164,6 +165,10 @@ Routes::Routes(const pipeline::Scorer& scorer, const features::FeatureStore* sto
                                                    "Requests refused, by reason.",
                                                    {{"reason", reason}})});
   }
+  queue_wait_ = metrics->AddHistogram(
+      "rtml_http_queue_wait_seconds",
+      "How long predicts waited in their event loop's queue before scoring started.", {},
+      observability::LatencyBucketsSeconds());
   for (unsigned code : kCodes) {
     responses_.emplace_back(code, metrics->AddCounter("rtml_http_responses_total",
                                                       "HTTP responses, by status code.",
@@ -188,7 +193,17 @@ std::string_view Routes::ModelForLog(const std::vector<std::string_view>& p,
   return {};
 }
 
-Deferred Routes::Handle(const Request& req, Response& res, ThreadState& state) {
+bool Routes::Queued(const Request& req) const {
+  if (req.method() != bhttp::verb::post) return false;
+  std::string_view path = req.target();
+  path = path.substr(0, path.find('?'));
+  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  constexpr std::string_view kPredict = "/predict";
+  return path == kPredict || (path.starts_with("/v1/models/") && path.ends_with(kPredict));
+}
+
+Deferred Routes::Handle(const Request& req, Response& res, ThreadState& state,
+                        RequestContext& context) {
   Scratch& scratch = static_cast<Scratch&>(state);
   TakeRequestId(req, scratch);
   res.set("X-Request-Id", scratch.request_id);
@@ -196,9 +211,21 @@ Deferred Routes::Handle(const Request& req, Response& res, ThreadState& state) {
   const std::vector<std::string_view>& p = scratch.segments;
   const observability::LogScope log_scope(
       {.model = ModelForLog(p, state), .request_id = scratch.request_id});
-  Deferred later = Route(req, res, state);
+  if (metrics_on_ && context.queue_wait.count() > 0) {
+    queue_wait_->Observe(std::chrono::duration<double>(context.queue_wait).count());
+  }
+  Deferred later = Route(req, res, state, context);
   if (!later) Finish(req, res);
   return later;
+}
+
+void Routes::HandleRefused(const Request& req, const Status& why, Response& res,
+                           ThreadState& state) {
+  Scratch& scratch = static_cast<Scratch&>(state);
+  TakeRequestId(req, scratch);
+  res.set("X-Request-Id", scratch.request_id);
+  Error(why, res);
+  Finish(req, res);
 }
 
 // Counts and logs an answered request.
@@ -216,21 +243,26 @@ void Routes::Finish(const Request& req, const Response& res) {
   }
 }
 
-Deferred Routes::Route(const Request& req, Response& res, ThreadState& state) {
+Deferred Routes::Route(const Request& req, Response& res, ThreadState& state,
+                       RequestContext& context) {
   const std::vector<std::string_view>& p = static_cast<Scratch&>(state).segments;
   const bool get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
   const bool post = req.method() == bhttp::verb::post;
   auto wrong_method = [&](const char* allow) { WrongMethod(req, allow, false, res); };
+  auto predict = [&](std::string_view model, std::string_view version, std::string_view label) {
+    post ? Predict(req, {.model = model, .label = label}, version, res, state, context)
+         : wrong_method("POST");
+  };
   if (p.size() == 1 && p[0] == "predict") {
-    post ? Predict(req, "", "", res, state) : wrong_method("POST");
+    predict("", "", "");
   } else if (p.size() == 4 && p[0] == "v1" && p[1] == "models" && p[3] == "predict") {
-    post ? Predict(req, p[2], "", res, state) : wrong_method("POST");
+    predict(p[2], "", "");
   } else if (p.size() == 6 && p[0] == "v1" && p[1] == "models" && p[3] == "versions" &&
              p[5] == "predict") {
-    post ? Predict(req, p[2], p[4], res, state) : wrong_method("POST");
+    predict(p[2], p[4], "");
   } else if (p.size() == 6 && p[0] == "v1" && p[1] == "models" && p[3] == "labels" &&
              p[5] == "predict") {
-    post ? Predict(req, p[2], "", res, state, p[4]) : wrong_method("POST");
+    predict(p[2], "", p[4]);
   } else if ((p.size() == 2 || p.size() == 3) && p[0] == "v1" && p[1] == "models") {
     get ? ListModels(p.size() == 3 ? p[2] : "", res) : wrong_method("GET");
   } else if (p.size() >= 3 && p[0] == "v1" && p[1] == "repository") {
@@ -270,10 +302,12 @@ Deferred Routes::Route(const Request& req, Response& res, ThreadState& state) {
   return {};
 }
 
-void Routes::Predict(const Request& req, std::string_view model, std::string_view version,
-                     Response& res, ThreadState& state, std::string_view label) {
+void Routes::Predict(const Request& req, const pipeline::ScoreTarget& base,
+                     std::string_view version, Response& res, ThreadState& state,
+                     RequestContext& context) {
   if (Status s = CheckContentType(req); !s.ok()) return Error(s, res);
-  pipeline::ScoreTarget target{.model = model, .label = label};
+  pipeline::ScoreTarget target = base;
+  target.deadline = context.deadline;
   if (!version.empty()) {
     int64_t v = 0;
     auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
@@ -287,6 +321,7 @@ void Routes::Predict(const Request& req, std::string_view model, std::string_vie
   }
   auto& scratch = static_cast<Scratch&>(state);
   Status s = scorer_.ScoreJson(target, req.body(), &scratch.score, &res.body());
+  context.rows = static_cast<int64_t>(scratch.score.rows_scored);
   if (!s.ok()) return Error(s, res);
   SetJson(res, bhttp::status::ok);
 }

@@ -64,7 +64,12 @@ class Routes final : public Handler {
   void set_admin_token(std::string token) { admin_token_ = std::move(token); }
 
   std::unique_ptr<ThreadState> NewThreadState() override;
-  Deferred Handle(const Request& req, Response& res, ThreadState& state) override;
+  // Predicts wait their turn under admission control; nothing else does.
+  bool Queued(const Request& req) const override;
+  Deferred Handle(const Request& req, Response& res, ThreadState& state,
+                  RequestContext& context) override;
+  void HandleRefused(const Request& req, const Status& why, Response& res,
+                     ThreadState& state) override;
   void HandleUnreadable(bhttp::status status, std::string_view why, std::string_view target,
                         Response& res) override;
 
@@ -76,10 +81,11 @@ class Routes final : public Handler {
     observability::Counter* counter;
   };
 
-  Deferred Route(const Request& req, Response& res, ThreadState& state);
+  Deferred Route(const Request& req, Response& res, ThreadState& state,
+                 RequestContext& context);
   void Finish(const Request& req, const Response& res);
-  void Predict(const Request& req, std::string_view model, std::string_view version,
-               Response& res, ThreadState& state, std::string_view label = {});
+  void Predict(const Request& req, const pipeline::ScoreTarget& target, std::string_view version,
+               Response& res, ThreadState& state, RequestContext& context);
   void ListModels(std::string_view name, Response& res);
   // 401 without a bearer token, 403 with another one; OK when none is set.
   Status CheckAdmin(const Request& req, Response& res) const;
@@ -113,6 +119,7 @@ class Routes final : public Handler {
   std::vector<ErrorCounter> errors_;       // one per known reason, plus "other"
   std::vector<std::pair<unsigned, observability::Counter*>> responses_;  // by status code
   observability::WindowedHistogram errors_window_;  // refused requests, for /v1/stats
+  observability::Histogram* queue_wait_;  // predicts' wait for their turn
   std::function<void(JsonWriter&)> extra_stats_;
   std::function<std::string()> not_ready_;
   bool metrics_on_ = true;

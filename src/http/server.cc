@@ -2,10 +2,13 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/socket_base.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 
 #include <chrono>
+#include <cmath>
+#include <optional>
 
 #include "common/threads.h"
 
@@ -18,20 +21,77 @@ namespace {
 
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
-// One keep-alive connection; lives as long as an operation holds it.
-// What a loop shares with its sessions for a graceful shutdown (loop thread,
-// except `live`, which the shutting-down thread reads).
+using Clock = std::chrono::steady_clock;
+
+double Millis(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+constexpr auto kTurn = std::chrono::microseconds(250);  // of scoring between two polls
+
+class Session;
+class WorkQueue;
+
+// What a loop shares with its sessions (loop thread, except `live`, which a
+// shutting-down thread reads).
 struct LoopShared {
   bool draining = false;
   std::atomic<int> live{0};  // sessions alive
+  WorkQueue* queue = nullptr;
 };
+
+// A loop's FIFO of heavy requests (mechanism; resilience::Admit decides).
+// Requests are scored one per posted turn, so the reads and cheap requests
+// of other connections run between two of them. Loop thread only.
+class WorkQueue {
+ public:
+  WorkQueue(asio::io_context& io, const ServerOptions& options)
+      : io_(io), timer_(io), options_(options) {}
+  // Queues the session's request (read, not started), or answers it at once:
+  // 503/504 when admission refuses it, 400 when its deadline header is bad.
+  void Submit(std::shared_ptr<Session> session);
+  // What it holds now, for gauges (any thread).
+  int64_t depth() const { return depth_.load(std::memory_order_relaxed); }
+  int64_t rows() const { return rows_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Item {
+    std::shared_ptr<Session> session;  // null once answered by the deadline timer
+    Clock::time_point enqueued, deadline;
+    size_t bytes = 0;
+    int64_t rows = 0;   // estimated
+    double ms = 0;      // estimated
+  };
+  resilience::LoopLoad Load(Clock::time_point now);
+  void Post();
+  void Pump();
+  void Forget(const Item& item);
+  void ArmTimer(Clock::time_point at);
+  void OnTimer();
+
+  asio::io_context& io_;
+  asio::steady_timer timer_;
+  Clock::time_point timer_at_ = Clock::time_point::max();
+  const ServerOptions& options_;
+  resilience::LoadEstimator estimate_;
+  std::deque<Item> items_;
+  int64_t queued_rows_ = 0;
+  double queued_ms_ = 0;
+  size_t live_items_ = 0;
+  bool posted_ = false;
+  std::atomic<int64_t> depth_{0}, rows_{0};  // live_items_ and queued_rows_, published
+  void Publish() {
+    depth_.store(static_cast<int64_t>(live_items_), std::memory_order_relaxed);
+    rows_.store(queued_rows_, std::memory_order_relaxed);
+  }
+};
+
+// One keep-alive connection; lives as long as an operation holds it.
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const ServerOptions& options, Handler* handler,
-          ThreadState* state, BackgroundWorker* worker, LoopShared* shared)
+          ThreadState* state, BackgroundWorker* worker, std::shared_ptr<LoopShared> shared)
       : stream_(std::move(socket)), options_(options), handler_(handler), state_(state),
-        worker_(worker), shared_(shared) {
+        worker_(worker), shared_(std::move(shared)) {
     buffer_.reserve(4096);
     shared_->live.fetch_add(1);
   }
@@ -107,11 +167,37 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     const Request& req = parser_->get();
     res_.version(req.version());
-    Deferred work = handler_->Handle(req, res_, *state_);
-    if (work) return RunDeferred(std::move(work));
+    if (handler_->Queued(req)) return shared_->queue->Submit(shared_from_this());
+    RequestContext context;
+    Run(context);
+  }
+
+ public:
+  const Request& request() const { return parser_->get(); }
+
+  // Answers the request now; returns the rows it scored.
+  int64_t Run(RequestContext& context) {
+    const Request& req = parser_->get();
+    Deferred work = handler_->Handle(req, res_, *state_, context);
+    if (work) {
+      RunDeferred(std::move(work));
+      return context.rows;
+    }
+    res_.keep_alive(req.keep_alive());
+    Write();
+    return context.rows;
+  }
+
+  // Answers a queued request that will not be started.
+  void Refuse(const Status& why, int retry_after_s) {
+    const Request& req = parser_->get();
+    handler_->HandleRefused(req, why, res_, *state_);
+    if (retry_after_s > 0) res_.set(bhttp::field::retry_after, std::to_string(retry_after_s));
     res_.keep_alive(req.keep_alive());
     Write();
   }
+
+ private:
 
   // Runs `work` on the background worker, then writes on this loop. The
   // session (and so the request and response) stays alive meanwhile.
@@ -155,9 +241,131 @@ class Session : public std::enable_shared_from_this<Session> {
   Handler* handler_;
   ThreadState* state_;
   BackgroundWorker* worker_;
-  LoopShared* shared_;
+  // Shared: a session can outlive its loop's members (a handler the loop's
+  // io_context destroys last holds it).
+  std::shared_ptr<LoopShared> shared_;
   bool busy_ = false;  // between a request read and its response written
 };
+
+Status DeadlinePassed(Clock::duration waited) {
+  return Status(StatusCode::kDeadlineExceeded,
+                "the request's deadline passed after " + std::to_string(std::llround(Millis(waited))) +
+                    " ms in the queue; not started",
+                "deadline_exceeded");
+}
+
+void WorkQueue::Submit(std::shared_ptr<Session> session) {
+  const auto now = Clock::now();
+  const Request& req = session->request();
+  auto timeout = resilience::ParseTimeoutMs(req[kTimeoutHeader], kTimeoutHeader);
+  if (!timeout.ok()) return session->Refuse(timeout.status(), 0);
+  std::optional<double> budget_ms = *timeout;
+  if (!budget_ms && options_.default_timeout_ms > 0) budget_ms = options_.default_timeout_ms;
+  const size_t bytes = req.body().size();
+  const resilience::Work work{.rows = estimate_.Rows(bytes),
+                              .service_ms = estimate_.ServiceMs(estimate_.Rows(bytes)),
+                              .budget_ms = budget_ms};
+  const resilience::LoopLoad load = Load(now);
+  const resilience::Admission a = resilience::Admit(options_.admission, load, work);
+  if (a.verdict != resilience::Verdict::kAdmit) {
+    return session->Refuse(resilience::RefusalStatus(a, options_.admission, load, work),
+                           a.retry_after_s);
+  }
+  Item item{.session = std::move(session), .enqueued = now, .deadline = Clock::time_point::max(),
+            .bytes = bytes, .rows = work.rows, .ms = work.service_ms};
+  if (budget_ms) {
+    item.deadline = now + std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double, std::milli>(*budget_ms));
+    if (item.deadline < timer_at_) ArmTimer(item.deadline);
+  }
+  queued_rows_ += item.rows;
+  queued_ms_ += item.ms;
+  ++live_items_;
+  items_.push_back(std::move(item));
+  Publish();
+  Post();
+}
+
+resilience::LoopLoad WorkQueue::Load(Clock::time_point now) {
+  while (!items_.empty() && !items_.front().session) items_.pop_front();
+  if (items_.empty()) return {};
+  return {.oldest_wait_ms = Millis(now - items_.front().enqueued),
+          .queued_ms = queued_ms_,
+          .queued_rows = queued_rows_};
+}
+
+void WorkQueue::Post() {
+  if (posted_ || live_items_ == 0) return;
+  posted_ = true;
+  asio::post(io_, [this] { Pump(); });
+}
+
+// One turn: the oldest live requests are answered (or refused, if their
+// deadline passed while they waited) for up to kTurn, then the next turn is
+// posted behind whatever the loop has to do meanwhile (reads, cheap
+// requests). A turn of several small requests spares a poll of the sockets
+// per request; kTurn bounds what a cheap request waits for.
+void WorkQueue::Pump() {
+  posted_ = false;
+  const auto turn_start = Clock::now();
+  auto start = turn_start;
+  while (true) {
+    while (!items_.empty() && !items_.front().session) items_.pop_front();
+    if (items_.empty()) return;
+    Item item = std::move(items_.front());
+    items_.pop_front();
+    Forget(item);
+    if (start >= item.deadline) {
+      item.session->Refuse(DeadlinePassed(start - item.enqueued), 0);
+    } else {
+      RequestContext context{.deadline = item.deadline, .queue_wait = start - item.enqueued};
+      const int64_t rows = item.session->Run(context);
+      const auto end = Clock::now();
+      estimate_.Observe(item.bytes, rows, Millis(end - start));
+      start = end;
+    }
+    if (start - turn_start >= kTurn) break;
+  }
+  Post();
+}
+
+void WorkQueue::Forget(const Item& item) {
+  --live_items_;
+  queued_rows_ -= item.rows;
+  queued_ms_ -= item.ms;
+  if (live_items_ == 0) {  // no drift from floating-point sums
+    queued_rows_ = 0;
+    queued_ms_ = 0;
+  }
+  Publish();
+}
+
+void WorkQueue::ArmTimer(Clock::time_point at) {
+  timer_at_ = at;
+  timer_.expires_at(at);
+  timer_.async_wait([this](beast::error_code ec) {
+    if (ec != asio::error::operation_aborted) OnTimer();
+  });
+}
+
+// Answers 504 to every queued request whose deadline has passed, without
+// waiting for its turn, and re-arms for the earliest deadline left.
+void WorkQueue::OnTimer() {
+  timer_at_ = Clock::time_point::max();
+  const auto now = Clock::now();
+  Clock::time_point next = Clock::time_point::max();
+  for (Item& item : items_) {
+    if (!item.session) continue;
+    if (item.deadline <= now) {
+      Forget(item);
+      std::shared_ptr<Session> session = std::move(item.session);
+      session->Refuse(DeadlinePassed(now - item.enqueued), 0);
+    } else {
+      next = std::min(next, item.deadline);
+    }
+  }
+  if (next != Clock::time_point::max()) ArmTimer(next);
+}
 
 }  // namespace
 
@@ -204,7 +412,10 @@ class HttpServer::Loop {
   Loop(const ServerOptions& options, Handler* handler, BackgroundWorker* worker,
        bool with_reuseport = true)
       : io_(1), acceptor_(io_), options_(options), handler_(handler),
-        state_(handler->NewThreadState()), worker_(worker), reuseport_(with_reuseport) {}
+        state_(handler->NewThreadState()), worker_(worker), reuseport_(with_reuseport),
+        queue_(io_, options) {
+    shared_->queue = &queue_;
+  }
 
   Status Bind(const tcp::endpoint& endpoint) {
     beast::error_code ec;
@@ -240,7 +451,7 @@ class HttpServer::Loop {
   // Stops accepting and closes idle sessions; busy ones close after answering.
   void Drain() {
     asio::post(io_, [this] {
-      shared_.draining = true;
+      shared_->draining = true;
       beast::error_code ignored;
       acceptor_.close(ignored);
       for (auto& weak : sessions_) {
@@ -249,7 +460,8 @@ class HttpServer::Loop {
       sessions_.clear();
     });
   }
-  int live() const { return shared_.live.load(); }
+  int live() const { return shared_->live.load(); }
+  const WorkQueue& queue() const { return queue_; }
 
  private:
   void Accept() {
@@ -257,7 +469,7 @@ class HttpServer::Loop {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
         auto session = std::make_shared<Session>(std::move(socket), options_, handler_,
-                                                 state_.get(), worker_, &shared_);
+                                                 state_.get(), worker_, shared_);
         if (sessions_.size() >= 1024) {  // keep the list to the live ones
           std::erase_if(sessions_, [](const auto& w) { return w.expired(); });
         }
@@ -275,7 +487,8 @@ class HttpServer::Loop {
   std::unique_ptr<ThreadState> state_;
   BackgroundWorker* worker_;
   bool reuseport_;
-  LoopShared shared_;
+  std::shared_ptr<LoopShared> shared_ = std::make_shared<LoopShared>();
+  WorkQueue queue_;
   std::vector<std::weak_ptr<Session>> sessions_;  // for Drain(); loop thread only
 };
 
@@ -308,6 +521,15 @@ Status HttpServer::Start() {
   }
   for (auto& loop : loops_) threads_.emplace_back([l = loop.get()] { l->Run(); });
   return Status::Ok();
+}
+
+HttpServer::QueueStats HttpServer::Queued() const {
+  QueueStats q;
+  for (const auto& loop : loops_) {
+    q.requests += loop->queue().depth();
+    q.rows += loop->queue().rows();
+  }
+  return q;
 }
 
 void HttpServer::Shutdown(std::chrono::milliseconds grace) {

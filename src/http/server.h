@@ -5,7 +5,17 @@
 //
 // Each connection reuses its read buffer and response object; requests are
 // handed to a Handler on the loop's thread together with that loop's
-// ThreadState (per-thread scratch). A handler answers at once, or hands back
+// ThreadState (per-thread scratch).
+// Heavy requests (the handler says which: predicts) wait their turn in the
+// loop's FIFO, which the loop scores one request at a time between its reads,
+// so cheap requests (health, metrics, reads) are answered as soon as they
+// arrive, and the loop knows how long its queue has waited and what it holds.
+// Admission control (resilience/admission.h) refuses new heavy work at once
+// when the queue is past its bounds (503 with Retry-After) or cannot meet the
+// request's deadline (504); queued work whose deadline passes is answered 504
+// without being started. A deadline comes from the X-Request-Timeout-Ms
+// header, else ServerOptions::default_timeout_ms.
+// A handler answers at once, or hands back
 // Deferred work for what would block a loop (file I/O, a materialization):
 // the server runs it on its one background worker, in arrival order, then
 // writes the response on the connection's loop.
@@ -20,6 +30,7 @@
 #include <boost/beast/http.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -30,6 +41,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "resilience/admission.h"
 
 namespace rtml::http {
 
@@ -43,6 +55,23 @@ struct ServerOptions {
   int threads = 1;
   size_t max_body_bytes = 1 << 20;
   int idle_timeout_s = 60;
+  resilience::AdmissionLimits admission;  // for queued (heavy) requests
+  double default_timeout_ms = 0;          // deadline of requests without one; 0 = none
+};
+
+// The header a client sets its deadline with, in milliseconds.
+inline constexpr std::string_view kTimeoutHeader = "X-Request-Timeout-Ms";
+
+// What the server knows of a request beyond its bytes.
+struct RequestContext {
+  using Clock = std::chrono::steady_clock;
+  // When the client stops waiting; max() = no deadline.
+  Clock::time_point deadline = Clock::time_point::max();
+  // How long a queued request waited for its turn (0 for the others).
+  std::chrono::nanoseconds queue_wait{0};
+  // Set by the handler: the rows a queued request scored (for the loop's
+  // estimates of queued work).
+  int64_t rows = 0;
 };
 
 // Per-loop state a Handler keeps (scratch buffers); one per server thread.
@@ -60,10 +89,21 @@ class Handler {
  public:
   virtual ~Handler() = default;
   virtual std::unique_ptr<ThreadState> NewThreadState() = 0;
+  // Whether `req` is heavy work that waits its turn in the loop's queue,
+  // under admission control. Must be cheap: it runs before any other work.
+  virtual bool Queued(const Request& req) const { return false; }
   // Fills `res` (status, headers, body) for `req` and returns an empty
   // Deferred; or returns the work that will fill it on the background worker.
   // Must not throw or block.
-  virtual Deferred Handle(const Request& req, Response& res, ThreadState& state) = 0;
+  virtual Deferred Handle(const Request& req, Response& res, ThreadState& state,
+                          RequestContext& context) = 0;
+  // Fills `res` for queued work refused before it started: `why` is
+  // Unavailable (overloaded), DeadlineExceeded, or InvalidArgument (a bad
+  // deadline header). The server adds Retry-After.
+  virtual void HandleRefused(const Request& req, const Status& why, Response& res,
+                             ThreadState& state) {
+    res.result(bhttp::status::service_unavailable);
+  }
   // Fills `res` for a request that could not be read (`status` 400 or 413).
   // `target` is the request's target when its header was read, else empty.
   virtual void HandleUnreadable(bhttp::status status, std::string_view why,
@@ -98,6 +138,13 @@ class HttpServer {
   Status Start();
   // The bound port (useful with port 0).
   int port() const { return port_; }
+  // Requests waiting in the loops' queues now, and their estimated rows.
+  // From any thread while the server runs (for gauges).
+  struct QueueStats {
+    int64_t requests = 0;
+    int64_t rows = 0;
+  };
+  QueueStats Queued() const;
   // Graceful end: stops accepting, lets every request in progress finish and
   // answer (with "Connection: close"), closes idle keep-alive connections,
   // and waits for them all to end, at most `grace`; then Stop().

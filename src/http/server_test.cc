@@ -24,7 +24,7 @@ using tcp = asio::ip::tcp;
 class SlowHandler : public Handler {
  public:
   std::unique_ptr<ThreadState> NewThreadState() override { return std::make_unique<ThreadState>(); }
-  Deferred Handle(const Request& req, Response& res, ThreadState&) override {
+  Deferred Handle(const Request& req, Response& res, ThreadState&, RequestContext&) override {
     if (req.target() != "/slow") {
       res.result(bhttp::status::ok);
       res.body() = "fast";

@@ -16,6 +16,7 @@ inline constexpr const char* kErrorReasons[] = {
     "bad_feature_record", "unknown_push_source", "rejected_rows", "bad_timestamp",
     "unauthorized",    "forbidden",         "model_load_failed",   "unknown_label",
     "bad_aggregation_event", "stream_feature_view",
+    "queue_wait",      "queue_full",        "deadline_exceeded",   "bad_timeout",
     "other"};
 
 }  // namespace rtml::pipeline

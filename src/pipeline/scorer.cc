@@ -44,6 +44,17 @@ void WriteNames(JsonWriter& w, const schema::InputSchema& schema, const Cell* ce
   w.EndArray();
 }
 
+// DeadlineExceeded once `deadline` has passed, saying what was not done.
+Status CheckDeadline(std::chrono::steady_clock::time_point deadline, std::string_view when) {
+  if (deadline == std::chrono::steady_clock::time_point::max() ||
+      std::chrono::steady_clock::now() < deadline) {
+    return Status::Ok();
+  }
+  return Status(StatusCode::kDeadlineExceeded,
+                "the request's deadline passed " + std::string(when) + "; not answered",
+                "deadline_exceeded");
+}
+
 }  // namespace
 
 std::string_view PathName(Path p) {
@@ -318,6 +329,8 @@ std::optional<uint64_t> Scorer::PeekStickyKey(std::string_view body, std::string
 Status Scorer::ScoreJson(const ScoreTarget& target, std::string_view body, ScoreScratch* scratch,
                          std::string* response) const {
   const auto start = std::chrono::steady_clock::now();
+  scratch->rows_scored = 0;
+  scratch->deadline = target.deadline;
   const model::ModelRepository& repo = Models(scratch);  // held by scratch until the next call
   ASSIGN_OR_RETURN(auto picked, Pick(repo, target, body, scratch));
   const ModelVersion* v = picked.first;
@@ -343,9 +356,11 @@ Status Scorer::ScoreResolved(const ModelVersion& v, std::string_view route,
   Decoded d;
   d.route = route;
   RETURN_IF_ERROR(Decode(v, body, scratch, &d));
+  scratch->rows_scored = d.n_rows;
   Enrich(v, std::span<Decoded>(&d, 1), scratch);
   RETURN_IF_ERROR(d.status);
   RETURN_IF_ERROR(FinishRows(v, d, scratch));
+  RETURN_IF_ERROR(CheckDeadline(scratch->deadline, "before the model ran"));
   RETURN_IF_ERROR(Predict(v, m, path, d.n_rows, scratch));
   WriteResponse(v, d, *scratch, response);
   if (m != nullptr) {
@@ -361,6 +376,7 @@ void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const std::string_v
                         ScoreScratch* scratch, std::vector<EventResult>* results,
                         std::span<const int64_t> read_at_us) const {
   for (EventResult& r : *results) r.latency = LatencySink();
+  scratch->deadline = std::chrono::steady_clock::time_point::max();
   // One snapshot for the whole batch: every body is picked and scored in it.
   const model::ModelRepository& repo = Models(scratch);
   scratch->picked.assign(bodies.size(), nullptr);
@@ -769,11 +785,22 @@ void Scorer::Enrich(const ModelVersion& v, std::span<Decoded> bodies,
   if (!any) return;
   if (scratch->store == nullptr) scratch->store = store_->online().NewSession();
   const auto t0 = std::chrono::steady_clock::now();
-  Status read = e->reader->Read(*scratch->store, n_rows, scratch->keys, &scratch->lookup);
+  Status read = CheckDeadline(scratch->deadline, "before its stored features were read");
+  if (!read.ok()) {
+    for (Decoded& d : bodies) d.status = read;
+    return;
+  }
+  scratch->store->SetDeadline(scratch->deadline);
+  read = e->reader->Read(*scratch->store, n_rows, scratch->keys, &scratch->lookup);
   store_latency_->Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   if (!read.ok()) {
     store_reads_failed_->Inc();
+    if (Status late = CheckDeadline(scratch->deadline, "while its stored features were read");
+        !late.ok()) {
+      for (Decoded& d : bodies) d.status = late;
+      return;
+    }
     for (Decoded& d : bodies) {
       if (!d.status.ok()) continue;
       d.degraded = true;

@@ -78,6 +78,10 @@ struct ScoreTarget {
   std::optional<int64_t> version;
   Path path = Path::kHttp;  // which transport asked, for /v1/stats
   std::string_view label;   // a serving.yaml label instead of a version
+  // When the client stops waiting (max(): never). Past it, the request
+  // fails with DeadlineExceeded instead of reading the store or running the
+  // model; the store read is cut at it. ScoreBatch (the stream) has none.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 // One request body's rows within a ScoreScratch (internal to the Scorer).
@@ -117,6 +121,8 @@ struct ScoreScratch {
   std::unique_ptr<features::StoreSession> store;  // opened on first use
   features::OnlineReader::Scratch lookup;
   std::vector<DecodedBody> decoded;  // ScoreBatch's per-body state
+  size_t rows_scored = 0;  // rows of the last ScoreJson's body (decoded; 0 if it was not)
+  std::chrono::steady_clock::time_point deadline;  // of the request being scored
 };
 
 // Where one scored event's latency goes (its version's stream latency

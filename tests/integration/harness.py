@@ -27,14 +27,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for(predicate, timeout_s, what):
-    """Polls `predicate` until it returns something truthy; fails after timeout_s."""
+def wait_for(predicate, timeout_s, what, poll_s=0.2):
+    """Polls `predicate` every poll_s until it returns something truthy; fails after timeout_s."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.2)
+        time.sleep(poll_s)
     raise AssertionError("timed out waiting for " + what)
 
 
@@ -80,8 +80,9 @@ def fraud_demo_config(tmpdir, store="rocksdb", redis_port=None, extra="", featur
 
 
 class Server:
-    def __init__(self, *args, config=None, ready_timeout_s=30, env=None, ready_path="/readyz"):
-        cmd = [RTML, "serve", "--port", "0", "--threads", "2"]
+    def __init__(self, *args, config=None, ready_timeout_s=30, env=None, ready_path="/readyz",
+                 threads=2):
+        cmd = [RTML, "serve", "--port", "0", "--threads", str(threads)]
         if config:
             cmd += ["--config", config]
         cmd += list(args)

@@ -1,0 +1,90 @@
+// Admission: whether heavy work (a predict) may join an event loop's queue,
+// decided from how far behind the loop is, how much it already holds, and
+// the request's own deadline; and the estimates those figures come from.
+//
+// An event loop answers cheap requests as soon as it reads them and puts
+// predicts in a FIFO it scores one at a time, so it can tell how long the
+// oldest queued request has waited and how many rows wait behind it. Past
+// max_queue_ms of wait, or max_queue_rows of rows, new work is refused at
+// once (503 with Retry-After): the client learns in microseconds instead of
+// joining a queue whose answers come too late to matter. Work whose deadline
+// cannot be met given what is queued ahead is refused with 504, unstarted.
+//
+// Policy only: Admit() is a pure function of the loop's load and the request;
+// the server measures, asks, and dispatches (http/server.cc).
+// Thread-safety: values; LoadEstimator is one per loop, used by its thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace rtml::resilience {
+
+struct AdmissionLimits {
+  double max_queue_ms = 20;        // refuse while the queue's wait is past this; 0 = no bound
+  int64_t max_queue_rows = 16384;  // refuse work that would queue more rows; 0 = no bound
+};
+
+// A loop's queue, as the policy sees it.
+struct LoopLoad {
+  double oldest_wait_ms = 0;  // how long the request at the queue's head has waited
+  double queued_ms = 0;       // estimated time to score everything queued
+  int64_t queued_rows = 0;    // estimated rows queued
+};
+
+// The work asking to join.
+struct Work {
+  int64_t rows = 1;                 // estimated
+  double service_ms = 0;            // estimated time to score it
+  std::optional<double> budget_ms;  // time left before its deadline, if it has one
+};
+
+enum class Verdict {
+  kAdmit,
+  kBehind,    // the queue's wait is past max_queue_ms (503)
+  kFull,      // the queue holds max_queue_rows (503)
+  kDeadline,  // cannot finish within its deadline (504)
+};
+
+struct Admission {
+  Verdict verdict = Verdict::kAdmit;
+  int retry_after_s = 0;  // for 503s: when trying again may succeed (>= 1)
+};
+
+// Decides. The loop's own lag is checked first (a busy server says so, with
+// Retry-After), then the deadline. An empty queue admits any work whose
+// deadline its own service time fits.
+Admission Admit(const AdmissionLimits& limits, const LoopLoad& load, const Work& work);
+
+// The error a refusal answers with: its code maps to 503 or 504, its reason
+// is "queue_wait", "queue_full" or "deadline_exceeded", and its message says
+// what was measured. REQUIRES: a.verdict != kAdmit.
+Status RefusalStatus(const Admission& a, const AdmissionLimits& limits, const LoopLoad& load,
+                     const Work& work);
+
+// Per-loop estimates of a queued request's rows (from its body size) and
+// service time (from its rows), learned from the requests the loop scored:
+// the first one replaces the priors, then each weighs 1/8, so the estimates
+// follow a change of traffic within a few dozen requests.
+class LoadEstimator {
+ public:
+  int64_t Rows(size_t body_bytes) const;
+  double ServiceMs(int64_t rows) const;
+  // One scored request: its body size, rows and the time it took.
+  void Observe(size_t body_bytes, int64_t rows, double service_ms);
+
+ private:
+  bool learned_ = false;
+  double bytes_per_row_ = 40;   // priors: a small JSON row,
+  double ms_per_row_ = 0.01;    // scored with its request's overhead
+};
+
+// A request's timeout from the X-Request-Timeout-Ms header (a positive
+// number of milliseconds, fractions allowed, at most a day); nullopt when
+// empty. InvalidArgument ("bad_timeout") names the header otherwise.
+Result<std::optional<double>> ParseTimeoutMs(std::string_view value, std::string_view field);
+
+}  // namespace rtml::resilience

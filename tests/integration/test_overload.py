@@ -1,0 +1,262 @@
+"""Overload and deadline tests: a real `rtml serve` with one event loop, a
+burst of 1,024-row batches far beyond what it can score within its queueing
+budget, and deadlines from the X-Request-Timeout-Ms header.
+
+What must hold: work past http.max_queue_ms is refused at once with 503, a
+JSON body naming the reason and Retry-After; health checks keep answering
+during the burst; every request gets an answer; a deadline that cannot be
+met is a 504, not started, answered near the deadline; a feature-store read
+inherits the time left (a stalled Redis costs the deadline, not the store's
+own timeout, and is not blamed for it).
+"""
+import http.client
+import json
+import signal
+import socket
+import tempfile
+import time
+import unittest
+
+from harness import Server, fraud_demo_config, wait_for
+from tcp_proxy import TcpProxy
+from test_features import RedisServer
+
+TIMEOUT = "X-Request-Timeout-Ms"
+
+
+def batch_body(n, first_user=1000):
+    return json.dumps({"instances": [{"user_id": first_user + i % 400, "amount": 10.0 + i}
+                                     for i in range(n)]})
+
+
+def raw_request(body, headers=None):
+    head = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    return (f"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n{head}"
+            f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+
+
+def read_response(sock):
+    """(status, parsed JSON body, headers, seconds until it arrived) from a raw socket."""
+    resp = http.client.HTTPResponse(sock)
+    resp.begin()
+    data = resp.read()
+    return resp.status, json.loads(data), dict(resp.getheaders())
+
+
+def one_loop_server(test, extra):
+    """A demo server with one event loop and config `extra`, stopped at the
+    test's end, that has scored a few batches (its estimates learned)."""
+    tmp = tempfile.TemporaryDirectory()
+    test.addCleanup(tmp.cleanup)
+    config = fraud_demo_config(tmp.name, store="memory", extra=extra)
+    server = Server(config=config, threads=1)
+    test.addCleanup(server.stop)
+    for _ in range(3):
+        test.assertEqual(server.request("POST", "/predict", batch_body(1024))[0], 200)
+    return server
+
+
+def metric(server, name):
+    """The sum of the series of `name` (a prefix) in the server's /metrics."""
+    text = server.request("GET", "/metrics")[1]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name))
+
+
+class Burst:
+    """Sends one request on each of n fresh connections while the server is
+    stopped (SIGSTOP), then lets it go on (SIGCONT): it finds every request
+    already there, as a server under a burst does, whatever the speed of
+    this client."""
+
+    def __init__(self, server, n, body, headers=None):
+        # Keep-alive connections the server has accepted and read from, as
+        # a load balancer's are; then every request lands at once.
+        self.socks = [self.connected(server.port) for _ in range(n)]
+        request = raw_request(body, headers)
+        server.proc.send_signal(signal.SIGSTOP)
+        try:
+            for s in self.socks:
+                s.sendall(request)
+            self.t0 = time.monotonic()
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+
+    @staticmethod
+    def connected(port):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp = http.client.HTTPResponse(s)
+        resp.begin()
+        resp.read()
+        return s
+
+    def answers(self):
+        out = []
+        for s in self.socks:
+            s.settimeout(30)
+            status, body, headers = read_response(s)
+            out.append((status, body, headers, time.monotonic() - self.t0))
+            s.close()
+        return out
+
+
+class OverloadTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        config = fraud_demo_config(
+            cls.tmp.name, store="memory",
+            extra="http: {max_queue_ms: 20, max_queue_rows: 100000}\n")
+        cls.server = Server(config=config, threads=1)
+        cls.big = batch_body(1024)
+        for _ in range(3):  # the loop learns what a batch costs
+            assert cls.server.request("POST", "/predict", cls.big)[0] == 200
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.tmp.cleanup()
+
+    def metric(self, name):
+        return metric(self.server, name)
+
+    def test_a_burst_past_the_queue_budget_is_refused_at_once_with_retry_after(self):
+        before = self.metric('rtml_request_errors_total{reason="queue_wait"}')
+        burst = Burst(self.server, 64, self.big)
+        # Health checks are answered while the queue is full.
+        health = self.server.connection()
+        t = time.monotonic()
+        health.request("GET", "/healthz")
+        self.assertEqual(health.getresponse().status, 200)
+        health_s = time.monotonic() - t
+        answers = burst.answers()
+        codes = [a[0] for a in answers]
+        self.assertEqual(set(codes) - {200, 503}, set(), codes)
+        self.assertGreater(codes.count(503), 0, codes)
+        self.assertGreater(codes.count(200), 0, codes)
+        for status, body, headers, _ in answers:
+            if status == 503:
+                self.assertEqual(body["error"]["reason"], "queue_wait", body)
+                self.assertIn("http.max_queue_ms", body["error"]["message"])
+                self.assertGreaterEqual(int(headers["Retry-After"]), 1)
+            else:
+                self.assertEqual(len(body["predictions"]), 1024)
+        # Served work kept within the budget plus about a batch's own time:
+        # the burst would take over half a second unrefused.
+        served = [a[3] for a in answers if a[0] == 200]
+        self.assertLess(max(served), 0.6, served)
+        self.assertLess(health_s, 0.3)
+        after = self.metric('rtml_request_errors_total{reason="queue_wait"}')
+        self.assertEqual(after - before, codes.count(503))
+        self.assertGreater(self.metric("rtml_http_queue_wait_seconds_count"), 0)
+
+    def test_the_rows_bound_refuses_with_queue_full(self):
+        server = one_loop_server(self, "http: {max_queue_ms: 0, max_queue_rows: 2048}\n")
+        answers = Burst(server, 32, self.big).answers()
+        full = [a for a in answers if a[0] == 503]
+        self.assertGreater(len(full), 0)
+        self.assertEqual({a[1]["error"]["reason"] for a in full}, {"queue_full"})
+        self.assertIn("http.max_queue_rows", full[0][1]["error"]["message"])
+        self.assertEqual({a[0] for a in answers}, {200, 503})
+
+    def test_deadlines_on_an_idle_server(self):
+        ok = self.server.request("POST", "/predict", {"user_id": 1001, "amount": 5},
+                                 headers={TIMEOUT: "1000"})
+        self.assertEqual(ok[0], 200, ok[1])
+        late = self.server.request("POST", "/predict", self.big, headers={TIMEOUT: "0.01"})
+        self.assertEqual(late[0], 504, late[1])
+        self.assertEqual(late[1]["error"]["reason"], "deadline_exceeded")
+        for bad in ("0", "-5", "soon", "1e12"):
+            status, body, _ = self.server.request("POST", "/predict", {"amount": 5},
+                                                  headers={TIMEOUT: bad})
+            self.assertEqual(status, 400, (bad, body))
+            self.assertEqual(body["error"]["reason"], "bad_timeout")
+            self.assertEqual(body["error"]["field"], TIMEOUT)
+
+    def test_cheap_requests_ignore_the_deadline_header(self):
+        status, _, _ = self.server.request("GET", "/healthz", headers={TIMEOUT: "soon"})
+        self.assertEqual(status, 200)
+
+
+class QueueDeadlineTest(unittest.TestCase):
+    big = batch_body(1024)
+
+    def test_a_deadline_that_the_queue_cannot_meet_is_a_504_near_the_deadline(self):
+        # No queue bound: the queue grows and only the deadline refuses.
+        server = one_loop_server(self, "http: {max_queue_ms: 0, max_queue_rows: 0}\n")
+        burst = Burst(server, 40, self.big)  # ~120 ms of work (~3 ms a batch)
+        wait_for(lambda: metric(server, "rtml_http_queued_requests") >= 10, 5, "a queue",
+                 poll_s=0.001)
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        t = time.monotonic()
+        sock.sendall(raw_request(batch_body(1), {TIMEOUT: "5"}))
+        status, body, _ = read_response(sock)
+        elapsed = time.monotonic() - t
+        sock.close()
+        self.assertEqual({a[0] for a in burst.answers()}, {200})  # no bound, all served
+        self.assertEqual(status, 504, body)
+        self.assertEqual(body["error"]["reason"], "deadline_exceeded")
+        self.assertIn("not started", body["error"]["message"])
+        # Refused at admission behind ~120 ms of queued work (or by the
+        # queue's timer at its deadline, at most one batch's scoring late),
+        # with room for a slow CI.
+        self.assertLess(elapsed, 0.005 + 0.040, elapsed)
+
+
+class DefaultTimeoutTest(unittest.TestCase):
+    def test_http_default_timeout_ms_applies_to_requests_without_a_header(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            config = fraud_demo_config(tmp, store="memory",
+                                       extra="http: {default_timeout_ms: 0.01}\n")
+            server = Server(config=config, threads=1)
+            try:
+                status, body, _ = server.request("POST", "/predict", batch_body(1024))
+                self.assertEqual(status, 504, body)
+                # The header overrides the default.
+                status, body, _ = server.request("POST", "/predict", batch_body(1024),
+                                                 headers={TIMEOUT: "5000"})
+                self.assertEqual(status, 200, body)
+            finally:
+                server.stop()
+
+
+class StoreDeadlineTest(unittest.TestCase):
+    """A stalled Redis (a proxy that stops forwarding its replies) costs a
+    request its deadline, not redis timeout_ms, and does not open the circuit
+    breaker: once Redis answers again, so does the next request."""
+
+    def test_a_store_read_inherits_the_time_left(self):
+        redis = RedisServer()
+        self.addCleanup(redis.stop)
+        proxy = TcpProxy(redis.port)
+        self.addCleanup(proxy.close)
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        config = fraud_demo_config(tmp.name, store="redis", redis_port=proxy.port)
+        # The store's own timeout is long, so a cut at the deadline shows.
+        with open(config) as f:
+            text = f.read().replace("timeout_ms: 200", "timeout_ms: 2000")
+        with open(config, "w") as f:
+            f.write(text)
+        server = Server(config=config, threads=1)
+        self.addCleanup(server.stop)
+        row = {"user_id": 1001, "amount": 5}
+        status, body, _ = server.request("POST", "/predict", row)
+        self.assertEqual(status, 200, body)
+        proxy.stall()
+        t = time.monotonic()
+        status, body, _ = server.request("POST", "/predict", row, headers={TIMEOUT: "80"})
+        elapsed = time.monotonic() - t
+        self.assertEqual(status, 504, body)
+        self.assertEqual(body["error"]["reason"], "deadline_exceeded")
+        self.assertIn("stored features", body["error"]["message"])
+        self.assertLess(elapsed, 0.080 + 0.150, elapsed)
+        proxy.resume()
+        status, body, _ = server.request("POST", "/predict", row, headers={TIMEOUT: "1000"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["feature_store"], "ok")  # the breaker stayed closed
+
+
+if __name__ == "__main__":
+    unittest.main()
