@@ -3,10 +3,13 @@
 #   make test   install what is missing (Debian packages, the Kafka jars, the test
 #               virtualenv .venv), build, run every test (ctest)
 #   make bench  HTTP benchmark against the Python reference service (bench/)
+#   make fuzz   every libFuzzer target (tests/fuzz) for 10^7 executions, ASan + UBSan
 BUILD ?= build
+SANITIZE_BUILD ?= build-asan
 CMAKE_FLAGS ?=
+FUZZ_RUNS ?= 10000000
 
-.PHONY: all deps build run test bench clean
+.PHONY: all deps build sanitize-build run test fuzz bench clean
 
 all: build
 
@@ -21,13 +24,24 @@ run: build
 	RTML_BIN=$(BUILD)/rtml ./examples/fraud/setup.sh
 	$(BUILD)/rtml demo --config examples/fraud/rtml.yaml
 
-test: build
+# The same code built with clang, AddressSanitizer and UBSan, with the fuzz targets.
+sanitize-build: deps
+	CXX=clang++-14 cmake -S . -B $(SANITIZE_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DRTML_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build $(SANITIZE_BUILD)
+
+test: build sanitize-build
 	./scripts/install-kafka.sh
 	./scripts/install-venv.sh
 	cd $(BUILD) && ctest --output-on-failure --timeout 600
+	cd $(SANITIZE_BUILD) && ctest -L unit --output-on-failure --timeout 600
+	./scripts/fuzz.sh --seconds 10 --build $(SANITIZE_BUILD)
+
+fuzz: sanitize-build
+	./scripts/fuzz.sh --runs $(FUZZ_RUNS) --build $(SANITIZE_BUILD)
 
 bench: build
 	./bench/http_predict.sh
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(SANITIZE_BUILD)

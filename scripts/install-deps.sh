@@ -23,6 +23,8 @@ PACKAGES=(
   default-jre-headless maven
   # the dashboard page test drives Debian's headless Chromium
   chromium
+  # fuzzing (libFuzzer, AddressSanitizer, UBSan): tests/fuzz, make fuzz
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+#include <sstream>
 
 #include "model/xgboost_json.h"
 
@@ -161,6 +163,37 @@ TEST(XgboostJsonTest, RejectsNonModelsWithAClearMessage) {
   EXPECT_NE(r.status().message().find("learner"), std::string::npos);
   EXPECT_FALSE(ParseXgboostJson("{not json").ok());
   EXPECT_FALSE(LoadXgboostJsonFile("/nonexistent/model.json").ok());
+}
+
+// A two-tree model written by XGBoost (also the fuzz target's seed).
+std::string TinyModel() {
+  std::ifstream f(std::string(RTML_SOURCE_DIR) +
+                  "/tests/fuzz/corpus/xgboost_json_fuzzer/binary.json");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Inputs the fuzzer found crashing the loader (a read through a null parser
+// past a malformed field; a split_type longer than its tree read out of
+// bounds) are refused with a message.
+TEST(XgboostJsonTest, RefusesWhatTheFuzzerFoundWithAMessage) {
+  const std::string model = TinyModel();
+  ASSERT_TRUE(ParseXgboostJson(model).ok());
+  std::string longer = model;
+  const size_t at = longer.find("\"split_type\":[");
+  ASSERT_NE(at, std::string::npos);
+  longer.insert(at + 14, "0,0,0,0,");
+  auto r = ParseXgboostJson(longer);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("split_type has 7 entries for 3 nodes"), std::string::npos)
+      << r.status().message();
+  std::string broken = model;
+  broken.replace(broken.find("\"feature_names\":["), 17, "\"feature[\"g]\"s,:");
+  EXPECT_FALSE(ParseXgboostJson(broken).ok());
+  for (size_t cut = 1; cut < model.size(); cut += 97) {
+    EXPECT_FALSE(ParseXgboostJson(model.substr(0, cut)).ok()) << cut;
+  }
 }
 
 }  // namespace

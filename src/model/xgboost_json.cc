@@ -88,6 +88,10 @@ Status ReadTree(od::object tree, size_t index, TreeNodes* out) {
   RETURN_IF_ERROR(ReadIntArray(tree, "default_left", &out->default_left).Annotate(where));
   std::vector<int> split_type;
   RETURN_IF_ERROR(ReadIntArray(tree, "split_type", &split_type, false).Annotate(where));
+  if (!split_type.empty() && split_type.size() != out->left.size()) {
+    return FailedPrecondition(where + ": split_type has " + std::to_string(split_type.size()) +
+                              " entries for " + std::to_string(out->left.size()) + " nodes");
+  }
   for (size_t i = 0; i < split_type.size(); ++i) {
     if (split_type[i] != 0 && out->left[i] != -1) {
       return FailedPrecondition(where + " node " + std::to_string(i) +
@@ -207,6 +211,14 @@ Result<std::vector<float>> ParseBaseScore(std::string_view text) {
 
 Result<TreeEnsembleDef> ParseXgboostJson(std::string_view json) {
   simdjson::padded_string padded(json);
+  // On-demand reading cannot carry on safely past malformed JSON (a fuzzer
+  // found it reading through a null parser after skipping a bad optional
+  // field): check the whole document first. A model loads once; this is
+  // not on a request path.
+  {
+    simdjson::dom::parser validator;
+    if (auto e = validator.parse(padded).error()) return JsonError("document", e);
+  }
   od::parser parser;
   od::document doc;
   if (auto e = parser.iterate(padded).get(doc)) return JsonError("document", e);
@@ -217,7 +229,13 @@ Result<TreeEnsembleDef> ParseXgboostJson(std::string_view json) {
   LearnerParams params;
   TreeEnsembleDef def;
   od::array names;
-  if (learner.find_field_unordered("feature_names").get_array().get(names) == simdjson::SUCCESS) {
+  // Optional; any other error leaves the document unusable (a fuzzer found
+  // that carrying on read through a null parser).
+  const auto has_names = learner.find_field_unordered("feature_names").get_array().get(names);
+  if (has_names != simdjson::SUCCESS && has_names != simdjson::NO_SUCH_FIELD) {
+    return JsonError("learner.feature_names", has_names);
+  }
+  if (has_names == simdjson::SUCCESS) {
     for (auto n : names) {
       std::string_view name;
       if (auto e = n.get_string().get(name)) return JsonError("learner.feature_names", e);
