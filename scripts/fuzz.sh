@@ -5,26 +5,27 @@
 # corpus size, crashes. A crash (or sanitizer report, or leak) fails the run
 # and leaves its input in $OUT/<target>-crash-* with the command to replay it.
 #
-#   scripts/fuzz.sh [--seconds N | --runs N] [--build build-asan] [--out DIR]
+#   scripts/fuzz.sh [--seconds N | --runs N] [--build build-asan] [--out DIR] [--targets "a b"]
 #
 # `make fuzz` runs each target for 10^7 executions (long: the YAML targets
 # do a few thousand a second); `make test` runs each for 10 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECONDS_EACH="" RUNS="" BUILD=build-asan OUT=""
+SECONDS_EACH="" RUNS="" BUILD=build-asan OUT="" ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) SECONDS_EACH=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --build) BUILD=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    *) echo "usage: $0 [--seconds N | --runs N] [--build DIR] [--out DIR]" >&2; exit 2 ;;
+    --targets) ONLY=$2; shift 2 ;;
+    *) echo "usage: $0 [--seconds N | --runs N] [--build DIR] [--out DIR] [--targets \"a b\"]" >&2; exit 2 ;;
   esac
 done
 [ -n "$SECONDS_EACH$RUNS" ] || SECONDS_EACH=10
 OUT=${OUT:-$BUILD/fuzz-out}
 mkdir -p "$OUT"
-targets=$(cd tests/fuzz && ls ./*_fuzzer.cc | sed 's|^\./||; s|\.cc$||')
+targets=${ONLY:-$(cd tests/fuzz && ls ./*_fuzzer.cc | sed 's|^\./||; s|\.cc$||')}
 limit=()
 if [ -n "$RUNS" ]; then limit=(-runs="$RUNS"); else limit=(-max_total_time="$SECONDS_EACH"); fi
 
