@@ -4,6 +4,8 @@
 
 #include <chrono>
 
+#include "resilience/retry.h"
+
 namespace rtml::kafka {
 
 std::unique_ptr<AggregationFeed> AggregationFeed::Create(const features::FeatureStore* store,
@@ -45,6 +47,10 @@ std::unique_ptr<AggregationFeed> AggregationFeed::Create(const features::Feature
       "rtml_aggregation_write_duration_seconds",
       "Time of one batch's state write (entity states and partition offsets, atomically).", {},
       observability::LatencyBucketsSeconds());
+  feed->retries_ = metrics->AddCounter("rtml_retries_total",
+                                       "Operations retried after a failure outside the request "
+                                       "or event (feature store, broker), by operation.",
+                                       {{"op", "window_write"}});
   return feed;
 }
 
@@ -115,7 +121,10 @@ Status AggregationFeed::Flush(const std::function<bool()>& stop,
                               const std::function<void(int)>& idle) {
   if (n_staged_ == 0) return Status::Ok();
   if (session_ == nullptr) session_ = store_->online().NewSession();
-  auto backoff = std::chrono::milliseconds(100);
+  resilience::Backoff backoff({.initial = std::chrono::milliseconds(100),
+                               .max = std::chrono::milliseconds(2000), .jitter = 0.5},
+                              static_cast<uint64_t>(
+                                  std::chrono::steady_clock::now().time_since_epoch().count()));
   for (const auto& v : views_) {
     if (v->items.empty()) continue;
     for (size_t i = 0; i < v->items.size(); ++i) v->items[i].event = &v->events[i];
@@ -142,11 +151,12 @@ Status AggregationFeed::Flush(const std::function<bool()>& stop,
         break;
       }
       if (stop()) return s;
+      const auto delay = backoff.Next();
       spdlog::warn("stream feature view {}: {}; retrying in {} ms", v->reader.view().name,
-                   s.message(), backoff.count());
-      const auto until = std::chrono::steady_clock::now() + backoff;
+                   s.message(), delay.count());
+      retries_->Inc();
+      const auto until = std::chrono::steady_clock::now() + delay;
       while (std::chrono::steady_clock::now() < until && !stop()) idle(10);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
     }
     v->items.clear();
     v->events.clear();

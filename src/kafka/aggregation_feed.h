@@ -96,6 +96,7 @@ class AggregationFeed {
   std::string_view parsed_topic_;
   size_t n_staged_ = 0;
   observability::Histogram* write_latency_ = nullptr;
+  observability::Counter* retries_ = nullptr;  // rtml_retries_total{op="window_write"}
 };
 
 }  // namespace rtml::kafka

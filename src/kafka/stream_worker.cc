@@ -15,6 +15,7 @@
 #include "kafka/offset_tracker.h"
 #include "observability/log.h"
 #include "pipeline/error_reasons.h"
+#include "resilience/retry.h"
 
 namespace rtml::kafka {
 namespace od = simdjson::ondemand;
@@ -82,6 +83,15 @@ class StreamWorker::Impl {
     commit_latency_ = metrics->AddHistogram("rtml_stream_commit_duration_seconds",
                                             "Time of an offset commit.", topic,
                                             observability::LatencyBucketsSeconds());
+    auto retries = [&](const char* op) {
+      return metrics->AddCounter("rtml_retries_total",
+                                 "Operations retried after a failure outside the request or "
+                                 "event (feature store, broker), by operation.",
+                                 {{"op", op}});
+    };
+    retries_score_ = retries("stream_score");
+    retries_feature_write_ = retries("feature_write");
+    retries_produce_ = retries("produce");
   }
 
   ~Impl() {
@@ -458,15 +468,16 @@ class StreamWorker::Impl {
                         InvalidArgument(r.reason, "bad_feature_record", r.column), cookie);
     }
     if (scratch_.store == nullptr) scratch_.store = o_.feature_store->online().NewSession();
-    auto backoff = std::chrono::milliseconds(100);
+    resilience::Backoff backoff = NewBackoff();
     while (true) {
       Status s = ft->ingestor.Flush(*scratch_.store, &result);
       if (s.ok() || w_->stop_.load()) break;
-      Log().warn("feature update for {}: {}; retrying", ft->view->name, s.message());
+      const auto delay = backoff.Next();
+      Log().warn("feature update for {}: {}; retrying in {} ms", ft->view->name, s.message(),
+                 delay.count());
+      retries_feature_write_->Inc();
       ft->ingestor.Add(0, cells_, &result);  // Flush consumed it: queue it again
-      const auto until = Clock::now() + backoff;
-      while (Clock::now() < until && !w_->stop_.load()) rd_kafka_poll(producer_, 10);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+      Idle(delay);
     }
     w_->stats_.feature_updates.fetch_add(1, std::memory_order_relaxed);
     tracker_.Done(StreamKey(topic, m->partition), m->offset);
@@ -507,18 +518,30 @@ class StreamWorker::Impl {
 
   // Scores, waiting out a feature-store outage (the event is not at fault).
   Status Score(std::string_view model, std::string_view payload, std::string* response) {
-    auto backoff = std::chrono::milliseconds(100);
+    resilience::Backoff backoff = NewBackoff();
     while (true) {
       Status s = scorer_.ScoreJson({model, std::nullopt, pipeline::Path::kStream}, payload,
                                    &scratch_, response);
       if (s.code() != StatusCode::kUnavailable || w_->stop_.load()) return s;
-      Log().warn("{}; retrying in {} ms", s.message(), backoff.count());
-      const auto until = Clock::now() + backoff;
-      while (Clock::now() < until && !w_->stop_.load()) {
-        rd_kafka_poll(producer_, 10);
-      }
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+      const auto delay = backoff.Next();
+      Log().warn("{}; retrying in {} ms", s.message(), delay.count());
+      retries_score_->Inc();
+      Idle(delay);
     }
+  }
+
+  // Retry delays: 100 ms doubling to 2 s, half of each at random; no bound on
+  // attempts (the event must not be lost; Kafka lag is the back-pressure).
+  resilience::Backoff NewBackoff() {
+    return resilience::Backoff({.initial = std::chrono::milliseconds(100),
+                                .max = std::chrono::milliseconds(2000), .jitter = 0.5},
+                               ++backoff_seed_);
+  }
+
+  // Waits `delay` while serving the producer's callbacks, or until stopped.
+  void Idle(std::chrono::milliseconds delay) {
+    const auto until = Clock::now() + delay;
+    while (Clock::now() < until && !w_->stop_.load()) rd_kafka_poll(producer_, 10);
   }
 
   // Reads "model" and "event_time" without scoring (the body may be invalid).
@@ -606,6 +629,7 @@ class StreamWorker::Impl {
       }
       if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         Log().error("cannot produce to {}: {}", topic, rd_kafka_err2str(e));
+        retries_produce_->Inc();
         rd_kafka_poll(producer_, 100);
         continue;  // never drop: the offset stays uncommitted until this succeeds
       }
@@ -624,6 +648,7 @@ class StreamWorker::Impl {
       // librdkafka retried until message.timeout.ms: produce it again.
       Log().warn("delivery to {} failed ({}); producing again",
                    rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+      retries_produce_->Inc();
       rd_kafka_headers_t* h = nullptr;
       rd_kafka_headers_t* copy = nullptr;
       if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -845,6 +870,11 @@ class StreamWorker::Impl {
   observability::Counter* predictions_;
   std::vector<std::pair<const char*, observability::Counter*>> dead_letters_;
   observability::Histogram* commit_latency_;
+  observability::Counter* retries_score_;          // rtml_retries_total{op="stream_score"}
+  observability::Counter* retries_feature_write_;  // op="feature_write"
+  observability::Counter* retries_produce_;        // op="produce"
+  uint64_t backoff_seed_ = static_cast<uint64_t>(::getpid()) << 32 ^
+                           static_cast<uint64_t>(Clock::now().time_since_epoch().count());
   observability::Histogram* queue_latency_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <filesystem>
 
 #include "config/yaml.h"
@@ -137,6 +138,64 @@ Status ParseWarmup(const YAML::Node& n, const std::string& where, ModelSpec* spe
   return Status::Ok();
 }
 
+// fallback: {version: N} | {value: x} | {values: {label: p, ...}} (classes);
+// after ParseOutput (the constant must fit the output kind).
+Status ParseFallback(const YAML::Node& n, const std::string& where, ModelSpec* spec) {
+  if (!n) return Status::Ok();
+  if (!n.IsMap()) {
+    return FailedPrecondition(where + ": give {version: N}, {value: x} or, for classes, "
+                              "{values: {label: probability, ...}}");
+  }
+  RETURN_IF_ERROR(CheckKeys(n, where, {"version", "value", "values"}));
+  FallbackSpec f;
+  RETURN_IF_ERROR(Read(n, where, "version", &f.version));
+  const bool has_value = n["value"].IsDefined(), has_values = n["values"].IsDefined();
+  if (f.version.has_value() + has_value + has_values != 1) {
+    return FailedPrecondition(where + ": give exactly one of version, value or values");
+  }
+  if (f.version && *f.version <= 0) {
+    return FailedPrecondition(where + ".version must be a positive version number");
+  }
+  if (has_value) {
+    if (spec->output == OutputKind::kClasses) {
+      return FailedPrecondition(where + ": a classes model's constant fallback is "
+                                "values: {label: probability, ...}");
+    }
+    double v = 0;
+    RETURN_IF_ERROR(Read(n, where, "value", &v));
+    if (!std::isfinite(v) || (spec->output == OutputKind::kProbability && (v < 0 || v > 1))) {
+      return FailedPrecondition(where + ".value must be a probability in [0, 1]");
+    }
+    f.values.push_back(static_cast<float>(v));
+  }
+  if (has_values) {
+    const YAML::Node values = n["values"];
+    if (spec->output != OutputKind::kClasses || !values.IsMap()) {
+      return FailedPrecondition(where + ".values is for classes models: {label: probability, "
+                                "...} naming every label (others give value: x)");
+    }
+    f.values.assign(spec->labels.size(), 0);
+    for (size_t k = 0; k < spec->labels.size(); ++k) {
+      double p = -1;
+      RETURN_IF_ERROR(Read(values, where + ".values", spec->labels[k].c_str(), &p));
+      if (!values[spec->labels[k]]) {
+        return FailedPrecondition(where + ".values: label '" + spec->labels[k] +
+                                  "' has no probability");
+      }
+      if (!(p >= 0 && p <= 1)) {
+        return FailedPrecondition(where + ".values." + spec->labels[k] +
+                                  " must be a probability in [0, 1]");
+      }
+      f.values[k] = static_cast<float>(p);
+    }
+    if (values.size() != spec->labels.size()) {
+      return FailedPrecondition(where + ".values names a label the output does not have");
+    }
+  }
+  spec->fallback = std::move(f);
+  return Status::Ok();
+}
+
 std::string_view OutputKindName(OutputKind kind) {
   switch (kind) {
     case OutputKind::kProbability: return "probability";
@@ -155,7 +214,8 @@ Result<ModelSpec> SpecFromYaml(const YAML::Node& root, std::string_view where) {
   const std::string w(where);
   if (!root.IsMap()) return FailedPrecondition(w + ": must be a mapping");
   RETURN_IF_ERROR(CheckKeys(root, w, {"backend", "file", "description", "output", "inputs",
-                                      "unknown_features", "feature_service", "warmup"}));
+                                      "unknown_features", "feature_service", "warmup",
+                                      "fallback"}));
   ModelSpec spec;
   RETURN_IF_ERROR(Read(root, w, "backend", &spec.backend));
   if (spec.backend != "native" && spec.backend != "xgboost") {
@@ -184,6 +244,7 @@ Result<ModelSpec> SpecFromYaml(const YAML::Node& root, std::string_view where) {
     spec.inputs.push_back(std::move(f));
   }
   RETURN_IF_ERROR(ParseWarmup(root["warmup"], w + ".warmup", &spec));
+  RETURN_IF_ERROR(ParseFallback(root["fallback"], w + ".fallback", &spec));
   return spec;
 }
 
@@ -198,6 +259,9 @@ Result<std::shared_ptr<const ModelVersion>> LoadModelVersion(const std::string& 
   auto model = LoadBackend(spec, config::ResolvePath(dir, spec.file));
   if (!model.ok()) return model.status().Annotate(dir);
   if (Status s = CheckAgreement(spec, **model); !s.ok()) return s.Annotate(dir);
+  if (spec.fallback && spec.fallback->version == version) {
+    return FailedPrecondition(yaml_path + ".fallback: a version cannot be its own fallback");
+  }
   auto v = std::make_shared<ModelVersion>(ModelVersion{
       std::move(name), version, dir, std::move(spec), std::move(schema).value(),
       std::move(model).value()});

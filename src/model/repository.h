@@ -32,6 +32,15 @@ namespace rtml::model {
 enum class OutputKind { kProbability, kRegression, kClasses };
 std::string_view OutputKindName(OutputKind kind);
 
+// What answers when a version cannot (model.yaml `fallback:`): another
+// version of the same model, or a constant answer (one value per output).
+// Used only when the failure is not the request's (the feature store
+// unavailable, the deadline passed, the model failed): see pipeline/fallback.h.
+struct FallbackSpec {
+  std::optional<int64_t> version;  // `fallback: {version: 1}`
+  std::vector<float> values;       // `{value: 0.02}`, or `{values: {label: p, ...}}` for classes
+};
+
 struct ModelSpec {
   std::string backend = "native";  // native | xgboost
   std::string file = "model.json";
@@ -47,6 +56,7 @@ struct ModelSpec {
   // each a mapping of input name to value; inputs left out take their
   // default or the middle of their bounds). Empty: rows made from the schema.
   std::vector<std::vector<std::pair<std::string, double>>> warmup;
+  std::optional<FallbackSpec> fallback;  // none: failures are answered as errors
 };
 
 // Parses model.yaml text. `where` names it in errors.

@@ -109,5 +109,46 @@ TEST_F(RepositoryTest, RejectsInconsistentModelsWithClearMessages) {
   EXPECT_FALSE(ModelRepository::Load("/nonexistent", "").ok());
 }
 
+TEST_F(RepositoryTest, ParsesFallbacksAndRefusesOnesThatCannotAnswer) {
+  auto spec = [](const std::string& yaml) {
+    return ParseModelSpec(yaml + kBinaryInputs, "model.yaml");
+  };
+  auto v = spec("fallback: {version: 1}\n");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->fallback->version, 1);
+  auto c = spec("fallback: {value: 0.02}\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->fallback->values, std::vector<float>{0.02f});
+  auto classes = spec("output: {kind: classes, labels: [a, b]}\nfallback: {values: {b: 0.25, a: 0.75}}\n");
+  ASSERT_TRUE(classes.ok()) << classes.status().ToString();
+  EXPECT_EQ(classes->fallback->values, (std::vector<float>{0.75f, 0.25f}));
+  EXPECT_FALSE(spec("").value().fallback.has_value());
+  const std::pair<const char*, const char*> bad[] = {
+      {"fallback: 1\n", "give {version: N}"},
+      {"fallback: {}\n", "exactly one of version, value or values"},
+      {"fallback: {version: 1, value: 0.5}\n", "exactly one"},
+      {"fallback: {version: 0}\n", "positive version"},
+      {"fallback: {value: 1.5}\n", "probability in [0, 1]"},
+      {"fallback: {model: x}\n", "unknown key 'model'"},
+      {"fallback: {values: {a: 1}}\n", "for classes models"},
+      {"output: {kind: classes, labels: [a, b]}\nfallback: {value: 0.5}\n", "values: {label"},
+      {"output: {kind: classes, labels: [a, b]}\nfallback: {values: {a: 1}}\n",
+       "label 'b' has no probability"},
+      {"output: {kind: classes, labels: [a, b]}\nfallback: {values: {a: 0.5, b: 0.5, c: 0}}\n",
+       "a label the output does not have"},
+      {"output: {kind: classes, labels: [a, b]}\nfallback: {values: {a: x, b: 1}}\n",
+       "values.a"},
+  };
+  for (const auto& [yaml, want] : bad) {
+    auto r = spec(yaml);
+    ASSERT_FALSE(r.ok()) << yaml;
+    EXPECT_NE(r.status().message().find(want), std::string::npos)
+        << yaml << " -> " << r.status().message();
+  }
+  AddVersion("m", "2", std::string("fallback: {version: 2}\n") + kBinaryInputs);
+  EXPECT_NE(LoadError().message().find("cannot be its own fallback"), std::string::npos)
+      << LoadError().message();
+}
+
 }  // namespace
 }  // namespace rtml::model

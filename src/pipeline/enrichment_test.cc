@@ -3,6 +3,9 @@
 // outage that degrades instead of failing, then recovers by itself.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "features/redis_store.h"
 #include "pipeline/scorer.h"
 #include "redis_server.h"
@@ -15,12 +18,13 @@ constexpr int64_t kT0 = 1795651200LL * 1000000;  // 2026-11-26T00:00:00Z
 
 class EnrichmentTest : public ::testing::Test {
  protected:
-  void Build(std::unique_ptr<features::OnlineStore> online) {
+  void Build(std::unique_ptr<features::OnlineStore> online,
+             const std::string& models = kData + "models_fs") {
     auto defs = features::Definitions::Load(kData + "features/features.yaml");
     ASSERT_TRUE(defs.ok()) << defs.status().ToString();
     store_ = std::make_unique<features::FeatureStore>(std::move(defs).value(), std::move(online),
                                                       clock_);
-    auto scorer = Scorer::Create({.path = kData + "models_fs"}, store_.get(), {}, &metrics_);
+    auto scorer = Scorer::Create({.path = models}, store_.get(), {}, &metrics_);
     ASSERT_TRUE(scorer.ok()) << scorer.status().ToString();
     scorer_ = std::move(scorer).value();
   }
@@ -152,6 +156,104 @@ TEST_F(EnrichmentTest, RedisDownDegradesToDefaultsAndRecovers) {
   auto back = Score(R"({"user_id": 1, "f1": 0, "f4": 1})");
   EXPECT_EQ(std::string_view(back["feature_store"]), "ok");
   EXPECT_EQ(std::string_view(back["feature_statuses"]["f3"]), "NOT_FOUND");
+}
+
+// A repository whose model "binary" version 2 reads f3, f4 from the store and
+// falls back as `fallback` says; version 1 takes only request inputs.
+std::string FallbackRepo(const std::string& fallback) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() /
+                        ("rtml_fallback_" + std::to_string(::getpid()) + "_" +
+                         std::to_string(std::hash<std::string>{}(fallback)));
+  fs::remove_all(root);
+  const std::string file = "file: " + kData + "parity/xgb-debian/binary_logistic.json\n";
+  const std::string inputs = R"(inputs:
+  - {name: f0, default: 0.25}
+  - {name: f1, required: true}
+  - {name: f2}
+  - {name: f3, default: 0.5}
+  - {name: f4}
+  - {name: f5, default: 1}
+)";
+  fs::create_directories(root / "binary" / "1");
+  fs::create_directories(root / "binary" / "2");
+  std::ofstream(root / "binary" / "1" / "model.yaml") << file << inputs;
+  std::ofstream(root / "binary" / "2" / "model.yaml")
+      << file << "feature_service: user_inputs\nfallback: " << fallback << "\n" << inputs;
+  return root.string();
+}
+
+TEST_F(EnrichmentTest, FallbackAnswersWhenTheStoreCannotAndSaysSo) {
+  testing::RedisServer redis;
+  Build(features::NewRedisStore({.port = redis.port(), .timeout_ms = 200,
+                                 .retry_after_ms = 500, .key_prefix = "t"},
+                                clock_),
+        FallbackRepo("{value: 0.125}"));
+  Push(1, 1.5, -2.0, kT0);
+  auto fine = Score(R"({"id": "a", "user_id": 1, "f1": 0})");
+  EXPECT_EQ(fine["fallback"].error(), simdjson::NO_SUCH_FIELD);
+  redis.Stop();
+  // f4 has no default: without the store only the fallback can answer.
+  auto one = Score(R"({"id": "b", "user_id": 1, "f1": 0})");
+  EXPECT_EQ(std::string_view(one["id"]), "b");
+  EXPECT_EQ(double(one["prediction"]), 0.125);
+  EXPECT_TRUE(bool(one["fallback"]));
+  EXPECT_EQ(std::string_view(one["fallback_reason"]), "feature_store_unavailable");
+  EXPECT_EQ(std::string_view(one["fallback_kind"]), "constant");
+  auto batch = Score(R"({"instances": [{"user_id": 1, "f1": 0}, {"user_id": 2, "f1": 1}]})");
+  EXPECT_EQ(batch["predictions"].get_array().size(), 2u);
+  // A bad request is still an error, never a fallback.
+  Status bad = scorer_->ScoreJson({}, R"({"user_id": 1})", &scratch_, &response_);
+  EXPECT_EQ(bad.reason(), "missing_feature");
+  const std::string text = metrics_.Render();
+  EXPECT_NE(text.find(R"(rtml_fallbacks_total{model="binary",version="2",path="http",reason="feature_store_unavailable"} 2)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(rtml_requests_total{model="binary",version="2",path="http",outcome="fallback"} 2)"),
+            std::string::npos);
+  // Stream events fall back the same way, one answer each.
+  const std::vector<std::string_view> bodies = {R"({"user_id": 1, "f1": 0})", R"({"f1": "x"})"};
+  std::vector<EventResult> results(2);
+  scorer_->ScoreBatch({.path = Path::kStream}, bodies, &scratch_, &results);
+  ASSERT_TRUE(results[0].status.ok()) << results[0].status.ToString();
+  EXPECT_NE(results[0].response.find(R"("fallback":true)"), std::string::npos);
+  EXPECT_EQ(results[1].status.reason(), "wrong_type");
+}
+
+TEST_F(EnrichmentTest, FallbackVersionScoresWithoutTheStoreAndPastTheDeadline) {
+  Build(features::NewMemoryStore(), FallbackRepo("{version: 1}"));
+  Push(1, 1.5, -2.0, kT0);
+  const std::string body = R"({"user_id": 1, "f0": 1, "f1": 0.5, "f2": 3})";
+  // A deadline already passed: version 2 does not read the store; version 1 answers
+  // from the request (user_id, which it does not take, is no error) and defaults.
+  Status s = scorer_->ScoreJson(
+      {.deadline = std::chrono::steady_clock::now() - std::chrono::milliseconds(1)}, body,
+      &scratch_, &response_);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  auto r = parser_.parse(response_);
+  EXPECT_EQ(int64_t(r["version"]), 1);
+  EXPECT_EQ(int64_t(r["fallback_from"]), 2);
+  EXPECT_EQ(std::string_view(r["fallback_reason"]), "deadline_exceeded");
+  EXPECT_EQ(std::string_view(r["fallback_kind"]), "version");
+  EXPECT_EQ(r["feature_store"].error(), simdjson::NO_SUCH_FIELD);
+  const double fallback_p = double(r["prediction"]);
+  std::string v1;
+  ASSERT_TRUE(scorer_->ScoreJson({.version = 1}, R"({"f0": 1, "f1": 0.5, "f2": 3})", &scratch_,
+                                 &v1)
+                  .ok());
+  EXPECT_EQ(double(parser_.parse(v1)["prediction"]), fallback_p);
+  // Without a deadline the primary answers.
+  EXPECT_EQ(int64_t(Score(body)["version"]), 2);
+}
+
+TEST_F(EnrichmentTest, AFallbackThatCannotAnswerLeavesTheErrorAndSaysWhy) {
+  Build(features::NewMemoryStore(), FallbackRepo("{version: 3}"));
+  Status s = scorer_->ScoreJson(
+      {.deadline = std::chrono::steady_clock::now() - std::chrono::milliseconds(1)},
+      R"({"user_id": 1, "f1": 0})", &scratch_, &response_);
+  EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_NE(s.message().find("its fallback, version 3, is not loaded"), std::string::npos)
+      << s.message();
 }
 
 TEST(EnrichmentConfigTest, ModelMustMatchItsFeatureService) {

@@ -148,13 +148,24 @@ const Scorer::VersionMetrics* Scorer::MetricsOf(const ModelVersion& v) {
       return metrics->AddCounter(
           "rtml_requests_total",
           "Predict requests (HTTP bodies, stream events) that reached a model version, by "
-          "outcome: ok, degraded (scored on defaults: the feature store failed), error.",
+          "outcome: ok, degraded (scored on defaults: the feature store failed), fallback "
+          "(answered by the version's fallback), error.",
           l);
     };
     PathMetrics& pm = vm.paths[static_cast<int>(path)];
     pm.ok = with_outcome("ok");
     pm.degraded = with_outcome("degraded");
     pm.errors = with_outcome("error");
+    pm.fallback = with_outcome("fallback");
+    for (int r = 0; r < kFallbackReasonCount; ++r) {
+      observability::Labels l = labels;
+      l.emplace_back("reason", kFallbackReasons[r]);
+      pm.fallbacks[r] = metrics->AddCounter(
+          "rtml_fallbacks_total",
+          "Requests and events answered by their version's fallback (model.yaml), by why the "
+          "version could not answer.",
+          l);
+    }
     pm.predictions = metrics->AddCounter("rtml_predictions_total", "Rows scored.", labels);
     pm.latency = metrics->AddHistogram(
         "rtml_request_duration_seconds",
@@ -236,8 +247,9 @@ Result<std::unique_ptr<observability::DriftMonitor>> Scorer::PrepareDrift(
                                                        options_.drift_options);
 }
 
-schema::RowDecoder Scorer::DecoderFor(const ModelVersion& v) const {
-  const bool ignore = v.spec.ignore_unknown_features.value_or(options_.ignore_unknown_features);
+schema::RowDecoder Scorer::DecoderFor(const ModelVersion& v, const Decoded& d) const {
+  const bool ignore =
+      d.lenient || v.spec.ignore_unknown_features.value_or(options_.ignore_unknown_features);
   const Enrichment* e = EnrichmentFor(v);
   return schema::RowDecoder(
       v.schema, ignore ? schema::UnknownFeatures::kIgnore : schema::UnknownFeatures::kReject,
@@ -336,7 +348,7 @@ Status Scorer::ScoreJson(const ScoreTarget& target, std::string_view body, Score
   const ModelVersion* v = picked.first;
   const VersionMetrics* m = MetricsFor(*v);
   Status s = ScoreResolved(*v, picked.second, m, target.path, body, scratch, response, start);
-  if (s.ok() && target.path != Path::kShadow) {
+  if (s.ok() && target.path != Path::kShadow && !scratch->fell_back) {
     if (const model::ModelEntry* e = repo.Find(v->name); !e->policy.shadow.empty()) {
       const int n_out = v->model->num_outputs();
       OfferShadow(*v,
@@ -355,14 +367,14 @@ Status Scorer::ScoreResolved(const ModelVersion& v, std::string_view route,
                              std::chrono::steady_clock::time_point start) const {
   Decoded d;
   d.route = route;
+  scratch->fell_back = false;
   RETURN_IF_ERROR(Decode(v, body, scratch, &d));
   scratch->rows_scored = d.n_rows;
-  Enrich(v, std::span<Decoded>(&d, 1), scratch);
-  RETURN_IF_ERROR(d.status);
-  RETURN_IF_ERROR(FinishRows(v, d, scratch));
-  RETURN_IF_ERROR(CheckDeadline(scratch->deadline, "before the model ran"));
-  RETURN_IF_ERROR(Predict(v, m, path, d.n_rows, scratch));
-  WriteResponse(v, d, *scratch, response);
+  if (Status s = EnrichAndPredict(v, m, path, &d, scratch); s.ok()) {
+    WriteResponse(v, d, *scratch, response);
+  } else {
+    RETURN_IF_ERROR(AnswerFallback(v, path, body, s, &d, scratch, response));
+  }
   if (m != nullptr) {
     const PathMetrics& pm = m->paths[static_cast<int>(path)];
     Count(pm, d);
@@ -370,6 +382,17 @@ Status Scorer::ScoreResolved(const ModelVersion& v, std::string_view route,
   }
   MaybeLog(path, body, *response);
   return Status::Ok();
+}
+
+Status Scorer::EnrichAndPredict(const ModelVersion& v, const VersionMetrics* m, Path path,
+                                Decoded* d, ScoreScratch* scratch) const {
+  Enrich(v, std::span<Decoded>(d, 1), scratch);
+  // The request's own errors come before the store's or the deadline's.
+  if (!d->status.ok() && !FallbackReason(d->status)) return d->status;
+  RETURN_IF_ERROR(FinishRows(v, *d, scratch));
+  RETURN_IF_ERROR(d->status);
+  RETURN_IF_ERROR(CheckDeadline(scratch->deadline, "before the model ran"));
+  return Predict(v, m, path, d->n_rows, scratch);
 }
 
 void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const std::string_view> bodies,
@@ -426,7 +449,9 @@ void Scorer::ScoreGroup(const ModelVersion& v, const ScoreTarget& target,
   ReserveRows(v, rows, scratch);
   Enrich(v, decoded, scratch);
   for (Decoded& d : decoded) {
-    if (d.status.ok()) d.status = FinishRows(v, d, scratch);
+    // The request's own errors come before the store's (which may fall back).
+    if (!d.status.ok() && !FallbackReason(d.status)) continue;
+    if (Status s = FinishRows(v, d, scratch); !s.ok()) d.status = s;
   }
   const VersionMetrics* m = MetricsFor(v);
   const Status predicted = Predict(v, m, target.path, rows, scratch);
@@ -448,6 +473,15 @@ void Scorer::ScoreGroup(const ModelVersion& v, const ScoreTarget& target,
                               (*results)[group[g]].status.ok() ? decoded[g].n_rows : 0);
       }
       OfferShadow(v, std::move(job), scratch->outputs);
+    }
+  }
+  // Last: a fallback reuses the scratch buffers the answers above were made from.
+  for (size_t g = 0; g < group.size(); ++g) {
+    EventResult& r = (*results)[group[g]];
+    if (!r.status.ok() && v.spec.fallback) {
+      r.status = AnswerFallback(v, target.path, bodies[group[g]], r.status, &decoded[g], scratch,
+                                &r.response);
+      if (r.status.ok()) MaybeLog(target.path, bodies[group[g]], r.response);
     }
   }
   if (m == nullptr) return;
@@ -519,7 +553,12 @@ void Scorer::WriteDrift(JsonWriter& w) const {
 }
 
 void Scorer::Count(const PathMetrics& m, const Decoded& d) {
-  (d.degraded ? m.degraded : m.ok)->Inc();
+  if (d.fallback_reason >= 0) {
+    m.fallback->Inc();
+    m.fallbacks[d.fallback_reason]->Inc();
+  } else {
+    (d.degraded ? m.degraded : m.ok)->Inc();
+  }
   m.predictions->Inc(d.n_rows);
 }
 
@@ -611,7 +650,7 @@ void Scorer::ReserveRows(const ModelVersion& v, size_t n, ScoreScratch* scratch)
 // the flat form, the row's own fields ({"user_id": 1, "amount": 9.5}).
 Status Scorer::DecodeTop(const ModelVersion& v, od::object top, ScoreScratch* scratch,
                          Decoded* out) const {
-  const schema::RowDecoder decoder = DecoderFor(v);
+  const schema::RowDecoder decoder = DecoderFor(v, *out);
   enum class Form { kNone, kFeatures, kInstances, kFlat } form = Form::kNone;
   auto take_form = [&](Form f, std::string_view key) -> Status {
     if (form == Form::kNone) {
@@ -708,7 +747,7 @@ Status Scorer::DecodeTop(const ModelVersion& v, od::object top, ScoreScratch* sc
 
 Status Scorer::DecodeInstances(const ModelVersion& v, od::array arr, ScoreScratch* scratch,
                                Decoded* out) const {
-  const schema::RowDecoder decoder = DecoderFor(v);
+  const schema::RowDecoder decoder = DecoderFor(v, *out);
   size_t n = 0;
   for (auto element : arr) {
     od::value value;
@@ -856,7 +895,7 @@ void Scorer::FillStored(const ModelVersion& v, const Enrichment& e, size_t row, 
 
 Status Scorer::FinishRows(const ModelVersion& v, const Decoded& d, ScoreScratch* scratch) const {
   const size_t n = v.schema.size();
-  const schema::RowDecoder decoder = DecoderFor(v);
+  const schema::RowDecoder decoder = DecoderFor(v, d);
   for (size_t i = 0; i < d.n_rows; ++i) {
     const size_t row = d.first_row + i;
     RETURN_IF_ERROR(decoder.Finish(InstanceOf(d.batch, d.flat, i),
@@ -867,12 +906,13 @@ Status Scorer::FinishRows(const ModelVersion& v, const Decoded& d, ScoreScratch*
 }
 
 void Scorer::WriteResponse(const ModelVersion& v, const Decoded& d, const ScoreScratch& scratch,
-                           std::string* response) const {
+                           std::string* response, int64_t fallback_from) const {
   response->clear();
   JsonWriter w(response);
   const int n_out = v.model->num_outputs();
   const int n_features = v.schema.size();
-  const Enrichment* e = EnrichmentFor(v);
+  // A fallback version's stored inputs were not read.
+  const Enrichment* e = fallback_from != 0 ? nullptr : EnrichmentFor(v);
   auto write_prediction = [&](size_t i) {
     const float* p = scratch.outputs.data() + (d.first_row + i) * n_out;
     if (v.spec.output != OutputKind::kClasses) {
@@ -927,6 +967,10 @@ void Scorer::WriteResponse(const ModelVersion& v, const Decoded& d, const ScoreS
     }
   }
   if (e != nullptr) w.Key("feature_store").String(d.degraded ? "degraded" : "ok");
+  if (fallback_from != 0) {
+    w.Key("fallback").Bool(true).Key("fallback_reason").String(kFallbackReasons[d.fallback_reason]);
+    w.Key("fallback_kind").String("version").Key("fallback_from").Int(fallback_from);
+  }
   w.EndObject();
 }
 

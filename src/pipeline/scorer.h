@@ -53,6 +53,7 @@
 #include "observability/drift.h"
 #include "observability/prediction_log.h"
 #include "observability/windowed_histogram.h"
+#include "pipeline/fallback.h"
 #include "pipeline/shadow.h"
 #include "schema/schema.h"
 
@@ -95,6 +96,8 @@ struct DecodedBody {
   std::string_view route;  // why this version answers ("default", "traffic", a label, ...)
   std::string id;  // raw JSON of "id", if given
   Status status;   // set by the batch stages after decoding
+  bool lenient = false;     // fields the version does not know are ignored (a fallback's decode)
+  int fallback_reason = -1;  // answered by the fallback: index into kFallbackReasons
 };
 
 // A thread's view of the live models: the snapshot it last took and the
@@ -123,6 +126,7 @@ struct ScoreScratch {
   std::vector<DecodedBody> decoded;  // ScoreBatch's per-body state
   size_t rows_scored = 0;  // rows of the last ScoreJson's body (decoded; 0 if it was not)
   std::chrono::steady_clock::time_point deadline;  // of the request being scored
+  bool fell_back = false;  // the last ScoreJson was answered by its version's fallback
 };
 
 // Where one scored event's latency goes (its version's stream latency
@@ -219,6 +223,8 @@ class Scorer final : public model::VersionPreparer {
     observability::Histogram* latency;
     observability::Histogram* model_latency;  // the model call alone
     observability::Histogram* batch_rows;     // rows per model call
+    observability::Counter* fallback;         // outcome="fallback": answered by the fallback
+    std::array<observability::Counter*, kFallbackReasonCount> fallbacks;  // by reason
     std::unique_ptr<observability::WindowedHistogram> window;
   };
   struct VersionMetrics {
@@ -252,7 +258,7 @@ class Scorer final : public model::VersionPreparer {
   }
 
 
-  schema::RowDecoder DecoderFor(const model::ModelVersion& v) const;
+  schema::RowDecoder DecoderFor(const model::ModelVersion& v, const Decoded& d) const;
   const Enrichment* EnrichmentFor(const model::ModelVersion& v) const;
   Status Decode(const model::ModelVersion& v, std::string_view body, ScoreScratch* scratch,
                 Decoded* out) const;
@@ -282,6 +288,18 @@ class Scorer final : public model::VersionPreparer {
   }
   Status Predict(const model::ModelVersion& v, const VersionMetrics* m, Path path, size_t n_rows,
                  ScoreScratch* scratch) const;
+  // Enriches, finishes and scores one decoded body's rows.
+  Status EnrichAndPredict(const model::ModelVersion& v, const VersionMetrics* m, Path path,
+                          Decoded* d, ScoreScratch* scratch) const;
+  // After `failed`, answers `body` with v's fallback (fallback.cc): a
+  // constant, or its fallback version scored without the feature store.
+  // Returns `failed` when the failure is the request's or v has no fallback,
+  // `failed` with a note when the fallback cannot answer either.
+  Status AnswerFallback(const model::ModelVersion& v, Path path, std::string_view body,
+                        const Status& failed, Decoded* d, ScoreScratch* scratch,
+                        std::string* response) const;
+  void WriteConstant(const model::ModelVersion& v, const Decoded& d, std::span<const float> values,
+                     std::string* response) const;
   Status ScoreResolved(const model::ModelVersion& v, std::string_view route,
                        const VersionMetrics* m, Path path, std::string_view body,
                        ScoreScratch* scratch, std::string* response,
@@ -301,8 +319,9 @@ class Scorer final : public model::VersionPreparer {
   static void Count(const PathMetrics& m, const Decoded& d);
   void MaybeLog(Path path, std::string_view body, std::string_view response) const;
   Status FinishRows(const model::ModelVersion& v, const Decoded& d, ScoreScratch* scratch) const;
+  // `fallback_from`: the version whose fallback v is (0: none).
   void WriteResponse(const model::ModelVersion& v, const Decoded& d, const ScoreScratch& scratch,
-                     std::string* response) const;
+                     std::string* response, int64_t fallback_from = 0) const;
 
   const features::FeatureStore* store_;
   ScoringOptions options_;

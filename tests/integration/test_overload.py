@@ -11,13 +11,15 @@ own timeout, and is not blamed for it).
 """
 import http.client
 import json
+import os
+import shutil
 import signal
 import socket
 import tempfile
 import time
 import unittest
 
-from harness import Server, fraud_demo_config, wait_for
+from harness import FRAUD, Server, fraud_demo_config, wait_for
 from tcp_proxy import TcpProxy
 from test_features import RedisServer
 
@@ -256,6 +258,61 @@ class StoreDeadlineTest(unittest.TestCase):
         status, body, _ = server.request("POST", "/predict", row, headers={TIMEOUT: "1000"})
         self.assertEqual(status, 200, body)
         self.assertEqual(body["feature_store"], "ok")  # the breaker stayed closed
+
+
+class FallbackTest(unittest.TestCase):
+    """model.yaml's fallback answers when the version cannot in time: with
+    Redis stalled, a request with a deadline gets version 1's answer (scored
+    without the store) near its deadline instead of a 504, marked and
+    counted; a bad request is still a 400."""
+
+    def test_a_stalled_store_falls_back_to_the_named_version_within_the_deadline(self):
+        redis = RedisServer()
+        self.addCleanup(redis.stop)
+        proxy = TcpProxy(redis.port)
+        self.addCleanup(proxy.close)
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        models = os.path.join(tmp.name, "models")
+        shutil.copytree(os.path.join(FRAUD, "models", "fraud", "1"),
+                        os.path.join(models, "fraud", "1"))
+        shutil.copytree(os.path.join(models, "fraud", "1"), os.path.join(models, "fraud", "2"))
+        with open(os.path.join(models, "fraud", "2", "model.yaml"), "a") as f:
+            f.write("fallback: {version: 1}\n")
+        config = fraud_demo_config(tmp.name, store="redis", redis_port=proxy.port)
+        with open(config) as f:
+            text = f.read().replace(os.path.join(FRAUD, "models"), models)
+            text = text.replace("timeout_ms: 200", "timeout_ms: 2000")
+        with open(config, "w") as f:
+            f.write(text)
+        server = Server(config=config, threads=1)
+        self.addCleanup(server.stop)
+        row = {"id": "t1", "user_id": 1001, "amount": 5}
+        status, body, _ = server.request("POST", "/predict", row, headers={TIMEOUT: "1000"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual((body["version"], body.get("fallback")), (2, None))
+        proxy.stall()
+        t = time.monotonic()
+        status, body, _ = server.request("POST", "/predict", row, headers={TIMEOUT: "60"})
+        elapsed = time.monotonic() - t
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["id"], "t1")
+        self.assertEqual((body["version"], body["fallback_from"], body["fallback"],
+                          body["fallback_reason"], body["fallback_kind"]),
+                         (1, 2, True, "deadline_exceeded", "version"), body)
+        self.assertGreaterEqual(elapsed, 0.060)
+        self.assertLess(elapsed, 0.060 + 0.150, elapsed)
+        # Version 1 scored the row on its inputs' defaults: what it answers alone without them.
+        self.assertIn("avg_amount_30d", body["defaulted"])
+        status, bad, _ = server.request("POST", "/predict", {"user_id": 1001},
+                                        headers={TIMEOUT: "60"})
+        self.assertEqual(status, 400, bad)
+        self.assertEqual(bad["error"]["reason"], "missing_feature")
+        self.assertEqual(metric(server, 'rtml_fallbacks_total{model="fraud",version="2",'
+                                        'path="http",reason="deadline_exceeded"}'), 1)
+        proxy.resume()
+        status, body, _ = server.request("POST", "/predict", row, headers={TIMEOUT: "1000"})
+        self.assertEqual((status, body["version"], body.get("fallback")), (200, 2, None), body)
 
 
 if __name__ == "__main__":
