@@ -11,9 +11,9 @@ PACKAGES=(
   build-essential cmake ninja-build g++ pkg-config
   # libraries rtml links (Debian 12 only)
   libboost-dev libsimdjson-dev libxgboost-dev libyaml-cpp-dev libcli11-dev
-  libspdlog-dev libfmt-dev librocksdb-dev libhiredis-dev librdkafka-dev
+  libspdlog-dev libfmt-dev librocksdb-dev libhiredis-dev librdkafka-dev libssl-dev
   # tests
-  libgtest-dev libgmock-dev curl prometheus python3 python3-venv python3-numpy redis-server redis-tools kcat
+  libgtest-dev libgmock-dev curl openssl prometheus python3 python3-venv python3-numpy redis-server redis-tools kcat
   # demo model training and the Python reference peer
   python3-xgboost python3-pandas python3-fastapi python3-uvicorn python3-uvloop
   python3-httptools python3-pydantic python3-redis python3-kafka

@@ -229,7 +229,10 @@ Result<std::unique_ptr<Stack>> Stack::Build(config::Config cfg) {
                           .idle_timeout_s = c.http.idle_timeout_s,
                           .admission = {.max_queue_ms = c.http.max_queue_ms,
                                         .max_queue_rows = c.http.max_queue_rows},
-                          .default_timeout_ms = c.http.default_timeout_ms},
+                          .default_timeout_ms = c.http.default_timeout_ms,
+                          .tls = {.cert_file = c.http.tls_cert,
+                                  .key_file = c.http.tls_key,
+                                  .client_ca_file = c.http.tls_client_ca}},
       s->routes_.get());
   s->metrics_.AddGauge("rtml_http_queued_requests",
                        "Predicts waiting in the event loops' queues for their turn.", {},
@@ -295,8 +298,9 @@ Status Stack::Start() {
   routes_->set_ready(true);
   const auto repo = scorer_->repository();
   const model::ModelEntry* default_model = repo->default_model();
-  spdlog::info("serving on http://{}:{} with {} event loops{}", c.http.host, server_->port(),
-               c.http.threads,
+  spdlog::info("serving on {}://{}:{} with {} event loops{}{}",
+               c.http.tls_cert.empty() ? "http" : "https", c.http.host, server_->port(),
+               c.http.threads, c.http.tls_client_ca.empty() ? "" : " (mutual TLS)",
                default_model != nullptr ? " (POST /predict -> " + default_model->name + ")"
                                         : std::string());
   return Status::Ok();

@@ -5,11 +5,31 @@
 namespace rtml::config {
 namespace {
 
-Status ReadHttp(const YAML::Node& n, HttpConfig* c) {
+Status ReadTls(const YAML::Node& n, const std::string& base_dir, HttpConfig* c) {
+  if (!n) return Status::Ok();
+  if (!n.IsMap()) return FailedPrecondition("http.tls: a mapping {cert, key, client_ca}");
+  RETURN_IF_ERROR(CheckKeys(n, "http.tls", {"cert", "key", "client_ca"}));
+  RETURN_IF_ERROR(Read(n, "http.tls", "cert", &c->tls_cert));
+  RETURN_IF_ERROR(Read(n, "http.tls", "key", &c->tls_key));
+  RETURN_IF_ERROR(Read(n, "http.tls", "client_ca", &c->tls_client_ca));
+  if (c->tls_cert.empty() != c->tls_key.empty()) {
+    return FailedPrecondition("http.tls: give both cert and key (PEM files), or neither");
+  }
+  if (c->tls_cert.empty() && !c->tls_client_ca.empty()) {
+    return FailedPrecondition("http.tls.client_ca needs http.tls.cert and http.tls.key");
+  }
+  for (std::string* f : {&c->tls_cert, &c->tls_key, &c->tls_client_ca}) {
+    if (!f->empty()) *f = ResolvePath(base_dir, *f);
+  }
+  return Status::Ok();
+}
+
+Status ReadHttp(const YAML::Node& n, const std::string& base_dir, HttpConfig* c) {
   RETURN_IF_ERROR(CheckKeys(n, "http", {"host", "port", "threads", "max_body_bytes",
                                         "idle_timeout_s", "admin_token", "drain_s",
                                         "shutdown_grace_s", "max_queue_ms", "max_queue_rows",
-                                        "default_timeout_ms"}));
+                                        "default_timeout_ms", "tls"}));
+  if (n && n.IsMap()) RETURN_IF_ERROR(ReadTls(n["tls"], base_dir, c));
   RETURN_IF_ERROR(Read(n, "http", "max_queue_ms", &c->max_queue_ms));
   RETURN_IF_ERROR(Read(n, "http", "max_queue_rows", &c->max_queue_rows));
   RETURN_IF_ERROR(Read(n, "http", "default_timeout_ms", &c->default_timeout_ms));
@@ -174,7 +194,7 @@ Result<Config> FromYaml(const YAML::Node& root, const std::string& base_dir) {
   if (!root || root.IsNull()) return c;
   RETURN_IF_ERROR(CheckKeys(root, "config",
                             {"http", "models", "scoring", "features", "kafka", "drift", "log"}));
-  RETURN_IF_ERROR(ReadHttp(root["http"], &c.http));
+  RETURN_IF_ERROR(ReadHttp(root["http"], base_dir, &c.http));
   RETURN_IF_ERROR(ReadModels(root["models"], base_dir, &c.models));
   RETURN_IF_ERROR(ReadScoring(root["scoring"], &c.scoring));
   RETURN_IF_ERROR(ReadFeatures(root["features"], base_dir, &c.features));

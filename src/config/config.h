@@ -35,6 +35,11 @@ struct HttpConfig {
   int64_t max_queue_rows = 16384;
   // The deadline of predicts that carry no X-Request-Timeout-Ms; 0 = none.
   double default_timeout_ms = 0;
+  // HTTPS (http.tls: {cert, key, client_ca}): PEM files, relative to the
+  // config file. No cert = plain HTTP; a client CA = mutual TLS.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
 };
 
 struct ModelsConfig {

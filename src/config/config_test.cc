@@ -54,6 +54,19 @@ TEST(ConfigTest, RejectsTyposAndBadValuesNamingTheKey) {
   ExpectFails("log: {predictions: {rate: 0.1}}", "log.predictions.file or log.predictions.topic");
   ExpectFails("log: {predictions: {rate: 0.1, file: p.jsonl, topic: t}}", "file or topic, not both");
   ExpectFails("http: [1, 2", "invalid YAML");
+  ExpectFails("http: {tls: {cert: c.pem}}", "give both cert and key");
+  ExpectFails("http: {tls: {client_ca: ca.pem}}", "needs http.tls.cert");
+  ExpectFails("http: {tls: {cert: c.pem, key: k.pem, ca: x}}", "unknown key 'ca'");
+  ExpectFails("http: {tls: on}", "http.tls: a mapping");
+}
+
+TEST(ConfigTest, TlsFilesAreRelativeToTheConfigFile) {
+  auto c = ParseConfig("http: {tls: {cert: c.pem, key: /etc/k.pem, client_ca: ca.pem}}", "/srv");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->http.tls_cert, "/srv/c.pem");
+  EXPECT_EQ(c->http.tls_key, "/etc/k.pem");
+  EXPECT_EQ(c->http.tls_client_ca, "/srv/ca.pem");
+  EXPECT_TRUE(ParseConfig("", "/srv")->http.tls_cert.empty());
 }
 
 TEST(ConfigTest, ReadsTheFeatureStoreSection) {

@@ -5,17 +5,23 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/ssl.h>
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <optional>
+#include <type_traits>
 
 #include "common/threads.h"
 
 namespace rtml::http {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 namespace {
 
@@ -84,38 +90,70 @@ class WorkQueue {
   }
 };
 
-// One keep-alive connection; lives as long as an operation holds it.
-
+// One keep-alive connection, as the loop and its queue see it; lives as
+// long as an operation holds it.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const ServerOptions& options, Handler* handler,
-          ThreadState* state, BackgroundWorker* worker, std::shared_ptr<LoopShared> shared)
-      : stream_(std::move(socket)), options_(options), handler_(handler), state_(state),
+  virtual ~Session() = default;
+  virtual void Start() = 0;
+  // Draining: a session waiting for its next request is closed; one in the
+  // middle of a request answers it first (with "Connection: close").
+  virtual void CloseIfIdle() = 0;
+  virtual const Request& request() const = 0;
+  // Answers the request now; returns the rows it scored.
+  virtual int64_t Run(RequestContext& context) = 0;
+  // Answers a queued request that will not be started.
+  virtual void Refuse(const Status& why, int retry_after_s) = 0;
+};
+
+// A Session over a plain TCP stream or a TLS one (TlsStream).
+template <class Stream>
+class StreamSession final : public Session {
+ public:
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+  StreamSession(Stream stream, const ServerOptions& options, Handler* handler,
+                ThreadState* state, BackgroundWorker* worker, std::shared_ptr<LoopShared> shared)
+      : stream_(std::move(stream)), options_(options), handler_(handler), state_(state),
         worker_(worker), shared_(std::move(shared)) {
     buffer_.reserve(4096);
     shared_->live.fetch_add(1);
   }
-  ~Session() { shared_->live.fetch_sub(1); }
+  ~StreamSession() override { shared_->live.fetch_sub(1); }
 
-  void Start() {
-    stream_.socket().set_option(tcp::no_delay(true));
-    Read();
+  void Start() override {
+    beast::error_code ignored;
+    Tcp().socket().set_option(tcp::no_delay(true), ignored);
+    if constexpr (kTls) {
+      // The handshake (and, with a client CA, the client's certificate)
+      // must come within the idle timeout.
+      Tcp().expires_after(std::chrono::seconds(options_.idle_timeout_s));
+      stream_.async_handshake(ssl::stream_base::server, [self = Self()](beast::error_code ec) {
+        if (ec) return self->Close();  // no certificate, a bad one, or not TLS at all
+        self->Read();
+      });
+    } else {
+      Read();
+    }
   }
 
-  // Draining: a session waiting for its next request is closed; one in the
-  // middle of a request answers it first (with "Connection: close").
-  void CloseIfIdle() {
+  void CloseIfIdle() override {
     if (!busy_) Close();
   }
 
  private:
+  std::shared_ptr<StreamSession> Self() {
+    return std::static_pointer_cast<StreamSession>(shared_from_this());
+  }
+  beast::tcp_stream& Tcp() { return beast::get_lowest_layer(stream_); }
+
   void Read() {
     parser_.emplace();
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(16 * 1024);
-    stream_.expires_after(std::chrono::seconds(options_.idle_timeout_s));
+    Tcp().expires_after(std::chrono::seconds(options_.idle_timeout_s));
     bhttp::async_read_header(stream_, buffer_, *parser_,
-                             [self = shared_from_this()](beast::error_code ec, size_t) {
+                             [self = Self()](beast::error_code ec, size_t) {
                                self->OnHeader(ec);
                              });
   }
@@ -129,7 +167,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (expect != req.end() && beast::iequals(expect->value(), "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       return asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
-                               [self = shared_from_this()](beast::error_code ec, size_t) {
+                               [self = Self()](beast::error_code ec, size_t) {
                                  if (ec) return self->Close();
                                  self->ReadBody();
                                });
@@ -158,7 +196,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void ReadBody() {
     bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                      [self = Self()](beast::error_code ec, size_t) {
                         self->OnRead(ec);
                       });
   }
@@ -167,7 +205,7 @@ class Session : public std::enable_shared_from_this<Session> {
     busy_ = true;
     if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
         ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
-        ec == asio::error::eof) {
+        ec == asio::error::eof || ec == ssl::error::stream_truncated) {
       return Close();
     }
     res_.clear();
@@ -192,10 +230,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  public:
-  const Request& request() const { return parser_->get(); }
+  const Request& request() const override { return parser_->get(); }
 
-  // Answers the request now; returns the rows it scored.
-  int64_t Run(RequestContext& context) {
+  int64_t Run(RequestContext& context) override {
     const Request& req = parser_->get();
     Deferred work = handler_->Handle(req, res_, *state_, context);
     if (work) {
@@ -207,8 +244,7 @@ class Session : public std::enable_shared_from_this<Session> {
     return context.rows;
   }
 
-  // Answers a queued request that will not be started.
-  void Refuse(const Status& why, int retry_after_s) {
+  void Refuse(const Status& why, int retry_after_s) override {
     const Request& req = parser_->get();
     handler_->HandleRefused(req, why, res_, *state_);
     if (retry_after_s > 0) res_.set(bhttp::field::retry_after, std::to_string(retry_after_s));
@@ -221,11 +257,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // Runs `work` on the background worker, then writes on this loop. The
   // session (and so the request and response) stays alive meanwhile.
   void RunDeferred(Deferred work) {
-    worker_->Post([self = shared_from_this(), work = std::move(work)] {
+    worker_->Post([self = Self(), work = std::move(work)] {
       work(self->res_);
       asio::post(self->stream_.get_executor(), [self] {
         // The read's timeout may have passed while the work ran.
-        self->stream_.expires_after(std::chrono::seconds(self->options_.idle_timeout_s));
+        self->Tcp().expires_after(std::chrono::seconds(self->options_.idle_timeout_s));
         self->res_.keep_alive(self->parser_->get().keep_alive());
         self->Write();
       });
@@ -235,24 +271,36 @@ class Session : public std::enable_shared_from_this<Session> {
   void Write() {
     if (shared_->draining) res_.keep_alive(false);
     res_.prepare_payload();
-    bhttp::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    bhttp::async_write(stream_, res_, [self = Self()](beast::error_code ec, size_t) {
       self->OnWrite(ec);
     });
   }
 
   void OnWrite(beast::error_code ec) {
     busy_ = false;
-    if (ec || !res_.keep_alive() || shared_->draining) return Close();
+    if (ec) return Close();
+    if (!res_.keep_alive() || shared_->draining) return CloseAfterAnswer();
     Read();
+  }
+
+  // The last answer is written: over TLS, say so (close_notify) so that the
+  // client can tell the end from a cut, for at most a second; then close.
+  void CloseAfterAnswer() {
+    if constexpr (kTls) {
+      Tcp().expires_after(std::chrono::seconds(1));
+      stream_.async_shutdown([self = Self()](beast::error_code) { self->Close(); });
+    } else {
+      Close();
+    }
   }
 
   void Close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.socket().close(ignored);
+    Tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    Tcp().socket().close(ignored);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   Response res_;
@@ -429,10 +477,10 @@ void BackgroundWorker::Stop() {
 class HttpServer::Loop {
  public:
   Loop(const ServerOptions& options, Handler* handler, BackgroundWorker* worker,
-       bool with_reuseport = true)
+       ssl::context* tls, bool with_reuseport = true)
       : io_(1), acceptor_(io_), options_(options), handler_(handler),
-        state_(handler->NewThreadState()), worker_(worker), reuseport_(with_reuseport),
-        queue_(io_, options) {
+        state_(handler->NewThreadState()), worker_(worker), tls_(tls),
+        reuseport_(with_reuseport), queue_(io_, options) {
     shared_->queue = &queue_;
   }
 
@@ -487,8 +535,16 @@ class HttpServer::Loop {
     acceptor_.async_accept(io_, [this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
-        auto session = std::make_shared<Session>(std::move(socket), options_, handler_,
-                                                 state_.get(), worker_, shared_);
+        std::shared_ptr<Session> session;
+        if (tls_ != nullptr) {
+          session = std::make_shared<StreamSession<TlsStream>>(
+              TlsStream(std::move(socket), *tls_), options_, handler_, state_.get(), worker_,
+              shared_);
+        } else {
+          session = std::make_shared<StreamSession<beast::tcp_stream>>(
+              beast::tcp_stream(std::move(socket)), options_, handler_, state_.get(), worker_,
+              shared_);
+        }
         if (sessions_.size() >= 1024) {  // keep the list to the live ones
           std::erase_if(sessions_, [](const auto& w) { return w.expired(); });
         }
@@ -505,11 +561,64 @@ class HttpServer::Loop {
   Handler* handler_;
   std::unique_ptr<ThreadState> state_;
   BackgroundWorker* worker_;
+  ssl::context* tls_;  // null: plain HTTP
   bool reuseport_;
   std::shared_ptr<LoopShared> shared_ = std::make_shared<LoopShared>();
   WorkQueue queue_;
   std::vector<std::weak_ptr<Session>> sessions_;  // for Drain(); loop thread only
 };
+
+struct HttpServer::Tls {
+  ssl::context context{ssl::context::tls_server};
+};
+
+namespace {
+
+Status TlsFailure(std::string_view key, const std::string& file, std::string_view what,
+                  const beast::error_code& ec) {
+  return FailedPrecondition("http.tls." + std::string(key) + ": cannot use '" + file + "': " +
+                            std::string(what) + (ec ? " (" + ec.message() + ")" : std::string()));
+}
+
+// The TLS context for `o`: TLS 1.2 or later, the certificate chain and its
+// key (checked to match), and with a client CA, client certificates required.
+Status ConfigureTls(const TlsOptions& o, ssl::context& ctx) {
+  namespace fs = std::filesystem;
+  const std::pair<std::string_view, const std::string*> files[] = {
+      {"cert", &o.cert_file}, {"key", &o.key_file}, {"client_ca", &o.client_ca_file}};
+  for (const auto& [key, file] : files) {
+    std::error_code fec;
+    if (!file->empty() && !fs::is_regular_file(*file, fec)) {
+      return TlsFailure(key, *file, "no such file", {});
+    }
+  }
+  if (o.key_file.empty()) {
+    return FailedPrecondition("http.tls.key: the certificate's private key (PEM) is needed with "
+                              "http.tls.cert");
+  }
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                  ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                  ssl::context::single_dh_use);
+  beast::error_code ec;
+  ctx.use_certificate_chain_file(o.cert_file, ec);
+  if (ec) return TlsFailure("cert", o.cert_file, "not a PEM certificate chain", ec);
+  ctx.use_private_key_file(o.key_file, ssl::context::pem, ec);
+  if (ec && ec.message().find("mismatch") != std::string::npos) {
+    return TlsFailure("key", o.key_file, "it is not the key of " + o.cert_file, {});
+  }
+  if (ec) return TlsFailure("key", o.key_file, "not a PEM private key", ec);
+  if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
+    return TlsFailure("key", o.key_file, "it is not the key of " + o.cert_file, {});
+  }
+  if (!o.client_ca_file.empty()) {
+    ctx.load_verify_file(o.client_ca_file, ec);
+    if (ec) return TlsFailure("client_ca", o.client_ca_file, "not PEM CA certificates", ec);
+    ctx.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 HttpServer::HttpServer(ServerOptions options, Handler* handler)
     : options_(std::move(options)), handler_(handler) {}
@@ -522,17 +631,23 @@ Status HttpServer::Start() {
   if (ec) {
     return FailedPrecondition("http.host '" + options_.host + "' is not an IP address");
   }
+  if (options_.tls.enabled() && tls_ == nullptr) {
+    auto tls = std::make_unique<Tls>();
+    RETURN_IF_ERROR(ConfigureTls(options_.tls, tls->context));
+    tls_ = std::move(tls);
+  }
+  ssl::context* tls = tls_ != nullptr ? &tls_->context : nullptr;
   const int n = std::max(1, options_.threads);
   port_ = options_.port;
   // SO_REUSEPORT would let a second rtml share a port silently; a plain bind
   // first fails if anything (including another rtml) holds it.
   if (port_ != 0) {
-    Loop probe(options_, handler_, nullptr, /*with_reuseport=*/false);
+    Loop probe(options_, handler_, nullptr, nullptr, /*with_reuseport=*/false);
     RETURN_IF_ERROR(probe.Bind(tcp::endpoint(address, static_cast<uint16_t>(port_))));
   }
   worker_ = std::make_unique<BackgroundWorker>();
   for (int i = 0; i < n; ++i) {
-    auto loop = std::make_unique<Loop>(options_, handler_, worker_.get());
+    auto loop = std::make_unique<Loop>(options_, handler_, worker_.get(), tls);
     // The first loop may pick a free port; the others share it.
     RETURN_IF_ERROR(loop->Bind(tcp::endpoint(address, static_cast<uint16_t>(port_))));
     port_ = loop->port();

@@ -20,7 +20,9 @@
 // the server runs it on its one background worker, in arrival order, then
 // writes the response on the connection's loop.
 // Oversized bodies get 413, unparseable requests 400, idle connections are
-// closed after idle_timeout_s.
+// closed after idle_timeout_s. With ServerOptions::tls every connection is
+// HTTPS (a TLS handshake first, within idle_timeout_s); with a client CA, a
+// client without a certificate from it is refused at the handshake.
 // Thread-safety: Start()/Stop() from one controlling thread. The Handler is
 // called concurrently from every loop thread, never twice at once for the same
 // ThreadState.
@@ -49,6 +51,16 @@ namespace bhttp = boost::beast::http;
 using Request = bhttp::request<bhttp::string_body>;
 using Response = bhttp::response<bhttp::string_body>;
 
+// HTTPS on the same server: Beast's SSL streams over OpenSSL (TLS 1.2 and
+// 1.3). With a client CA, every client must present a certificate that
+// chains to it (mutual TLS); the handshake fails otherwise.
+struct TlsOptions {
+  std::string cert_file;       // PEM certificate chain; empty = plain HTTP
+  std::string key_file;        // PEM private key of the certificate
+  std::string client_ca_file;  // PEM CAs for client certificates; empty = none asked
+  bool enabled() const { return !cert_file.empty(); }
+};
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0 = any free port (see HttpServer::port())
@@ -57,6 +69,7 @@ struct ServerOptions {
   int idle_timeout_s = 60;
   resilience::AdmissionLimits admission;  // for queued (heavy) requests
   double default_timeout_ms = 0;          // deadline of requests without one; 0 = none
+  TlsOptions tls;
 };
 
 // The header a client sets its deadline with, in milliseconds.
@@ -134,7 +147,8 @@ class HttpServer {
   ~HttpServer();
 
   // Binds every loop's acceptor and starts the threads. Fails, naming the
-  // address, when the port is taken or the host is not local.
+  // address, when the port is taken or the host is not local, and naming the
+  // file when a TLS certificate, key or CA cannot be used.
   Status Start();
   // The bound port (useful with port 0).
   int port() const { return port_; }
@@ -154,6 +168,7 @@ class HttpServer {
 
  private:
   class Loop;
+  struct Tls;  // the server's TLS context, when options_.tls is enabled
 
   ServerOptions options_;
   Handler* handler_;
@@ -161,6 +176,7 @@ class HttpServer {
   std::vector<std::unique_ptr<Loop>> loops_;
   std::vector<std::thread> threads_;
   std::unique_ptr<BackgroundWorker> worker_;
+  std::unique_ptr<Tls> tls_;
   std::atomic<bool> stopped_{false};
 };
 

@@ -81,7 +81,8 @@ def fraud_demo_config(tmpdir, store="rocksdb", redis_port=None, extra="", featur
 
 class Server:
     def __init__(self, *args, config=None, ready_timeout_s=30, env=None, ready_path="/readyz",
-                 threads=2):
+                 threads=2, ssl_context=None):
+        self.ssl_context = ssl_context  # HTTPS when set (a server with http.tls)
         cmd = [RTML, "serve", "--port", "0", "--threads", str(threads)]
         if config:
             cmd += ["--config", config]
@@ -95,7 +96,7 @@ class Server:
         def pump():
             for line in self.proc.stdout:
                 self.log.append(line)
-                m = re.search(r"serving on http://[\d.]+:(\d+)", line)
+                m = re.search(r"serving on https?://[\d.]+:(\d+)", line)
                 if m and self.port is None:
                     self.port = int(m.group(1))
                     found.set()
@@ -116,6 +117,9 @@ class Server:
         raise RuntimeError("rtml never became ready:\n" + "".join(self.log))
 
     def connection(self):
+        if self.ssl_context is not None:
+            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10,
+                                               context=self.ssl_context)
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
 
     def request(self, method, path, body=None, headers=None, conn=None):

@@ -13,6 +13,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from harness import free_port
 
 PINNED = "4.1.1"
+SASL_PASSWORD = "rtml-test-secret"
 HOME = os.environ.get("RTML_KAFKA_HOME",
                       os.path.expanduser(f"~/.cache/rtml/kafka-{PINNED}"))
 
@@ -23,17 +24,21 @@ class RealKafka:
         if not glob.glob(os.path.join(HOME, "lib", "kafka_2.13-*.jar")):
             raise RuntimeError(f"no Kafka in {HOME}: run scripts/install-kafka.sh")
         self.dir = workdir
-        self.port, self.controller = free_port(), free_port()
+        self.port, self.controller, self.sasl_port = free_port(), free_port(), free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
+        # A second listener that takes SASL/PLAIN logins (user rtml, password SASL_PASSWORD).
+        self.sasl_bootstrap = f"127.0.0.1:{self.sasl_port}"
         self.props = os.path.join(workdir, "server.properties")
         with open(self.props, "w") as f:
             f.write(f"""process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{self.controller}
-listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller}
-advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}
+listeners=PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},CONTROLLER://127.0.0.1:{self.controller}
+advertised.listeners=PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_rtml="{SASL_PASSWORD}";
 log.dirs={os.path.join(workdir, "data")}
 num.partitions=3
 offsets.topic.replication.factor=1

@@ -9,7 +9,7 @@ import unittest
 
 import test_stream_features as sf
 from harness import Server, fraud_demo_config, wait_for
-from kafka_real import RealKafka
+from kafka_real import SASL_PASSWORD, RealKafka
 
 
 
@@ -54,6 +54,34 @@ class RealKafkaTest(unittest.TestCase):
         print(f"\n{n} events across a broker restart: {len(ids)} predictions, "
               f"{len(ids) - len(set(ids))} duplicates")
 
+
+    def test_sasl_plaintext_logins_are_librdkafka_properties(self):
+        """rtml reaches a broker that wants SASL/PLAIN through kafka.properties
+        alone; a wrong password is an authentication error in the log, not a
+        silent stall, and nothing is consumed."""
+        def config(password, sub):
+            return fraud_demo_config(
+                self.dir.name + f"/{sub}/", store="memory",
+                extra="kafka:\n  properties: {security.protocol: SASL_PLAINTEXT, "
+                      f"sasl.mechanism: PLAIN, sasl.username: rtml, sasl.password: {password}}}\n")
+        import os
+        for sub in ("good", "bad"):
+            os.makedirs(os.path.join(self.dir.name, sub, "data"), exist_ok=True)
+        n = 300
+        self.produce(0, n)
+        bad = Server("--brokers", self.kafka.sasl_bootstrap, config=config("wrong", "bad"),
+                     ready_path="/healthz")
+        self.servers.append(bad)
+        wait_for(lambda: any("uthentication failed" in line for line in bad.log), 60,
+                 "an authentication error in the log")
+        self.assertEqual(self.prediction_ids(), [])
+        bad.stop()
+        good = Server("--brokers", self.kafka.sasl_bootstrap,
+                      config=config(SASL_PASSWORD, "good"), ready_path="/healthz")
+        self.servers.append(good)
+        ids = wait_for(lambda: (lambda got: got if len(set(got)) >= n else None)(
+            self.prediction_ids()), 120, "every prediction over SASL")
+        self.assertEqual(set(ids), set(range(n)))
 
     def test_exactly_once_survives_a_sigkill_of_the_worker(self):
         config = fraud_demo_config(self.dir.name + "/", store="memory",
