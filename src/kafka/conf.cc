@@ -35,6 +35,9 @@ Status SetCommonConf(rd_kafka_conf_t* conf, const std::string& brokers,
   RETURN_IF_ERROR(SetConf(conf, "bootstrap.servers", brokers));
   RETURN_IF_ERROR(SetConf(conf, "client.id", "rtml"));
   RETURN_IF_ERROR(SetConf(conf, "log_level", "4"));
+  // After a broker restart, reconnect within a second (librdkafka's default
+  // backs off to 10 s, which the stream would wait out).
+  RETURN_IF_ERROR(SetConf(conf, "reconnect.backoff.max.ms", "1000"));
   LogThroughSpdlog(conf);
   for (const auto& [k, v] : properties) RETURN_IF_ERROR(SetConf(conf, k, v));
   return Status::Ok();

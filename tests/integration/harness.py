@@ -81,9 +81,9 @@ def fraud_demo_config(tmpdir, store="rocksdb", redis_port=None, extra="", featur
 
 class Server:
     def __init__(self, *args, config=None, ready_timeout_s=30, env=None, ready_path="/readyz",
-                 threads=2, ssl_context=None):
+                 threads=2, ssl_context=None, port=0):
         self.ssl_context = ssl_context  # HTTPS when set (a server with http.tls)
-        cmd = [RTML, "serve", "--port", "0", "--threads", str(threads)]
+        cmd = [RTML, "serve", "--port", str(port), "--threads", str(threads)]
         if config:
             cmd += ["--config", config]
         cmd += list(args)

@@ -72,10 +72,11 @@ auto.create.topics.enable=false
             time.sleep(0.2)
         raise RuntimeError("Kafka did not become ready")
 
-    def create_topics(self, names, partitions=3):
+    def create_topics(self, names, partitions=3, configs=None):
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
         try:
-            admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+            admin.create_topics([NewTopic(n, partitions, 1, topic_configs=configs or {})
+                                 for n in names])
         finally:
             admin.close()
 
