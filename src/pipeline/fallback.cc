@@ -62,25 +62,13 @@ void Scorer::WriteConstant(const ModelVersion& v, const Decoded& d, std::span<co
                            std::string* response) const {
   response->clear();
   JsonWriter w(response);
-  auto write_prediction = [&] {
-    if (v.spec.output != model::OutputKind::kClasses) {
-      w.Float(values[0]);
-      return;
-    }
-    w.BeginObject();
-    for (size_t k = 0; k < values.size(); ++k) w.Key(v.spec.labels[k]).Float(values[k]);
-    w.EndObject();
-  };
-  w.BeginObject();
-  if (!d.id.empty()) w.Key("id").Raw(d.id);
-  w.Key("model").String(v.name).Key("version").Int(v.version);
-  if (!d.route.empty()) w.Key("route").String(d.route);
+  WriteHead(w, v, d);
   if (!d.batch) {
     w.Key("prediction");
-    write_prediction();
+    WritePrediction(w, v, values.data());
   } else {
     w.Key("predictions").BeginArray();
-    for (size_t r = 0; r < d.n_rows; ++r) write_prediction();
+    for (size_t r = 0; r < d.n_rows; ++r) WritePrediction(w, v, values.data());
     w.EndArray();
   }
   w.Key("fallback").Bool(true).Key("fallback_reason").String(kFallbackReasons[d.fallback_reason]);

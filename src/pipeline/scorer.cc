@@ -905,6 +905,23 @@ Status Scorer::FinishRows(const ModelVersion& v, const Decoded& d, ScoreScratch*
   return Status::Ok();
 }
 
+void Scorer::WriteHead(JsonWriter& w, const ModelVersion& v, const Decoded& d) {
+  w.BeginObject();
+  if (!d.id.empty()) w.Key("id").Raw(d.id);
+  w.Key("model").String(v.name).Key("version").Int(v.version);
+  if (!d.route.empty()) w.Key("route").String(d.route);
+}
+
+void Scorer::WritePrediction(JsonWriter& w, const ModelVersion& v, const float* p) {
+  if (v.spec.output != OutputKind::kClasses) {
+    w.Float(p[0]);
+    return;
+  }
+  w.BeginObject();
+  for (size_t k = 0; k < v.spec.labels.size(); ++k) w.Key(v.spec.labels[k]).Float(p[k]);
+  w.EndObject();
+}
+
 void Scorer::WriteResponse(const ModelVersion& v, const Decoded& d, const ScoreScratch& scratch,
                            std::string* response, int64_t fallback_from) const {
   response->clear();
@@ -914,14 +931,7 @@ void Scorer::WriteResponse(const ModelVersion& v, const Decoded& d, const ScoreS
   // A fallback version's stored inputs were not read.
   const Enrichment* e = fallback_from != 0 ? nullptr : EnrichmentFor(v);
   auto write_prediction = [&](size_t i) {
-    const float* p = scratch.outputs.data() + (d.first_row + i) * n_out;
-    if (v.spec.output != OutputKind::kClasses) {
-      w.Float(p[0]);
-      return;
-    }
-    w.BeginObject();
-    for (int k = 0; k < n_out; ++k) w.Key(v.spec.labels[k]).Float(p[k]);
-    w.EndObject();
+    WritePrediction(w, v, scratch.outputs.data() + (d.first_row + i) * n_out);
   };
   // Stored features that could not be used, with their Feast status.
   auto write_statuses = [&](size_t i) {
@@ -933,10 +943,7 @@ void Scorer::WriteResponse(const ModelVersion& v, const Decoded& d, const ScoreS
     }
     w.EndObject();
   };
-  w.BeginObject();
-  if (!d.id.empty()) w.Key("id").Raw(d.id);
-  w.Key("model").String(v.name).Key("version").Int(v.version);
-  if (!d.route.empty()) w.Key("route").String(d.route);
+  WriteHead(w, v, d);
   if (!d.batch) {
     w.Key("prediction");
     write_prediction(0);

@@ -319,6 +319,10 @@ class Scorer final : public model::VersionPreparer {
   static void Count(const PathMetrics& m, const Decoded& d);
   void MaybeLog(Path path, std::string_view body, std::string_view response) const;
   Status FinishRows(const model::ModelVersion& v, const Decoded& d, ScoreScratch* scratch) const;
+  // Opens the answer object: id, model, version, route.
+  static void WriteHead(JsonWriter& w, const model::ModelVersion& v, const Decoded& d);
+  // One row's prediction: a number, or {label: probability} for classes.
+  static void WritePrediction(JsonWriter& w, const model::ModelVersion& v, const float* p);
   // `fallback_from`: the version whose fallback v is (0: none).
   void WriteResponse(const model::ModelVersion& v, const Decoded& d, const ScoreScratch& scratch,
                      std::string* response, int64_t fallback_from = 0) const;

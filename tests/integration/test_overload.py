@@ -223,26 +223,35 @@ class DefaultTimeoutTest(unittest.TestCase):
                 server.stop()
 
 
+def redis_behind_proxy(test, edit_config=None):
+    """A demo server (one loop) whose Redis store is behind a TcpProxy, with
+    the store's own timeout long (2 s) so a cut at a deadline shows; returns
+    (server, proxy). `edit_config(text, tmpdir)` may change the config."""
+    redis = RedisServer()
+    test.addCleanup(redis.stop)
+    proxy = TcpProxy(redis.port)
+    test.addCleanup(proxy.close)
+    tmp = tempfile.TemporaryDirectory()
+    test.addCleanup(tmp.cleanup)
+    config = fraud_demo_config(tmp.name, store="redis", redis_port=proxy.port)
+    with open(config) as f:
+        text = f.read().replace("timeout_ms: 200", "timeout_ms: 2000")
+    if edit_config:
+        text = edit_config(text, tmp.name)
+    with open(config, "w") as f:
+        f.write(text)
+    server = Server(config=config, threads=1)
+    test.addCleanup(server.stop)
+    return server, proxy
+
+
 class StoreDeadlineTest(unittest.TestCase):
     """A stalled Redis (a proxy that stops forwarding its replies) costs a
     request its deadline, not redis timeout_ms, and does not open the circuit
     breaker: once Redis answers again, so does the next request."""
 
     def test_a_store_read_inherits_the_time_left(self):
-        redis = RedisServer()
-        self.addCleanup(redis.stop)
-        proxy = TcpProxy(redis.port)
-        self.addCleanup(proxy.close)
-        tmp = tempfile.TemporaryDirectory()
-        self.addCleanup(tmp.cleanup)
-        config = fraud_demo_config(tmp.name, store="redis", redis_port=proxy.port)
-        # The store's own timeout is long, so a cut at the deadline shows.
-        with open(config) as f:
-            text = f.read().replace("timeout_ms: 200", "timeout_ms: 2000")
-        with open(config, "w") as f:
-            f.write(text)
-        server = Server(config=config, threads=1)
-        self.addCleanup(server.stop)
+        server, proxy = redis_behind_proxy(self)
         row = {"user_id": 1001, "amount": 5}
         status, body, _ = server.request("POST", "/predict", row)
         self.assertEqual(status, 200, body)
@@ -267,26 +276,16 @@ class FallbackTest(unittest.TestCase):
     counted; a bad request is still a 400."""
 
     def test_a_stalled_store_falls_back_to_the_named_version_within_the_deadline(self):
-        redis = RedisServer()
-        self.addCleanup(redis.stop)
-        proxy = TcpProxy(redis.port)
-        self.addCleanup(proxy.close)
-        tmp = tempfile.TemporaryDirectory()
-        self.addCleanup(tmp.cleanup)
-        models = os.path.join(tmp.name, "models")
-        shutil.copytree(os.path.join(FRAUD, "models", "fraud", "1"),
-                        os.path.join(models, "fraud", "1"))
-        shutil.copytree(os.path.join(models, "fraud", "1"), os.path.join(models, "fraud", "2"))
-        with open(os.path.join(models, "fraud", "2", "model.yaml"), "a") as f:
-            f.write("fallback: {version: 1}\n")
-        config = fraud_demo_config(tmp.name, store="redis", redis_port=proxy.port)
-        with open(config) as f:
-            text = f.read().replace(os.path.join(FRAUD, "models"), models)
-            text = text.replace("timeout_ms: 200", "timeout_ms: 2000")
-        with open(config, "w") as f:
-            f.write(text)
-        server = Server(config=config, threads=1)
-        self.addCleanup(server.stop)
+        def with_fallback(text, tmpdir):
+            models = os.path.join(tmpdir, "models")
+            shutil.copytree(os.path.join(FRAUD, "models", "fraud", "1"),
+                            os.path.join(models, "fraud", "1"))
+            shutil.copytree(os.path.join(models, "fraud", "1"),
+                            os.path.join(models, "fraud", "2"))
+            with open(os.path.join(models, "fraud", "2", "model.yaml"), "a") as f:
+                f.write("fallback: {version: 1}\n")
+            return text.replace(os.path.join(FRAUD, "models"), models)
+        server, proxy = redis_behind_proxy(self, with_fallback)
         row = {"id": "t1", "user_id": 1001, "amount": 5}
         status, body, _ = server.request("POST", "/predict", row, headers={TIMEOUT: "1000"})
         self.assertEqual(status, 200, body)
