@@ -304,7 +304,7 @@ class Cluster:
         return out
 
 
-def faults(c, hold_s):
+def faults(c):
     """(name, inject, repair) of each fault, in the order they are played."""
     state = {}
 
@@ -348,7 +348,7 @@ def run(dir, rounds=1, http_rate=100, event_rate=100, hold_s=2.0, gap_s=12.0):
         httpload = HttpLoad(c.nginx.port, http_rate)
         events = EventLoad(c.kafka.bootstrap, event_rate)
         time.sleep(gap_s / 2)
-        drain, plan = faults(c, hold_s)
+        drain, plan = faults(c)
         phases = []
         for r in range(rounds):
             for name, inject, repair in plan:

@@ -1,6 +1,7 @@
 """Integration tests against a real Apache Kafka broker (KRaft): what the mock
 cluster fakes. At-least-once loses nothing across a broker restart."""
 import json
+import os
 import signal
 import subprocess
 import tempfile
@@ -64,7 +65,6 @@ class RealKafkaTest(unittest.TestCase):
                 self.dir.name + f"/{sub}/", store="memory",
                 extra="kafka:\n  properties: {security.protocol: SASL_PLAINTEXT, "
                       f"sasl.mechanism: PLAIN, sasl.username: rtml, sasl.password: {password}}}\n")
-        import os
         for sub in ("good", "bad"):
             os.makedirs(os.path.join(self.dir.name, sub, "data"), exist_ok=True)
         n = 300
