@@ -80,29 +80,29 @@ class RedisSession final : public StoreSession {
 
   // A read that must end by `deadline`: the socket timeout is cut to the
   // time left when that is shorter than timeout_ms, and a failure once the
-  // deadline passed is the request's, not Redis's (the breaker is not told,
-  // and there is no retry).
+  // deadline passed is the request's, not Redis's (the breaker is not told).
+  // A stale connection is retried once, at once, in the time left.
   Status ReadBy(SteadyClock::time_point deadline, std::span<const ReadRequest> requests) {
     using std::chrono::microseconds;
-    const auto left = std::chrono::duration_cast<microseconds>(deadline - SteadyClock::now());
-    if (left.count() <= 0) return DeadlinePassed();
-    RETURN_IF_ERROR(Ready());
-    const bool cut = left < std::chrono::milliseconds(o_.timeout_ms);
-    if (cut) SetTimeout(left);
-    cut_by_deadline_ = cut;
-    Status s = ReadOnce(requests);
-    cut_by_deadline_ = false;
-    if (s.ok()) {
-      used_ = true;
-    } else if (SteadyClock::now() >= deadline) {
+    for (int attempt = 0;; ++attempt) {
+      const auto left = std::chrono::duration_cast<microseconds>(deadline - SteadyClock::now());
+      if (left.count() <= 0) return DeadlinePassed();
+      RETURN_IF_ERROR(Ready());
+      const bool cut = left < std::chrono::milliseconds(o_.timeout_ms);
+      if (cut) SetTimeout(left);
+      cut_by_deadline_ = cut;
+      Status s = ReadOnce(requests);
+      cut_by_deadline_ = false;
+      if (cut && ctx_ != nullptr) SetTimeout(std::chrono::milliseconds(o_.timeout_ms));
+      if (s.ok()) {
+        used_ = true;
+        return s;
+      }
+      const bool retry = stale_connection_ && attempt == 0;
       stale_connection_ = false;
-      return DeadlinePassed();
-    } else if (stale_connection_) {
-      stale_connection_ = false;
-      s = Retrying([&] { return ReadOnce(requests); });
+      if (SteadyClock::now() >= deadline) return DeadlinePassed();
+      if (!retry) return s;
     }
-    if (cut && ctx_ != nullptr) SetTimeout(std::chrono::milliseconds(o_.timeout_ms));
-    return s;
   }
 
   void SetTimeout(std::chrono::microseconds t) {

@@ -65,6 +65,7 @@ class WorkQueue {
     size_t bytes = 0;
     int64_t rows = 0;   // estimated
     double ms = 0;      // estimated
+    double ahead_ms = 0;  // estimated service queued ahead of it when admitted
   };
   resilience::LoopLoad Load(Clock::time_point now);
   void Post();
@@ -339,7 +340,7 @@ void WorkQueue::Submit(std::shared_ptr<Session> session) {
                            a.retry_after_s);
   }
   Item item{.session = std::move(session), .enqueued = now, .deadline = Clock::time_point::max(),
-            .bytes = bytes, .rows = work.rows, .ms = work.service_ms};
+            .bytes = bytes, .rows = work.rows, .ms = work.service_ms, .ahead_ms = queued_ms_};
   if (budget_ms) {
     item.deadline = now + std::chrono::duration_cast<Clock::duration>(
                               std::chrono::duration<double, std::milli>(*budget_ms));
@@ -357,7 +358,7 @@ resilience::LoopLoad WorkQueue::Load(Clock::time_point now) {
   while (!items_.empty() && !items_.front().session) items_.pop_front();
   if (items_.empty()) return {};
   return {.oldest_wait_ms = Millis(now - items_.front().enqueued),
-          .queued_ms = queued_ms_,
+          .queued_ms = estimate_.WaitMs(queued_ms_),
           .queued_rows = queued_rows_};
 }
 
@@ -378,10 +379,11 @@ void WorkQueue::Pump() {
   auto start = turn_start;
   while (true) {
     while (!items_.empty() && !items_.front().session) items_.pop_front();
-    if (items_.empty()) return;
+    if (items_.empty()) break;
     Item item = std::move(items_.front());
     items_.pop_front();
     Forget(item);
+    estimate_.ObserveWait(item.ahead_ms, Millis(start - item.enqueued));
     if (start >= item.deadline) {
       item.session->Refuse(DeadlinePassed(start - item.enqueued), 0);
     } else {

@@ -47,10 +47,8 @@ std::unique_ptr<AggregationFeed> AggregationFeed::Create(const features::Feature
       "rtml_aggregation_write_duration_seconds",
       "Time of one batch's state write (entity states and partition offsets, atomically).", {},
       observability::LatencyBucketsSeconds());
-  feed->retries_ = metrics->AddCounter("rtml_retries_total",
-                                       "Operations retried after a failure outside the request "
-                                       "or event (feature store, broker), by operation.",
-                                       {{"op", "window_write"}});
+  feed->retries_ =
+      metrics->AddCounter("rtml_retries_total", resilience::kRetriesHelp, {{"op", "window_write"}});
   return feed;
 }
 
@@ -121,9 +119,7 @@ Status AggregationFeed::Flush(const std::function<bool()>& stop,
                               const std::function<void(int)>& idle) {
   if (n_staged_ == 0) return Status::Ok();
   if (session_ == nullptr) session_ = store_->online().NewSession();
-  resilience::Backoff backoff({.initial = std::chrono::milliseconds(100),
-                               .max = std::chrono::milliseconds(2000), .jitter = 0.5},
-                              static_cast<uint64_t>(
+  resilience::Backoff backoff(resilience::kStreamRetry, static_cast<uint64_t>(
                                   std::chrono::steady_clock::now().time_since_epoch().count()));
   for (const auto& v : views_) {
     if (v->items.empty()) continue;

@@ -84,10 +84,7 @@ class StreamWorker::Impl {
                                             "Time of an offset commit.", topic,
                                             observability::LatencyBucketsSeconds());
     auto retries = [&](const char* op) {
-      return metrics->AddCounter("rtml_retries_total",
-                                 "Operations retried after a failure outside the request or "
-                                 "event (feature store, broker), by operation.",
-                                 {{"op", op}});
+      return metrics->AddCounter("rtml_retries_total", resilience::kRetriesHelp, {{"op", op}});
     };
     retries_score_ = retries("stream_score");
     retries_feature_write_ = retries("feature_write");
@@ -530,13 +527,7 @@ class StreamWorker::Impl {
     }
   }
 
-  // Retry delays: 100 ms doubling to 2 s, half of each at random; no bound on
-  // attempts (the event must not be lost; Kafka lag is the back-pressure).
-  resilience::Backoff NewBackoff() {
-    return resilience::Backoff({.initial = std::chrono::milliseconds(100),
-                                .max = std::chrono::milliseconds(2000), .jitter = 0.5},
-                               ++backoff_seed_);
-  }
+  resilience::Backoff NewBackoff() { return resilience::Backoff(resilience::kStreamRetry, ++backoff_seed_); }
 
   // Waits `delay` while serving the producer's callbacks, or until stopped.
   void Idle(std::chrono::milliseconds delay) {

@@ -11,6 +11,13 @@ namespace {
 
 constexpr double kMaxTimeoutMs = 24 * 3600 * 1000.0;
 constexpr double kWeight = 1.0 / 8;  // of each new observation in the estimates
+// Stretch() tracks a quantile: each wait longer than predicted raises it by
+// kStep * kQuantile, each other lowers it by kStep * (1 - kQuantile), so it
+// settles where kQuantile of the waits are within it.
+constexpr double kQuantile = 0.99;
+constexpr double kStep = 0.05;
+constexpr double kMinAheadMs = 1;  // less queued ahead says more of noise than of the loop
+constexpr double kMinStretch = 0.5, kMaxStretch = 20;
 
 std::string Ms(double ms) {
   char buf[32];
@@ -83,6 +90,13 @@ void LoadEstimator::Observe(size_t body_bytes, int64_t rows, double service_ms) 
   learned_ = true;
   bytes_per_row_ += w * (static_cast<double>(body_bytes) / n - bytes_per_row_);
   ms_per_row_ += w * (service_ms / n - ms_per_row_);
+}
+
+void LoadEstimator::ObserveWait(double queued_ahead_ms, double waited_ms) {
+  if (!(queued_ahead_ms >= kMinAheadMs) || !(waited_ms >= 0)) return;
+  const bool longer = waited_ms > queued_ahead_ms * stretch_;
+  stretch_ *= longer ? 1 + kStep * kQuantile : 1 - kStep * (1 - kQuantile);
+  stretch_ = std::clamp(stretch_, kMinStretch, kMaxStretch);
 }
 
 Result<std::optional<double>> ParseTimeoutMs(std::string_view value, std::string_view field) {

@@ -69,17 +69,31 @@ Status RefusalStatus(const Admission& a, const AdmissionLimits& limits, const Lo
 // service time (from its rows), learned from the requests the loop scored:
 // the first one replaces the priors, then each weighs 1/8, so the estimates
 // follow a change of traffic within a few dozen requests.
+//
+// Scoring is not all a busy loop does (between two turns of its queue it
+// reads requests, refuses some, writes answers), and its speed wanders with
+// the machine's. So the wait a queue stands for is its service time
+// stretched: Stretch() is the 99th percentile, over the requests that
+// waited behind others, of how long they waited per millisecond of
+// service queued ahead of them when they were admitted. Admission on
+// WaitMs() then keeps 99 in 100 waits within the budget, not one in two.
 class LoadEstimator {
  public:
   int64_t Rows(size_t body_bytes) const;
   double ServiceMs(int64_t rows) const;
+  double Stretch() const { return stretch_; }
+  double WaitMs(double queued_service_ms) const { return queued_service_ms * stretch_; }
   // One scored request: its body size, rows and the time it took.
   void Observe(size_t body_bytes, int64_t rows, double service_ms);
+  // One request reaching its turn: the service time queued ahead of it when
+  // it was admitted, and how long it waited.
+  void ObserveWait(double queued_ahead_ms, double waited_ms);
 
  private:
   bool learned_ = false;
   double bytes_per_row_ = 40;   // priors: a small JSON row,
   double ms_per_row_ = 0.01;    // scored with its request's overhead
+  double stretch_ = 1;
 };
 
 // A request's timeout from the X-Request-Timeout-Ms header (a positive

@@ -98,6 +98,20 @@ TEST(LoadEstimatorTest, LearnsBytesPerRowAndServiceTime) {
   EXPECT_NEAR(e.ServiceMs(1000), 2, 0.01);
 }
 
+TEST(LoadEstimatorTest, PredictsTheWaitNinetyNineRequestsInAHundredKeepTo) {
+  LoadEstimator e;
+  EXPECT_DOUBLE_EQ(e.WaitMs(10), 10);  // until a wait is seen
+  // Waits of 1.2x to 2.2x the service queued ahead, evenly spread: the 99th
+  // percentile is 2.19x.
+  for (int i = 0; i < 20000; ++i) e.ObserveWait(/*queued_ahead_ms=*/10, 12 + (i * 37 % 100) * 0.1);
+  EXPECT_NEAR(e.Stretch(), 2.19, 0.05);
+  EXPECT_NEAR(e.WaitMs(20), 20 * e.Stretch(), 1e-9);
+  const double settled = e.Stretch();
+  e.ObserveWait(0.5, 50);  // too little queued ahead to tell
+  e.ObserveWait(10, -1);   // a clock that went wrong
+  EXPECT_DOUBLE_EQ(e.Stretch(), settled);
+}
+
 TEST(ParseTimeoutTest, AcceptsPositiveMillisecondsAndNamesTheHeaderOtherwise) {
   EXPECT_EQ(*ParseTimeoutMs("", "X-Request-Timeout-Ms"), std::nullopt);
   EXPECT_EQ(*ParseTimeoutMs(" 20 ", "X-Request-Timeout-Ms"), 20.0);

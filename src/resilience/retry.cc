@@ -27,10 +27,4 @@ std::chrono::milliseconds Backoff::Next() {
   return std::chrono::milliseconds(static_cast<int64_t>(std::llround(delay)));
 }
 
-bool FitsBefore(std::chrono::steady_clock::time_point now, std::chrono::milliseconds delay,
-                std::chrono::microseconds attempt, std::chrono::steady_clock::time_point deadline) {
-  if (deadline == std::chrono::steady_clock::time_point::max()) return true;
-  return now + delay + attempt <= deadline;
-}
-
 }  // namespace rtml::resilience

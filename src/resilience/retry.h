@@ -9,7 +9,7 @@
 // Policy only: the caller waits (polling what it must keep serving) and
 // counts. On the request path there is no waiting at all: a request retries
 // at most once, at once, on a fresh connection, and never past its deadline
-// (features/redis_store.cc); FitsBefore() is the test for that.
+// (features/redis_store.cc).
 // Thread-safety: not thread-safe; one per retrying loop.
 #pragma once
 
@@ -47,9 +47,16 @@ class Backoff {
   int retries_ = 0;
 };
 
-// Whether waiting `delay` and then an attempt expected to take `attempt`
-// still ends by `deadline` (max(): no deadline).
-bool FitsBefore(std::chrono::steady_clock::time_point now, std::chrono::milliseconds delay,
-                std::chrono::microseconds attempt, std::chrono::steady_clock::time_point deadline);
+// The stream's retries (events, feature writes, window writes): 100 ms
+// doubling to 2 s, half of each at random, unbounded (an event must not be
+// lost; Kafka lag is the back-pressure).
+inline constexpr RetryPolicy kStreamRetry{.initial = std::chrono::milliseconds(100),
+                                          .max = std::chrono::milliseconds(2000),
+                                          .jitter = 0.5};
+
+// Help text of rtml_retries_total{op}, which every retrying loop counts in.
+inline constexpr char kRetriesHelp[] =
+    "Operations retried after a failure outside the request or event (feature store, broker), "
+    "by operation.";
 
 }  // namespace rtml::resilience
