@@ -4,12 +4,13 @@
 #               virtualenv .venv), build, run every test (ctest)
 #   make bench  HTTP benchmark against the Python reference service (bench/)
 #   make fuzz   every libFuzzer target (tests/fuzz) for 10^7 executions, ASan + UBSan
+#   make image  the container image rtml:dev (deploy/Dockerfile) with podman or docker
 BUILD ?= build
 SANITIZE_BUILD ?= build-asan
 CMAKE_FLAGS ?=
 FUZZ_RUNS ?= 10000000
 
-.PHONY: all deps build sanitize-build run test fuzz bench clean
+.PHONY: all deps build sanitize-build run test fuzz bench image clean
 
 all: build
 
@@ -30,7 +31,11 @@ sanitize-build: deps
 	  -DRTML_SANITIZE=ON $(CMAKE_FLAGS)
 	cmake --build $(SANITIZE_BUILD)
 
-test: build sanitize-build
+# The image is built before the tests that run it (tests/integration/test_image.py).
+image: deps
+	./scripts/image.sh
+
+test: build sanitize-build image
 	./scripts/install-kafka.sh
 	./scripts/install-venv.sh
 	cd $(BUILD) && ctest --output-on-failure --timeout 600

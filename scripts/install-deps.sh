@@ -25,6 +25,9 @@ PACKAGES=(
   chromium
   # fuzzing (libFuzzer, AddressSanitizer, UBSan): tests/fuzz, make fuzz
   clang-14 libclang-rt-14-dev
+  # the container image (make image) and its test: podman, and debootstrap to
+  # make its Debian base where no registry is reachable
+  podman runc debootstrap
 )
 
 missing=()

@@ -2,6 +2,7 @@
 // with what to do next.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -47,6 +48,16 @@ int RunModelsInspect(const std::string& path);
 // The live repository of a running rtml (GET /v1/repository/index, /v1/stats).
 int RunModelsInspectLive(const std::string& url);
 int RunVersion();
+
+struct ProbeOptions {
+  std::string config_path;  // the server's config (and environment), to find its port
+  std::string url;          // or where it is: http://HOST:PORT
+  bool ready = false;       // /readyz instead of /healthz
+  std::chrono::milliseconds timeout{2000};
+};
+// Exits 0 if the server answers 200, 1 if not (or not in time), 2 on a
+// usage error.
+int RunProbe(const ProbeOptions& options);
 int RunBroker(int port, int partitions, int brokers, const std::vector<std::string>& topics);
 
 int RunFeaturesApply(const std::string& config_path);

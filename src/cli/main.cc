@@ -84,6 +84,17 @@ int main(int argc, char** argv) {
                           "a running rtml (http://127.0.0.1:8080): its versions, states, "
                           "policies and shadow agreement (the admin token from RTML_ADMIN_TOKEN)");
 
+  rtml::cli::ProbeOptions probe;
+  double probe_timeout_s = 2;
+  CLI::App* probe_cmd = app.add_subcommand(
+      "probe", "Exit 0 if a running rtml is alive (/healthz) or ready (--ready: /readyz)");
+  probe_cmd->add_option("-c,--config", probe.config_path, "The server's config file (YAML)")
+      ->check(CLI::ExistingFile)
+      ->envname("RTML_CONFIG");
+  probe_cmd->add_option("--url", probe.url, "Where the server is: http://HOST:PORT (instead)");
+  probe_cmd->add_flag("--ready", probe.ready, "Ask /readyz instead of /healthz");
+  probe_cmd->add_option("--timeout", probe_timeout_s, "Seconds to wait for the answer")
+      ->check(CLI::PositiveNumber);
   CLI::App* version_cmd = app.add_subcommand("version", "Print rtml's version and libraries");
 
   CLI::App* features_cmd =
@@ -202,5 +213,9 @@ int main(int argc, char** argv) {
     return rtml::cli::RunModelsInspect(inspect_path);
   }
   if (version_cmd->parsed()) return rtml::cli::RunVersion();
+  if (probe_cmd->parsed()) {
+    probe.timeout = std::chrono::milliseconds(static_cast<int64_t>(probe_timeout_s * 1000));
+    return rtml::cli::RunProbe(probe);
+  }
   return 0;
 }

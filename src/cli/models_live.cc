@@ -1,76 +1,18 @@
 // `rtml models inspect --url URL`: a running rtml's live repository (every
 // version's state, the serving policies in force, shadow agreement), read
 // from its GET /v1/repository/index and /v1/stats.
-#include <utility>  // before Boost (Asio under g++ 12 in C++20 mode)
-
 #include <simdjson.h>
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/http_get.h"
 #include "common/status.h"
 
 namespace rtml::cli {
 namespace {
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = beast::http;
 namespace dom = simdjson::dom;
-
-struct Url {
-  std::string host;
-  std::string port;
-};
-
-Result<Url> ParseUrl(std::string_view url) {
-  constexpr std::string_view kScheme = "http://";
-  if (!url.starts_with(kScheme)) {
-    return InvalidArgument("--url must look like http://127.0.0.1:8080, not '" +
-                           std::string(url) + "'");
-  }
-  url.remove_prefix(kScheme.size());
-  url = url.substr(0, url.find('/'));
-  const size_t colon = url.rfind(':');
-  if (colon == std::string_view::npos) return Url{std::string(url), "80"};
-  return Url{std::string(url.substr(0, colon)), std::string(url.substr(colon + 1))};
-}
-
-// GET `target`; the body of a 200, else a Status saying what to do.
-Result<std::string> Get(const Url& url, const std::string& target) {
-  try {
-    asio::io_context io;
-    asio::ip::tcp::resolver resolver(io);
-    beast::tcp_stream stream(io);
-    stream.expires_after(std::chrono::seconds(10));
-    stream.connect(resolver.resolve(url.host, url.port));
-    bhttp::request<bhttp::empty_body> req(bhttp::verb::get, target, 11);
-    req.set(bhttp::field::host, url.host);
-    if (const char* token = std::getenv("RTML_ADMIN_TOKEN"); token && *token) {
-      req.set(bhttp::field::authorization, std::string("Bearer ") + token);
-    }
-    bhttp::write(stream, req);
-    beast::flat_buffer buffer;
-    bhttp::response<bhttp::string_body> res;
-    bhttp::read(stream, buffer, res);
-    if (res.result_int() == 401 || res.result_int() == 403) {
-      return FailedPrecondition(target + " needs the admin token: set RTML_ADMIN_TOKEN");
-    }
-    if (res.result_int() != 200) {
-      return FailedPrecondition(target + " answered " + std::to_string(res.result_int()) + ": " +
-                                res.body());
-    }
-    return res.body();
-  } catch (const std::exception& e) {
-    return Status(StatusCode::kUnavailable, "cannot reach " + url.host + ":" + url.port + ": " +
-                                                e.what() + " (is rtml serve running there?)");
-  }
-}
 
 void PrintPolicies(dom::element index, std::string_view model) {
   dom::array policies;
@@ -110,9 +52,9 @@ int RunModelsInspectLive(const std::string& url_text) {
   };
   auto url = ParseUrl(url_text);
   if (!url.ok()) return fail(url.status());
-  auto index_text = Get(*url, "/v1/repository/index");
+  auto index_text = HttpGet(*url, "/v1/repository/index");
   if (!index_text.ok()) return fail(index_text.status());
-  auto stats_text = Get(*url, "/v1/stats");
+  auto stats_text = HttpGet(*url, "/v1/stats");
   if (!stats_text.ok()) return fail(stats_text.status());
   dom::parser p1, p2;
   dom::element index, stats;

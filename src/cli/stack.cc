@@ -31,10 +31,7 @@ void SetUpLogging(const config::LogConfig& log) {
 }
 
 Result<config::Config> LoadWithOverrides(const ServeOptions& o) {
-  config::Config c;
-  if (!o.config_path.empty()) {
-    ASSIGN_OR_RETURN(c, config::LoadConfig(o.config_path));
-  }
+  ASSIGN_OR_RETURN(config::Config c, config::LoadConfig(o.config_path));
   if (o.host) c.http.host = *o.host;
   if (o.port) c.http.port = *o.port;
   if (o.threads) c.http.threads = *o.threads;

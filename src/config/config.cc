@@ -1,6 +1,13 @@
 #include "config/config.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+
 #include "config/yaml.h"
+
+extern char** environ;
 
 namespace rtml::config {
 namespace {
@@ -206,7 +213,96 @@ Result<Config> FromYaml(const YAML::Node& root, const std::string& base_dir) {
   return c;
 }
 
+constexpr std::string_view kEnvPrefix = "RTML_";
+constexpr std::string_view kEnvNest = "__";
+
+// The key path an environment variable names: RTML_A__B_C__D -> {a, b_c, d}.
+std::vector<std::string> EnvPath(std::string_view name) {
+  std::vector<std::string> path;
+  std::string_view rest = name.substr(kEnvPrefix.size());
+  while (true) {
+    const size_t cut = rest.find(kEnvNest);
+    std::string part(rest.substr(0, cut));
+    std::transform(part.begin(), part.end(), part.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    path.push_back(std::move(part));
+    if (cut == std::string_view::npos) break;
+    rest.remove_prefix(cut + kEnvNest.size());
+  }
+  return path;
+}
+
+// Sets each variable's key in `root` (a map, made one if empty).
+Status ApplyEnvironment(const Environment& env, YAML::Node* root) {
+  if (env.empty()) return Status::Ok();
+  if (!*root || root->IsNull()) *root = YAML::Node(YAML::NodeType::Map);
+  for (const auto& [name, value] : env) {
+    const std::vector<std::string> path = EnvPath(name);
+    for (const std::string& part : path) {
+      if (part.empty()) {
+        return FailedPrecondition("environment variable " + name +
+                                  ": an empty key (write RTML_SECTION__KEY, \"__\" between keys)");
+      }
+    }
+    YAML::Node v;
+    try {
+      v = value.empty() ? YAML::Node(std::string()) : YAML::Load(value);
+    } catch (const YAML::Exception& e) {
+      return FailedPrecondition("environment variable " + name + ": not a YAML value: " + e.msg);
+    }
+    // Walk by fresh handles: assigning to a yaml-cpp node that aliases
+    // another would rewrite the other.
+    std::vector<YAML::Node> chain{*root};
+    std::string where;
+    for (size_t i = 0; i + 1 < path.size(); ++i) {
+      where += (where.empty() ? "" : ".") + path[i];
+      YAML::Node next = chain.back()[path[i]];
+      if (!next || next.IsNull()) {
+        chain.back()[path[i]] = YAML::Node(YAML::NodeType::Map);
+        next = chain.back()[path[i]];
+      }
+      if (!next.IsMap()) {
+        return FailedPrecondition("environment variable " + name + ": " + where +
+                                  " is not a mapping in the config file");
+      }
+      chain.push_back(next);
+    }
+    chain.back()[path.back()] = v;
+  }
+  return Status::Ok();
+}
+
+std::string EnvNames(const Environment& env) {
+  std::string names;
+  for (const auto& [name, value] : env) names += (names.empty() ? "" : ", ") + name;
+  return names;
+}
+
+Result<Config> FromYamlAndEnv(YAML::Node root, const std::string& base_dir,
+                              const Environment& env) {
+  RETURN_IF_ERROR(ApplyEnvironment(env, &root));
+  auto c = FromYaml(root, base_dir);
+  if (!c.ok() && !env.empty()) {
+    return c.status().Annotate("with the environment's " + EnvNames(env));
+  }
+  return c;
+}
+
 }  // namespace
+
+Environment ProcessEnvironment() {
+  Environment env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    const size_t eq = entry.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string_view name = entry.substr(0, eq);
+    if (!name.starts_with(kEnvPrefix) || name.find(kEnvNest) == std::string_view::npos) continue;
+    env.emplace_back(std::string(name), std::string(entry.substr(eq + 1)));
+  }
+  std::sort(env.begin(), env.end());
+  return env;
+}
 
 Status Validate(const Config& c) {
   if (c.http.port < 0 || c.http.port > 65535) {
@@ -237,17 +333,18 @@ Status Validate(const Config& c) {
   return Status::Ok();
 }
 
-Result<Config> LoadConfig(const std::string& path) {
+Result<Config> LoadConfig(const std::string& path, const Environment& env) {
+  if (path.empty()) return FromYamlAndEnv(YAML::Node(), ".", env);
   ASSIGN_OR_RETURN(YAML::Node root, LoadYamlFile(path));
-  auto c = FromYaml(root, DirName(path));
+  auto c = FromYamlAndEnv(root, DirName(path), env);
   if (!c.ok()) return c.status().Annotate(path);
   return c;
 }
 
 Result<Config> ParseConfig(std::string_view yaml, const std::string& base_dir,
-                           std::string_view where) {
+                           std::string_view where, const Environment& env) {
   ASSIGN_OR_RETURN(YAML::Node root, ParseYaml(yaml, where));
-  auto c = FromYaml(root, base_dir);
+  auto c = FromYamlAndEnv(root, base_dir, env);
   if (!c.ok()) return c.status().Annotate(where);
   return c;
 }

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 
@@ -109,12 +111,26 @@ struct Config {
   LogConfig log;
 };
 
-// Loads and validates a config file; relative paths in it are resolved
-// against the file's folder. Errors name the file and the key.
-Result<Config> LoadConfig(const std::string& path);
+// Settings from the environment, as containers and Kubernetes give them:
+// RTML_<SECTION>__<KEY>[__<SUBKEY>...]=value sets section.key[.subkey] as if
+// the file said so, over what it says (names are lower-cased; "__" nests,
+// since keys hold single underscores: RTML_HTTP__MAX_QUEUE_MS=50,
+// RTML_FEATURES__REDIS__HOST=redis). The value is read as YAML, so a
+// number, a list or a flow map may be given (RTML_KAFKA__PROPERTIES=
+// '{security.protocol: SASL_SSL}'). Variables without "__" are not settings
+// (RTML_ADMIN_TOKEN is read where it is used).
+using Environment = std::vector<std::pair<std::string, std::string>>;
+// The process's RTML_*__* variables, sorted by name.
+Environment ProcessEnvironment();
+
+// Loads and validates a config file (or, with an empty path, the defaults,
+// with relative paths against the working folder), with `env` applied over
+// it; relative paths are resolved against the file's folder. Errors name
+// the file and the key, and the variables applied.
+Result<Config> LoadConfig(const std::string& path, const Environment& env = ProcessEnvironment());
 // Parses config text; relative paths are resolved against base_dir.
 Result<Config> ParseConfig(std::string_view yaml, const std::string& base_dir,
-                           std::string_view where = "config");
+                           std::string_view where = "config", const Environment& env = {});
 Status Validate(const Config& config);
 
 }  // namespace rtml::config

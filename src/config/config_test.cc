@@ -92,5 +92,64 @@ TEST(ConfigTest, MissingFileSaysSo) {
   EXPECT_NE(c.status().message().find("/nonexistent/rtml.yaml"), std::string::npos);
 }
 
+TEST(ConfigTest, TheEnvironmentSetsKeysOverTheFile) {
+  const Environment env = {{"RTML_HTTP__PORT", "9100"},
+                           {"RTML_HTTP__MAX_QUEUE_MS", "50"},
+                           {"RTML_FEATURES__REDIS__HOST", "redis.example"},
+                           {"RTML_KAFKA__BROKERS", "kafka:9092"},
+                           {"RTML_KAFKA__PROPERTIES", "{security.protocol: SASL_PLAINTEXT}"},
+                           {"RTML_MODELS__REPOSITORY", "/models"}};
+  auto c = ParseConfig("http: {port: 9000, threads: 2}\nfeatures: {store: redis}\n", "/etc/rtml",
+                       "rtml.yaml", env);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->http.port, 9100);       // over the file
+  EXPECT_EQ(c->http.threads, 2);       // the file's, where the environment is silent
+  EXPECT_DOUBLE_EQ(c->http.max_queue_ms, 50);
+  EXPECT_EQ(c->features.store, "redis");
+  EXPECT_EQ(c->features.redis_host, "redis.example");  // a section the file does not have
+  EXPECT_EQ(c->kafka.brokers, "kafka:9092");
+  EXPECT_EQ(c->kafka.properties.at("security.protocol"), "SASL_PLAINTEXT");
+  EXPECT_EQ(c->models.repository, "/models");
+}
+
+TEST(ConfigTest, TheEnvironmentAloneConfiguresWithoutAFile) {
+  auto c = LoadConfig("", {{"RTML_HTTP__HOST", "0.0.0.0"}, {"RTML_LOG__FORMAT", "json"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->http.host, "0.0.0.0");
+  EXPECT_TRUE(c->log.json);
+}
+
+TEST(ConfigTest, BadEnvironmentSettingsNameTheVariable) {
+  auto typo = ParseConfig("", "/srv", "config", {{"RTML_HTTP__PROT", "1"}});
+  ASSERT_FALSE(typo.ok());
+  EXPECT_NE(typo.status().message().find("prot"), std::string::npos) << typo.status().ToString();
+  EXPECT_NE(typo.status().message().find("RTML_HTTP__PROT"), std::string::npos);
+  auto type = ParseConfig("", "/srv", "config", {{"RTML_HTTP__PORT", "eighty"}});
+  ASSERT_FALSE(type.ok());
+  EXPECT_NE(type.status().message().find("http.port"), std::string::npos);
+  auto empty = ParseConfig("", "/srv", "config", {{"RTML_HTTP____PORT", "1"}});
+  ASSERT_FALSE(empty.ok());
+  EXPECT_NE(empty.status().message().find("RTML_HTTP____PORT"), std::string::npos);
+  auto scalar = ParseConfig("http: 3\n", "/srv", "config", {{"RTML_HTTP__PORT", "1"}});
+  ASSERT_FALSE(scalar.ok());
+  EXPECT_NE(scalar.status().message().find("not a mapping"), std::string::npos);
+  auto yaml = ParseConfig("", "/srv", "config", {{"RTML_KAFKA__PROPERTIES", "{a: [}"}});
+  ASSERT_FALSE(yaml.ok());
+  EXPECT_NE(yaml.status().message().find("not a YAML value"), std::string::npos);
+}
+
+TEST(ConfigTest, OnlyRtmlVariablesWithNestingAreSettings) {
+  setenv("RTML_LOG__LEVEL", "debug", 1);
+  setenv("RTML_ADMIN_TOKEN", "secret", 1);
+  setenv("OTHER__THING", "x", 1);
+  const Environment env = ProcessEnvironment();
+  unsetenv("RTML_LOG__LEVEL");
+  unsetenv("RTML_ADMIN_TOKEN");
+  unsetenv("OTHER__THING");
+  ASSERT_EQ(env.size(), 1u);
+  EXPECT_EQ(env[0].first, "RTML_LOG__LEVEL");
+  EXPECT_EQ(env[0].second, "debug");
+}
+
 }  // namespace
 }  // namespace rtml::config

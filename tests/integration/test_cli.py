@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import FRAUD, REPO, RTML, Server, fraud_demo_config
+from harness import FRAUD, REPO, RTML, Server, fraud_demo_config, free_port
 
 
 def run(*args, timeout=30):
@@ -108,6 +108,53 @@ class CliTest(unittest.TestCase):
             self.assertIn("cannot listen", r.stdout + r.stderr)
         finally:
             first.stop()
+
+    def test_environment_sets_config_keys_and_names_bad_ones(self):
+        port = free_port()
+        server = Server(config=self.config, port=port,
+                        env={"RTML_HTTP__MAX_BODY_BYTES": "100", "RTML_LOG__FORMAT": "json"})
+        try:
+            status, body, _ = server.request("POST", "/predict", {"features": {"amount": 1.0, "x": "y" * 200}})
+            self.assertEqual(status, 413, body)  # the environment's 100 bytes, not the default 1 MiB
+            self.assertTrue(any(line.startswith("{") for line in server.log), server.log[:3])
+        finally:
+            server.stop()
+        r = subprocess.run([RTML, "serve", "--config", self.config], capture_output=True, text=True,
+                           timeout=30, env={**os.environ, "RTML_HTTP__PROT": "1"})
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("prot", r.stderr)
+        self.assertIn("RTML_HTTP__PROT", r.stderr)
+
+    def test_probe_exits_by_what_the_server_answers(self):
+        server = Server(config=self.config)
+        try:
+            url = f"http://127.0.0.1:{server.port}"
+            ok = run("probe", "--url", url)
+            self.assertEqual(ok.returncode, 0, ok.stderr)
+            self.assertIn("ok", ok.stdout)
+            self.assertEqual(run("probe", "--ready", "--url", url).returncode, 0)
+            # Found from the server's config and environment, as in the image.
+            env = {**os.environ, "RTML_HTTP__PORT": str(server.port)}
+            found = subprocess.run([RTML, "probe", "--config", self.config], capture_output=True,
+                                   text=True, timeout=30, env=env)
+            self.assertEqual(found.returncode, 0, found.stderr)
+        finally:
+            server.stop()
+        gone = run("probe", "--url", url, "--timeout", "1")
+        self.assertEqual(gone.returncode, 1)
+        self.assertIn("cannot reach", gone.stderr)
+        bad = run("probe", "--url", "localhost:8080")
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("http://", bad.stderr)
+
+    def test_probe_gives_up_on_a_server_that_does_not_answer(self):
+        with socket.socket() as silent:  # accepts, never answers
+            silent.bind(("127.0.0.1", 0))
+            silent.listen()
+            r = run("probe", "--url", f"http://127.0.0.1:{silent.getsockname()[1]}", "--timeout", "0.5",
+                    timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot reach", r.stderr)
 
     def test_flags_override_config_and_sigterm_stops_cleanly(self):
         server = Server(config=self.config)  # config says 8080; --port 0 wins
