@@ -38,6 +38,7 @@ image: deps
 test: build sanitize-build image
 	./scripts/install-kafka.sh
 	./scripts/install-venv.sh
+	./scripts/install-tools.sh
 	cd $(BUILD) && ctest --output-on-failure --timeout 600
 	cd $(SANITIZE_BUILD) && ctest -L unit --output-on-failure --timeout 600
 	./scripts/fuzz.sh --seconds 10 --build $(SANITIZE_BUILD)

@@ -13,7 +13,7 @@ PACKAGES=(
   libboost-dev libsimdjson-dev libxgboost-dev libyaml-cpp-dev libcli11-dev
   libspdlog-dev libfmt-dev librocksdb-dev libhiredis-dev librdkafka-dev libssl-dev
   # tests
-  libgtest-dev libgmock-dev curl openssl prometheus python3 python3-venv python3-numpy redis-server redis-tools kcat
+  libgtest-dev libgmock-dev curl openssl prometheus python3 python3-venv python3-numpy python3-yaml redis-server redis-tools kcat
   # demo model training and the Python reference peer
   python3-xgboost python3-pandas python3-fastapi python3-uvicorn python3-uvloop
   python3-httptools python3-pydantic python3-redis python3-kafka
