@@ -10,7 +10,11 @@ built-in config, answers /readyz, and answers POST /predict (one row and a
 batch, and a bad request) exactly as the native binary does with the same
 config; its HEALTHCHECK passes; SIGTERM drains it (/readyz 503 while
 requests are still served) and it exits 0; a bad setting in the
-environment stops it with a message naming the variable.
+environment stops it with a message naming the variable. And a replica of
+deploy/compose.yaml (rtml-1: this image, its environment), its peers' names
+pointed at a real redis-server and `rtml broker` on loopback, takes a
+feature push into Redis, enriches a predict from it, and scores events from
+the input topic onto the predictions topic.
 """
 import json
 import os
@@ -21,7 +25,11 @@ import time
 import unittest
 import uuid
 
+import yaml
+
 from harness import FRAUD, REPO, Server, free_port, wait_for
+from test_features import RedisServer
+from test_stream import Broker, events
 
 IMAGE = os.environ.get("RTML_IMAGE", "rtml:dev")
 PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
@@ -53,10 +61,12 @@ def comparable(body):
 class Container:
     """A container of the image on the host network; removed on stop()."""
 
-    def __init__(self, env, name=None):
+    def __init__(self, env, name=None, hosts=None):
         self.name = name or f"rtml-test-{uuid.uuid4().hex[:8]}"
         self.port = int(env["RTML_HTTP__PORT"])
         args = ["run", "-d", "--name", self.name, "--network", "host"]
+        for host, address in (hosts or {}).items():
+            args += ["--add-host", f"{host}:{address}"]
         for k, v in env.items():
             args += ["-e", f"{k}={v}"]
         podman(*args, IMAGE)
@@ -156,6 +166,52 @@ class ImageTest(unittest.TestCase):
                    timeout=60)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("RTML_HTTP__PROT", r.stdout + r.stderr)
+
+
+@unittest.skipUnless(shutil.which("podman"), "podman is missing: run ./scripts/install-deps.sh")
+class ComposeReplicaTest(unittest.TestCase):
+    def test_a_compose_replica_serves_from_redis_and_scores_the_stream(self):
+        if podman("image", "exists", IMAGE, check=False).returncode != 0:
+            raise AssertionError(f"no image {IMAGE}: build it with `make image` (make test does)")
+        with open(os.path.join(REPO, "deploy", "compose.yaml")) as f:
+            service = yaml.safe_load(f)["services"]["rtml-1"]
+        self.assertEqual(service["image"], IMAGE)
+        redis, broker = RedisServer(), Broker(partitions=12)
+        env = {k: str(v) for k, v in service["environment"].items()}
+        # compose's fixed ports may be taken here: the peers' on free ones
+        env.update({"RTML_ADMIN_TOKEN": "test-token", "RTML_HTTP__PORT": str(free_port()),
+                    "RTML_FEATURES__REDIS__PORT": str(redis.port),
+                    "RTML_KAFKA__BROKERS": f"kafka:{broker.port}"})
+        c = Container(env, hosts={"redis": "127.0.0.1", "kafka": "127.0.0.1"})
+        try:
+            wait_for(c.ready, 30, "the replica's /readyz")
+            now = int(time.time())
+            push = c.request("POST", "/v1/features/push", {
+                "push_source_name": "user_profile_push", "to": "online",
+                "df": {"user_id": [9001], "event_timestamp": [now], "avg_amount_30d": [500.0],
+                       "account_age_days": [3], "card_age_days": [3], "user_age": [22],
+                       "credit_limit": [1000], "utilization": [0.9], "email_age_days": [2],
+                       "chargebacks_365d": [1], "home_country": ["FR"]}},
+                headers={"Authorization": "Bearer test-token"})
+            self.assertEqual(push[0], 200, push[1])
+            self.assertEqual(push[1]["written"], 1, push[1])
+            self.assertGreater(int(redis.cli("DBSIZE").strip()), 0)  # in Redis, not in the container
+            status, answer, _ = c.request("POST", "/predict", {"features": {**REQUEST["features"], "user_id": 9001}})
+            self.assertEqual(status, 200, answer)
+            self.assertEqual(answer["feature_store"], "ok")
+            self.assertNotIn("avg_amount_30d", answer["feature_statuses"])  # found, not defaulted
+            self.assertNotIn("avg_amount_30d", answer["defaulted"])
+            n = 50
+            broker.produce(env["RTML_KAFKA__INPUT_TOPIC"], events(n))
+            out = wait_for(lambda: len(broker.read_all(env["RTML_KAFKA__OUTPUT_TOPIC"])) >= n and
+                           broker.read_all(env["RTML_KAFKA__OUTPUT_TOPIC"]), 60, "the replica's predictions")
+            self.assertEqual(len(out), n)
+            podman("kill", "--signal", "TERM", c.name)
+            self.assertEqual(podman("wait", c.name, timeout=60).stdout.strip(), "0", c.logs())
+        finally:
+            c.stop()
+            broker.stop()
+            redis.stop()
 
 
 if __name__ == "__main__":
