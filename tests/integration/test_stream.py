@@ -2,6 +2,7 @@
 events in, exactly one prediction or dead letter out per event, checked by
 id; a consumer group of several `rtml serve` processes, one killed mid-stream;
 kcat as the external client on both ends."""
+import concurrent.futures
 import json
 import os
 import re
@@ -73,10 +74,10 @@ class StreamTest(unittest.TestCase):
         self.broker.stop()
         self.dir.cleanup()
 
-    def serve(self, store_dir=None):
+    def serve(self, store_dir=None, extra=""):
         config = self.config
         if store_dir:  # a replica with its own RocksDB folder (one process per folder)
-            config = fraud_demo_config(store_dir)
+            config = fraud_demo_config(store_dir, extra=extra)
         server = Server("--brokers", self.broker.bootstrap, config=config)
         self.servers.append(server)
         return server
@@ -302,7 +303,12 @@ class StreamTest(unittest.TestCase):
     def test_a_group_of_replicas_loses_nothing_when_one_is_killed(self):
         stores = [tempfile.TemporaryDirectory() for _ in range(3)]
         try:
-            replicas = [self.serve(store_dir=d.name) for d in stores]
+            # A short session, so that the group notices the killed member in
+            # seconds rather than librdkafka's default 45 s.
+            fast = "kafka: {properties: {session.timeout.ms: '6000', heartbeat.interval.ms: '500'}}\n"
+            # Started together: the group forms once, not once per joiner.
+            with concurrent.futures.ThreadPoolExecutor(3) as pool:
+                replicas = list(pool.map(lambda d: self.serve(store_dir=d.name, extra=fast), stores))
             n = 6000
             first, second = events(n // 2), events(n // 2, start=n // 2)
             self.broker.produce("ml-features", first)
