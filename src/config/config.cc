@@ -111,13 +111,29 @@ Status ReadFeatures(const YAML::Node& n, const std::string& base_dir, FeaturesCo
   RETURN_IF_ERROR(Read(rocks, "features.rocksdb", "path", &c->rocksdb_path));
   const YAML::Node redis = n ? n["redis"] : YAML::Node();
   RETURN_IF_ERROR(CheckKeys(redis, "features.redis",
-                            {"host", "port", "db", "password", "timeout_ms", "retry_after_ms"}));
+                            {"host", "port", "db", "password", "timeout_ms", "retry_after_ms",
+                             "cluster_nodes"}));
   RETURN_IF_ERROR(Read(redis, "features.redis", "host", &c->redis_host));
   RETURN_IF_ERROR(Read(redis, "features.redis", "port", &c->redis_port));
   RETURN_IF_ERROR(Read(redis, "features.redis", "db", &c->redis_db));
   RETURN_IF_ERROR(Read(redis, "features.redis", "password", &c->redis_password));
   RETURN_IF_ERROR(Read(redis, "features.redis", "timeout_ms", &c->redis_timeout_ms));
   RETURN_IF_ERROR(Read(redis, "features.redis", "retry_after_ms", &c->redis_retry_after_ms));
+  RETURN_IF_ERROR(Read(redis, "features.redis", "cluster_nodes", &c->redis_cluster_nodes));
+  for (const std::string& node : c->redis_cluster_nodes) {
+    const size_t colon = node.rfind(':');
+    const std::string port = colon == std::string::npos ? "" : node.substr(colon + 1);
+    if (colon == std::string::npos || colon == 0 || port.empty() ||
+        port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port.substr(0, 6)) <= 0 ||
+        std::stoi(port.substr(0, 6)) > 65535) {
+      return FailedPrecondition("features.redis.cluster_nodes: '" + node +
+                                "' is not host:port (e.g. 10.0.0.5:6379)");
+    }
+  }
+  if (!c->redis_cluster_nodes.empty() && c->redis_db != 0) {
+    return FailedPrecondition("features.redis.db must be 0 with cluster_nodes: a Redis Cluster has "
+                              "database 0 only");
+  }
   if (!c->definitions.empty()) c->definitions = ResolvePath(base_dir, c->definitions);
   return Status::Ok();
 }

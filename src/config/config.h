@@ -67,6 +67,7 @@ struct FeaturesConfig {
   std::string redis_password;
   int redis_timeout_ms = 100;       // connect and per-command
   int redis_retry_after_ms = 1000;  // after a failure, fail fast this long, then probe
+  std::vector<std::string> redis_cluster_nodes;  // Redis Cluster seeds (host:port); empty = one server
   double served_log_rate = 0;       // share of stream feature reads logged (0 = off)
   std::string served_log_file;      // JSON Lines, relative to the config file
 };

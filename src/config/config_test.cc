@@ -151,5 +151,21 @@ TEST(ConfigTest, OnlyRtmlVariablesWithNestingAreSettings) {
   EXPECT_EQ(env[0].second, "debug");
 }
 
+TEST(ConfigTest, RedisClusterSeedsAreHostPortPairsOnDatabaseZero) {
+  auto c = ParseConfig(
+      "features: {store: redis, redis: {cluster_nodes: [10.0.0.5:6379, 'redis-1:7000']}}\n", "/srv");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->features.redis_cluster_nodes,
+            (std::vector<std::string>{"10.0.0.5:6379", "redis-1:7000"}));
+  for (const char* bad : {"[redis-1]", "[':6379']", "['h:0']", "['h:70000']", "['h:x1']"}) {
+    auto b = ParseConfig(std::string("features: {redis: {cluster_nodes: ") + bad + "}}\n", "/srv");
+    ASSERT_FALSE(b.ok()) << bad;
+    EXPECT_NE(b.status().message().find("cluster_nodes"), std::string::npos) << bad;
+  }
+  auto db = ParseConfig("features: {redis: {db: 2, cluster_nodes: ['h:1']}}\n", "/srv");
+  ASSERT_FALSE(db.ok());
+  EXPECT_NE(db.status().message().find("database 0"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace rtml::config

@@ -66,10 +66,23 @@ Result<std::unique_ptr<FeatureStore>> FeatureStore::Open(const config::FeaturesC
   if (c.store == "memory") {
     online = NewMemoryStore();
   } else if (c.store == "redis") {
+    if (!c.redis_cluster_nodes.empty()) {
+      for (const FeatureView& v : defs.views()) {
+        if (v.aggregation) {
+          return FailedPrecondition(
+              "stream feature view '" + v.name + "' cannot keep its state on a Redis Cluster "
+              "(features.redis.cluster_nodes): its entity states and partition offsets are "
+              "written in one transaction, which a cluster allows within one hash slot only; "
+              "use features.store: rocksdb or a single Redis (features.redis.host), or drop the "
+              "view");
+        }
+      }
+    }
     online = NewRedisStore({.host = c.redis_host, .port = c.redis_port, .db = c.redis_db,
                             .password = c.redis_password, .timeout_ms = c.redis_timeout_ms,
                             .retry_after_ms = c.redis_retry_after_ms,
-                            .key_prefix = defs.project()},
+                            .key_prefix = defs.project(),
+                            .cluster_nodes = c.redis_cluster_nodes},
                            clock);
   } else {
     ASSIGN_OR_RETURN(online, OpenRocksDbStore({.path = c.rocksdb_path}));
