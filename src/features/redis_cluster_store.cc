@@ -94,10 +94,10 @@ class ClusterSession final : public StoreSession {
 
  private:
   // Runs n single-key commands (keys_[i] the key of command i): each sent to
-  // the master its slot lives on, all of a master's in one pipeline, the
-  // masters one after the other; redirected ones go round again, on the
-  // node a MOVED names (after re-reading the map) or, after ASKING, the one
-  // an ASK names. `append(i, c)` sends command i on c, `reply(i, c, r)`
+  // the master its slot lives on, all of a master's in one pipeline, every
+  // master's sent before any reply is read; redirected ones go round again,
+  // on the node a MOVED names (after re-reading the map) or, after ASKING,
+  // the one an ASK names. `append(i, c)` sends command i on c, `reply(i, c, r)`
   // takes its answer.
   template <typename Append, typename OnReply>
   Status Run(size_t n, Append append, OnReply reply) {
@@ -139,10 +139,17 @@ class ClusterSession final : public StoreSession {
       }
       next_.clear();
       fatal_ = Status::Ok();
+      sent_.clear();
       for (auto& [conn, ops] : by_node) {
-        Status s = Exchange(*conn, ops, deadline, append, reply);
-        if (!fatal_.ok()) return fatal_;  // an answer that is not a redirection
-        if (!s.ok()) last = s;            // a node not answering: the next round re-routes
+        if (Send(*conn, ops, deadline, append, &last)) sent_.push_back({conn, &ops});
+      }
+      for (size_t n = 0; n < sent_.size(); ++n) {
+        Status s = Receive(*sent_[n].first, *sent_[n].second, deadline, reply);
+        if (!fatal_.ok()) {  // an answer that is not a redirection: the batch stops
+          for (size_t m = n + 1; m < sent_.size(); ++m) sent_[m].first->Drop();  // unread
+          return fatal_;
+        }
+        if (!s.ok()) last = s;  // a node not answering: the next round re-routes
       }
       pending_.swap(next_);
     }
@@ -154,25 +161,26 @@ class ClusterSession final : public StoreSession {
                   "feature_store_unavailable");
   }
 
-  // One node's share of a round: its commands pipelined, then their replies.
-  // What was not answered (the node failed, or redirected it) goes to next_.
-  template <typename Append, typename OnReply>
-  Status Exchange(Connection& c, const std::vector<size_t>& ops, SteadyClock::time_point deadline,
-                  Append& append, OnReply& reply) {
-    const auto requeue = [&](size_t from) {
-      for (size_t k = from; k < ops.size(); ++k) next_.push_back(ops[k]);
-    };
+  // One node's share of a round, sent: its commands pipelined and written
+  // out (every node's before any reply is read, so their round trips
+  // overlap). False when the node could not take them (they go to next_).
+  template <typename Append>
+  bool Send(Connection& c, const std::vector<size_t>& ops, SteadyClock::time_point deadline,
+            Append& append, Status* last) {
+    const auto requeue = [&] { next_.insert(next_.end(), ops.begin(), ops.end()); };
     if (Status s = c.Ready(); !s.ok()) {
-      requeue(0);
+      requeue();
       refresh_ = true;  // a master gone: a replica may be taking over
-      return s;
+      *last = s;
+      return false;
     }
-    const bool cut = deadline != SteadyClock::time_point::max();
-    if (cut) {
-      const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - SteadyClock::now());
+    if (deadline != SteadyClock::time_point::max()) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::microseconds>(deadline - SteadyClock::now());
       if (left.count() <= 0) {
-        requeue(0);
-        return DeadlinePassed();
+        requeue();
+        *last = DeadlinePassed();
+        return false;
       }
       if (left < std::chrono::milliseconds(o_.timeout_ms)) c.SetTimeout(left);
       c.set_cut_by_deadline(true);
@@ -181,12 +189,27 @@ class ClusterSession final : public StoreSession {
       if (ask_.count(i)) c.AppendArgs({"ASKING"});
       append(i, c);
     }
+    if (Status s = c.Flush(); !s.ok()) {
+      c.set_cut_by_deadline(false);
+      requeue();
+      refresh_ = true;
+      *last = s;
+      return false;
+    }
+    return true;
+  }
+
+  // The replies of what Send() sent to c. What was not answered (the node
+  // failed, or redirected it) goes to next_; an answer that is neither a
+  // reply nor a redirection sets fatal_.
+  template <typename OnReply>
+  Status Receive(Connection& c, const std::vector<size_t>& ops, SteadyClock::time_point deadline,
+                 OnReply& reply) {
     Status failed = Status::Ok();
     size_t k = 0;
     for (; k < ops.size(); ++k) {
       const size_t i = ops[k];
-      const bool asking = ask_.erase(i) > 0;
-      if (asking) {
+      if (ask_.erase(i) > 0) {  // the ASKING's +OK first
         auto ok = c.NextReply();
         if (!ok.ok()) {
           failed = ok.status();
@@ -231,12 +254,14 @@ class ClusterSession final : public StoreSession {
         return fatal_;
       }
     }
-    if (cut && c.connected()) c.ResetTimeout();
+    if (c.connected()) c.ResetTimeout();
     c.set_cut_by_deadline(false);
     if (!failed.ok()) {
-      requeue(k);
+      next_.insert(next_.end(), ops.begin() + static_cast<std::ptrdiff_t>(k), ops.end());
       refresh_ = true;
-      if (cut && SteadyClock::now() >= deadline) return DeadlinePassed();
+      if (deadline != SteadyClock::time_point::max() && SteadyClock::now() >= deadline) {
+        return DeadlinePassed();
+      }
       return failed;
     }
     c.RecordSuccess();
@@ -311,6 +336,7 @@ class ClusterSession final : public StoreSession {
   std::vector<std::string> keys_;
   std::vector<std::pair<size_t, size_t>> items_;
   std::vector<size_t> pending_, next_;
+  std::vector<std::pair<Connection*, const std::vector<size_t>*>> sent_;
   std::map<size_t, Node> ask_;
 };
 

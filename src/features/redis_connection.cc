@@ -60,6 +60,14 @@ void Connection::AppendArgs(const std::vector<std::string>& args) {
   redisAppendCommandArgv(ctx_, static_cast<int>(args.size()), argv_.data(), len_.data());
 }
 
+Status Connection::Flush() {
+  int done = 0;
+  do {
+    if (redisBufferWrite(ctx_, &done) == REDIS_ERR) return Fail("connection failed");
+  } while (!done);
+  return Status::Ok();
+}
+
 Result<Reply> Connection::NextReply(bool errors_as_replies) {
   void* raw = nullptr;
   if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) return Fail("connection failed");

@@ -43,6 +43,9 @@ class Connection {
     redisAppendCommandArgv(ctx_, argc, argv, len);
   }
   void AppendArgs(const std::vector<std::string>& args);
+  // Writes what was appended to the socket now (NextReply would, when
+  // called): so that several nodes' pipelines are in flight at once.
+  Status Flush();
   // The next reply. An error reply is a Status ("feature_store_error"),
   // unless `errors_as_replies` (the cluster session reads MOVED and ASK).
   Result<Reply> NextReply(bool errors_as_replies = false);
