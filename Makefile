@@ -31,14 +31,13 @@ sanitize-build: deps
 	  -DRTML_SANITIZE=ON $(CMAKE_FLAGS)
 	cmake --build $(SANITIZE_BUILD)
 
-# The image is built before the tests that run it (tests/integration/test_image.py).
 image: deps
 	./scripts/image.sh
 
-test: build sanitize-build image
-	./scripts/install-kafka.sh
-	./scripts/install-venv.sh
-	./scripts/install-tools.sh
+# The builds, and beside them the Kafka jars, the test virtualenv, the Go
+# tools and the container image (tests/integration/test_image.py runs it).
+test: deps
+	./scripts/prepare-tests.sh
 	cd $(BUILD) && ctest --output-on-failure --timeout 600
 	cd $(SANITIZE_BUILD) && ctest -L unit --output-on-failure --timeout 600
 	./scripts/fuzz.sh --seconds 10 --build $(SANITIZE_BUILD)

@@ -252,6 +252,10 @@ std::vector<std::string> EnvPath(std::string_view name) {
 Status ApplyEnvironment(const Environment& env, YAML::Node* root) {
   if (env.empty()) return Status::Ok();
   if (!*root || root->IsNull()) *root = YAML::Node(YAML::NodeType::Map);
+  if (!root->IsMap()) {
+    return FailedPrecondition("the config is not a mapping of sections, so the environment's " +
+                              env.front().first + " has nowhere to go");
+  }
   for (const auto& [name, value] : env) {
     const std::vector<std::string> path = EnvPath(name);
     for (const std::string& part : path) {

@@ -137,10 +137,14 @@ std::optional<Redirect> ParseRedirect(std::string_view error) {
     return std::nullopt;
   }
   const auto slot = Int(f[1]);
-  const auto node = ParseNode(f[2]);
+  // ":6380": the host of the node that answered (Redis 7 sends it so when
+  // its own address is unknown to it); the caller fills it in.
+  const bool same_host = f[2].starts_with(":");
+  const auto node = ParseNode(same_host ? "h" + std::string(f[2]) : std::string(f[2]));
   if (!slot || *slot < 0 || *slot >= kSlots || !node) return std::nullopt;
   r.slot = *slot;
   r.node = *node;
+  if (same_host) r.node.host.clear();
   return r;
 }
 

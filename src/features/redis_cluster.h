@@ -69,7 +69,8 @@ struct Redirect {
 };
 
 // "MOVED 3999 127.0.0.1:6381" or "ASK 3999 127.0.0.1:6381" (a node's error
-// reply); nullopt for any other error.
+// reply; "MOVED 3999 :6381" gives an empty host: the answering node's);
+// nullopt for any other error.
 std::optional<Redirect> ParseRedirect(std::string_view error);
 
 }  // namespace rtml::features::redis_cluster

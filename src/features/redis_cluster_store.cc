@@ -1,5 +1,6 @@
 // The Redis store's session on a Redis Cluster (redis_store.h): commands
 // routed by their key's slot, pipelined per master, redirections followed.
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -104,13 +105,13 @@ class ClusterSession final : public StoreSession {
     const auto deadline = std::exchange(deadline_, SteadyClock::time_point::max());
     pending_.resize(n);
     for (size_t i = 0; i < n; ++i) pending_[i] = i;
-    ask_.clear();
+    redirect_.clear();
     Status last = Status::Ok();
     bool refreshed = false;  // in this call
     for (int round = 0; round < kMaxRounds && !pending_.empty(); ++round) {
       if (SteadyClock::now() >= deadline) return DeadlinePassed();
       if (!map_ || refresh_) {
-        Status s = Refresh();
+        Status s = Refresh(deadline);
         refreshed = true;
         if (!s.ok() && !map_) return s;
       }
@@ -120,14 +121,15 @@ class ClusterSession final : public StoreSession {
       std::map<Connection*, std::vector<size_t>> by_node;
       int unserved = -1;
       for (size_t i : pending_) {
-        const auto a = ask_.find(i);
+        const auto to = redirect_.find(i);
         const int slot = redis_cluster::KeySlot(keys_[i]);
         const int owner = map_->NodeFor(slot);
-        if (a == ask_.end() && owner < 0) {
+        if (to == redirect_.end() && owner < 0) {
           unserved = slot;
           break;
         }
-        by_node[&NodeConnection(a != ask_.end() ? a->second : map_->nodes()[owner])].push_back(i);
+        by_node[&NodeConnection(to != redirect_.end() ? to->second.node : map_->nodes()[owner])]
+            .push_back(i);
       }
       if (unserved >= 0) {
         refresh_ = true;  // a replica may be taking over: ask again, now or next time
@@ -146,7 +148,10 @@ class ClusterSession final : public StoreSession {
       for (size_t n = 0; n < sent_.size(); ++n) {
         Status s = Receive(*sent_[n].first, *sent_[n].second, deadline, reply);
         if (!fatal_.ok()) {  // an answer that is not a redirection: the batch stops
-          for (size_t m = n + 1; m < sent_.size(); ++m) sent_[m].first->Drop();  // unread
+          for (size_t m = n + 1; m < sent_.size(); ++m) {
+            sent_[m].first->set_cut_by_deadline(false);
+            sent_[m].first->Drop();  // its replies are unread
+          }
           return fatal_;
         }
         if (!s.ok()) last = s;  // a node not answering: the next round re-routes
@@ -182,11 +187,11 @@ class ClusterSession final : public StoreSession {
         *last = DeadlinePassed();
         return false;
       }
-      if (left < std::chrono::milliseconds(o_.timeout_ms)) c.SetTimeout(left);
-      c.set_cut_by_deadline(true);
+      CutTo(c, left);
     }
     for (size_t i : ops) {
-      if (ask_.count(i)) c.AppendArgs({"ASKING"});
+      const auto to = redirect_.find(i);
+      if (to != redirect_.end() && to->second.asking) c.AppendArgs({"ASKING"});
       append(i, c);
     }
     if (Status s = c.Flush(); !s.ok()) {
@@ -205,11 +210,27 @@ class ClusterSession final : public StoreSession {
   template <typename OnReply>
   Status Receive(Connection& c, const std::vector<size_t>& ops, SteadyClock::time_point deadline,
                  OnReply& reply) {
+    if (deadline != SteadyClock::time_point::max()) {
+      // The time left now, not when it was sent: earlier nodes' replies
+      // were read meanwhile.
+      const auto left =
+          std::chrono::duration_cast<std::chrono::microseconds>(deadline - SteadyClock::now());
+      if (left.count() <= 0) {
+        c.set_cut_by_deadline(false);
+        c.Drop();  // its replies are unread
+        next_.insert(next_.end(), ops.begin(), ops.end());
+        return DeadlinePassed();
+      }
+      CutTo(c, left);
+    }
     Status failed = Status::Ok();
     size_t k = 0;
     for (; k < ops.size(); ++k) {
       const size_t i = ops[k];
-      if (ask_.erase(i) > 0) {  // the ASKING's +OK first
+      const auto to = redirect_.find(i);
+      const bool asking = to != redirect_.end() && to->second.asking;
+      if (to != redirect_.end()) redirect_.erase(to);
+      if (asking) {  // the ASKING's +OK first
         auto ok = c.NextReply();
         if (!ok.ok()) {
           failed = ok.status();
@@ -223,12 +244,13 @@ class ClusterSession final : public StoreSession {
       }
       if ((*r)->type == REDIS_REPLY_ERROR) {
         const std::string_view error((*r)->str, (*r)->len);
-        if (const auto redirect = redis_cluster::ParseRedirect(error)) {
-          if (redirect->kind == Redirect::Kind::kAsk) {
-            ask_[i] = redirect->node;
-          } else {
-            refresh_ = true;
-          }
+        if (auto redirect = redis_cluster::ParseRedirect(error)) {
+          if (redirect->node.host.empty()) redirect->node.host = c.host();
+          const bool asking = redirect->kind == Redirect::Kind::kAsk;
+          // MOVED: there from now on (the map is re-read too, but the node
+          // asked may know before the others); ASK: there, this once.
+          redirect_[i] = {redirect->node, asking};
+          if (!asking) refresh_ = true;
           next_.push_back(i);
           continue;
         }
@@ -245,18 +267,20 @@ class ClusterSession final : public StoreSession {
         fatal_ = Status(StatusCode::kUnavailable,
                         "Redis at " + c.address() + " answered an error: " + std::string(error),
                         "feature_store_error");
+        c.set_cut_by_deadline(false);
         c.Drop();  // the rest of its pipeline is unread
         return fatal_;
       }
       if (Status s = reply(i, c, r->get()); !s.ok()) {
         fatal_ = s;
+        c.set_cut_by_deadline(false);
         c.Drop();
         return fatal_;
       }
     }
-    if (c.connected()) c.ResetTimeout();
     c.set_cut_by_deadline(false);
     if (!failed.ok()) {
+      c.Drop();  // whatever it still had to say is unread (Fail dropped it already if it failed)
       next_.insert(next_.end(), ops.begin() + static_cast<std::ptrdiff_t>(k), ops.end());
       refresh_ = true;
       if (deadline != SteadyClock::time_point::max() && SteadyClock::now() >= deadline) {
@@ -264,31 +288,50 @@ class ClusterSession final : public StoreSession {
       }
       return failed;
     }
+    c.ResetTimeout();
     c.RecordSuccess();
     return Status::Ok();
+  }
+
+  // A socket timeout cut to a request's time left, when that is the
+  // shorter (then a timeout is the request's, not the node's).
+  void CutTo(Connection& c, std::chrono::microseconds left) {
+    const bool cut = left < std::chrono::milliseconds(o_.timeout_ms);
+    c.SetTimeout(cut ? left : std::chrono::milliseconds(o_.timeout_ms));
+    c.set_cut_by_deadline(cut);
   }
 
   // Before a round that repeats commands a node asked to try again: 1, 2, 3
   // and 4 ms, 10 ms in all at most (a slot's keys move in a few).
   static void Pause(int round) { std::this_thread::sleep_for(std::chrono::milliseconds(round)); }
 
-  // Re-reads the slot map from the masters it knows, then the seeds.
-  Status Refresh() {
+  // Re-reads the slot map from the masters it knows, then the seeds, each
+  // asked once, within the deadline.
+  Status Refresh(SteadyClock::time_point deadline) {
     std::vector<Node> candidates;
     if (map_) candidates = map_->nodes();
     for (const std::string& seed : o_.cluster_nodes) {
-      if (auto n = redis_cluster::ParseNode(seed)) candidates.push_back(*n);
+      auto n = redis_cluster::ParseNode(seed);
+      if (n && std::find(candidates.begin(), candidates.end(), *n) == candidates.end()) {
+        candidates.push_back(*n);
+      }
     }
     Status last = Status(StatusCode::kUnavailable, "Redis Cluster: no seed node to ask",
                          "feature_store_unavailable");
     for (const Node& n : candidates) {
+      if (SteadyClock::now() >= deadline) return DeadlinePassed();
       Connection& c = NodeConnection(n);
       if (Status s = c.Ready(); !s.ok()) {
         last = s;
         continue;
       }
+      if (deadline != SteadyClock::time_point::max()) {
+        CutTo(c, std::chrono::duration_cast<std::chrono::microseconds>(deadline - SteadyClock::now()));
+      }
       c.AppendArgs({"CLUSTER", "NODES"});
       auto r = c.NextReply();
+      c.set_cut_by_deadline(false);
+      if (c.connected()) c.ResetTimeout();
       if (!r.ok()) {
         last = r.status();
         continue;
@@ -337,7 +380,11 @@ class ClusterSession final : public StoreSession {
   std::vector<std::pair<size_t, size_t>> items_;
   std::vector<size_t> pending_, next_;
   std::vector<std::pair<Connection*, const std::vector<size_t>*>> sent_;
-  std::map<size_t, Node> ask_;
+  struct Redirected {
+    Node node;
+    bool asking = false;  // ASK: send ASKING first
+  };
+  std::map<size_t, Redirected> redirect_;  // commands sent where a node said, next round
 };
 
 }  // namespace

@@ -76,6 +76,9 @@ TEST(RedisClusterTest, ReadsRedirections) {
   ASSERT_TRUE(ask);
   EXPECT_EQ(ask->kind, Redirect::Kind::kAsk);
   EXPECT_EQ(ask->node, (Node{"::1", 7000}));
+  auto same_host = ParseRedirect("MOVED 7 :6380");
+  ASSERT_TRUE(same_host);
+  EXPECT_EQ(same_host->node, (Node{"", 6380}));
   EXPECT_FALSE(ParseRedirect("ERR unknown command"));
   EXPECT_FALSE(ParseRedirect("MOVED 99999 127.0.0.1:1"));
   EXPECT_FALSE(ParseRedirect("MOVED 1 127.0.0.1"));

@@ -73,6 +73,10 @@ Result<Reply> Connection::NextReply(bool errors_as_replies) {
   if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) return Fail("connection failed");
   Reply r(static_cast<redisReply*>(raw));
   if (r->type == REDIS_REPLY_ERROR && !errors_as_replies) {
+    // The caller stops reading here: the replies queued behind this one
+    // would answer its next commands. A new connection starts clean (Redis
+    // itself answered, so the breaker is not told).
+    Drop();
     return Status(StatusCode::kUnavailable,
                   "Redis at " + address_ + " answered an error: " + std::string(r->str, r->len),
                   "feature_store_error");
@@ -84,12 +88,10 @@ Status Connection::Fail(std::string_view what) {
   std::string detail = ctx_ != nullptr && ctx_->err ? std::string(": ") + ctx_->errstr : "";
   const bool was_used = ctx_ != nullptr && used_;
   Drop();
-  if (cut_by_deadline_) {
-    // Cut short by a request's deadline: Redis may be fine.
-  } else if (was_used) {
-    stale_ = true;
-  } else {
-    breaker_.RecordFailure();
+  if (was_used) {
+    stale_ = true;  // worth one retry on a new connection, if there is time
+  } else if (!cut_by_deadline_) {
+    breaker_.RecordFailure();  // (a timeout cut to a request's deadline says nothing of Redis)
   }
   return Status(StatusCode::kUnavailable, "Redis at " + address_ + ": " + std::string(what) + detail,
                 "feature_store_unavailable");

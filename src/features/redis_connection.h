@@ -46,8 +46,9 @@ class Connection {
   // Writes what was appended to the socket now (NextReply would, when
   // called): so that several nodes' pipelines are in flight at once.
   Status Flush();
-  // The next reply. An error reply is a Status ("feature_store_error"),
-  // unless `errors_as_replies` (the cluster session reads MOVED and ASK).
+  // The next reply. An error reply is a Status ("feature_store_error") and
+  // drops the connection (the replies behind it are unread), unless
+  // `errors_as_replies` (the cluster session reads MOVED and ASK).
   Result<Reply> NextReply(bool errors_as_replies = false);
   // Drops the connection; the Status names the node and what failed.
   Status Fail(std::string_view what);

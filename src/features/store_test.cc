@@ -1,6 +1,7 @@
 // OnlineStore backends against the same expectations: memory, RocksDB in a
 // temporary folder, and a real redis-server on a free port.
 #include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -233,6 +234,36 @@ TEST(RedisStoreTest, FailsFastWhileDownAndRecoversByItself) {
   clock.Advance(1'000'001);
   Status back = session->Read(req);
   EXPECT_TRUE(back.ok()) << back.ToString();
+}
+
+TEST(RedisStoreTest, AnErrorReplyMidBatchLeavesNoRepliesBehind) {
+  auto defs = Definitions::Parse(kDefs, ".", "test").value();
+  testing::RedisServer redis;
+  auto store = NewRedisStore({.port = redis.port(), .key_prefix = "t"});
+  auto session = store->NewSession();
+  const FeatureView* view = defs.FindView("user_stats");
+  WriteCounts counts;
+  std::vector<WriteRecord> recs{{"1", kHour, {"1.5", "1", "FR"}}, {"3", kHour, {"3.5", "3", "DE"}}};
+  ASSERT_TRUE(session->Write(*view, recs, &counts).ok());
+  // Entity 2's key holds a string, not a hash: its HMGET is an error reply.
+  redisContext* raw = redisConnect("127.0.0.1", redis.port());
+  ASSERT_TRUE(raw != nullptr && raw->err == 0);
+  freeReplyObject(redisCommand(raw, "SET t:fv:user_stats:2 oops"));
+  redisFree(raw);
+  std::vector<StoredRecord> out;
+  std::vector<std::string> all{"1", "2", "3"};
+  std::vector<ReadRequest> batch{{view, all, &out}};
+  Status s = session->Read(batch);
+  EXPECT_EQ(s.reason(), "feature_store_error");
+  EXPECT_NE(s.message().find("WRONGTYPE"), std::string::npos) << s.message();
+  // Entity 3's reply was not left on the connection to answer the next read.
+  for (const char* entity : {"1", "3"}) {
+    std::vector<std::string> one{entity};
+    std::vector<ReadRequest> req{{view, one, &out}};
+    ASSERT_TRUE(session->Read(req).ok());
+    ASSERT_TRUE(out[0].found) << entity;
+    EXPECT_EQ(out[0].values[1], std::string(entity)) << "entity " << entity << " read another's values";
+  }
 }
 
 }  // namespace

@@ -427,6 +427,7 @@ void WorkQueue::OnTimer() {
     if (!item.session) continue;
     if (item.deadline <= now) {
       Forget(item);
+      estimate_.ObserveWait(item.ahead_ms, Millis(now - item.enqueued));  // it waited at least this
       std::shared_ptr<Session> session = std::move(item.session);
       session->Refuse(DeadlinePassed(now - item.enqueued), 0);
     } else {
