@@ -34,13 +34,17 @@ sanitize-build: deps
 image: deps
 	./scripts/image.sh
 
-# The builds, and beside them the Kafka jars, the test virtualenv, the Go
-# tools and the container image (tests/integration/test_image.py runs it).
+# The builds (beside them the Kafka jars, the test virtualenv, the Go tools),
+# the container image (tests/integration/test_image.py runs it), then the
+# unit tests two at a time, the integration tests one at a time (some time
+# what they measure), the unit tests again under ASan + UBSan, and each fuzz
+# target for 5 s.
 test: deps
 	./scripts/prepare-tests.sh
-	cd $(BUILD) && ctest --output-on-failure --timeout 600
-	cd $(SANITIZE_BUILD) && ctest -L unit --output-on-failure --timeout 600
-	./scripts/fuzz.sh --seconds 10 --build $(SANITIZE_BUILD)
+	cd $(BUILD) && ctest -L unit -j2 --output-on-failure --timeout 600
+	cd $(BUILD) && ctest -LE unit --output-on-failure --timeout 600
+	cd $(SANITIZE_BUILD) && ctest -L unit -j2 --output-on-failure --timeout 600
+	./scripts/fuzz.sh --seconds 5 --build $(SANITIZE_BUILD)
 
 fuzz: sanitize-build
 	./scripts/fuzz.sh --runs $(FUZZ_RUNS) --build $(SANITIZE_BUILD)

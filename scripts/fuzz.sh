@@ -8,7 +8,7 @@
 #   scripts/fuzz.sh [--seconds N | --runs N] [--build build-asan] [--out DIR] [--targets "a b"]
 #
 # `make fuzz` runs each target for 10^7 executions (long: the YAML targets
-# do a few thousand a second); `make test` runs each for 10 s.
+# do a few thousand a second); `make test` runs each for 5 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="" RUNS="" BUILD=build-asan OUT="" ONLY=""

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # What `make test` needs before its tests: the two builds (Release, and
-# clang with ASan + UBSan), and the steps that mostly wait on the network
-# (the Kafka broker's jars, the test virtualenv, the Go tools, the container
-# image), run beside the compilers instead of after them. Their output goes
-# to build-logs/<step>.log, printed in full if a step fails.
+# clang with ASan + UBSan), the steps that mostly wait on the network (the
+# Kafka broker's jars, the test virtualenv, the Go tools) run beside the
+# compilers instead of after them, then the container image (which
+# compiles too: beside the builds it only slows them). The background
+# steps' output goes to build-logs/<step>.log, printed in full if one fails.
 #
 #   scripts/prepare-tests.sh
 set -euo pipefail
@@ -19,9 +20,8 @@ background() {  # background NAME COMMAND...
 background kafka ./scripts/install-kafka.sh
 background venv ./scripts/install-venv.sh
 background tools ./scripts/install-tools.sh
-background image ./scripts/image.sh
-echo "prepare-tests: installing the Kafka jars, the test virtualenv and the Go tools, and building"
-echo "prepare-tests: the container image, in the background (logs in $logs/), while rtml compiles"
+echo "prepare-tests: installing the Kafka jars, the test virtualenv and the Go tools in the"
+echo "prepare-tests: background (logs in $logs/) while rtml compiles"
 status=0
 make --no-print-directory build sanitize-build || status=$?
 [ $status -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true
@@ -35,4 +35,5 @@ for i in "${!pids[@]}"; do
     status=1
   fi
 done
-exit $status
+[ $status -eq 0 ] || exit $status
+./scripts/image.sh

@@ -26,7 +26,7 @@ STREAM_RECOVERY_S = 30
 class ChaosTest(unittest.TestCase):
     def test_every_event_is_accounted_for_through_every_fault(self):
         with tempfile.TemporaryDirectory() as d:
-            res = chaos.run(d, rounds=1, http_rate=100, event_rate=100, hold_s=2, gap_s=12)
+            res = chaos.run(d, rounds=1, http_rate=100, event_rate=100, hold_s=2, gap_s=9)
         print("\n" + chaos.markdown(res))
         self.assertGreater(res["events"], 5000)
         self.assertEqual(res["lost_count"], 0, res["lost"])
