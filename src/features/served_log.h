@@ -35,7 +35,7 @@ class ServedLog {
 
  private:
   ServedLog(double rate, std::unique_ptr<observability::FileSink> sink)
-      : threshold_(static_cast<uint64_t>(rate * 18446744073709551615.0)), sink_(std::move(sink)) {}
+      : threshold_(observability::SampleThreshold(rate)), sink_(std::move(sink)) {}
   const uint64_t threshold_;
   std::unique_ptr<observability::FileSink> sink_;
 };

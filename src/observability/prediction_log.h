@@ -56,6 +56,14 @@ class FileSink final : public PredictionSink {
   uint64_t written_ = 0;  // GUARDED_BY(mu_)
 };
 
+// The uniform 64-bit draw at or below which a sampler at `rate` takes a
+// record (UINT64_MAX for 1). 2^64 itself does not fit: converting it is
+// undefined, and gave 0 on some CPUs, so nothing was ever sampled.
+inline uint64_t SampleThreshold(double rate) {
+  if (rate >= 1.0) return UINT64_MAX;
+  return rate <= 0.0 ? 0 : static_cast<uint64_t>(rate * 18446744073709551616.0);
+}
+
 class PredictionLog {
  public:
   // rate in [0, 1].
@@ -68,7 +76,7 @@ class PredictionLog {
 
  private:
   PredictionLog(double rate, std::unique_ptr<PredictionSink> sink)
-      : threshold_(static_cast<uint64_t>(rate * 18446744073709551615.0)), sink_(std::move(sink)) {}
+      : threshold_(SampleThreshold(rate)), sink_(std::move(sink)) {}
 
   const uint64_t threshold_;
   std::unique_ptr<PredictionSink> sink_;
