@@ -52,6 +52,14 @@ Result<OnlineReader> OnlineReader::Create(const Definitions& defs, std::vector<F
 
 Status OnlineReader::Read(StoreSession& session, size_t n_rows,
                           std::span<const std::string> join_values, Scratch* s) const {
+  Plan(n_rows, join_values, s);
+  RETURN_IF_ERROR(session.Read(s->requests));
+  Decode(n_rows, s);
+  return Status::Ok();
+}
+
+void OnlineReader::Plan(size_t n_rows, std::span<const std::string> join_values,
+                        Scratch* s) const {
   const size_t nk = join_keys_.size();
   s->keys.resize(plans_.size());
   s->records.resize(plans_.size());
@@ -73,7 +81,9 @@ Status OnlineReader::Read(StoreSession& session, size_t n_rows,
                                                              : &view,
                            s->keys[p], &s->records[p]});
   }
-  RETURN_IF_ERROR(session.Read(s->requests));
+}
+
+void OnlineReader::Decode(size_t n_rows, Scratch* s) const {
   s->aggregates.resize(plans_.size());
   for (size_t p = 0; p < plans_.size(); ++p) {
     const StreamAggregation* agg = plans_[p].aggregation;
@@ -93,7 +103,6 @@ Status OnlineReader::Read(StoreSession& session, size_t n_rows,
       if (state.ok()) a.states[row].emplace(std::move(state).value());
     }
   }
-  return Status::Ok();
 }
 
 FeatureStatus AggregateOutput(const FeatureView& view, int feature, const double* outputs,

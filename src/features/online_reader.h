@@ -69,6 +69,11 @@ class OnlineReader {
   // text: decimal for int64 keys).
   Status Read(StoreSession& session, size_t n_rows, std::span<const std::string> join_values,
               Scratch* scratch) const;
+  // Read() in two halves around the store read, for a caller that issues it
+  // itself (AsyncReads): Plan() fills scratch->requests; once they are read,
+  // Decode() makes the stream views' states from the records.
+  void Plan(size_t n_rows, std::span<const std::string> join_values, Scratch* scratch) const;
+  void Decode(size_t n_rows, Scratch* scratch) const;
   // The value and status of refs()[ref] for `row` after Read().
   Cell Get(const Scratch& scratch, size_t row, size_t ref, int64_t now_us) const;
 

@@ -6,8 +6,14 @@
 #include <mutex>
 
 #include "common/bytes.h"
+#include "features/async_reads.h"
 
 namespace rtml::features {
+
+OnlineStore::~OnlineStore() = default;
+
+std::unique_ptr<AsyncReads> OnlineStore::NewAsyncReads(boost::asio::io_context&) { return nullptr; }
+
 
 std::string EncodeFloat(double v) {
   char buf[32];

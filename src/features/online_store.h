@@ -27,8 +27,13 @@
 #include "common/status.h"
 #include "features/definitions.h"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace rtml::features {
 
+class AsyncReads;  // async_reads.h
 using EncodedValue = std::optional<std::string>;  // nullopt: null
 
 struct WriteRecord {
@@ -81,9 +86,13 @@ class StoreSession {
 
 class OnlineStore {
  public:
-  virtual ~OnlineStore() = default;
+  virtual ~OnlineStore();
   virtual std::string_view backend() const = 0;
   virtual std::unique_ptr<StoreSession> NewSession() = 0;
+  // Reads issued from the event loop `io` runs, without blocking it
+  // (async_reads.h); null for backends whose reads are local (a session's
+  // Read is then used, on the loop).
+  virtual std::unique_ptr<AsyncReads> NewAsyncReads(boost::asio::io_context& io);
 };
 
 // Memory backend, for unit tests.

@@ -157,10 +157,13 @@ void ReadCommand::Append(Connection& c, const RedisOptions& o, const FeatureView
 }
 
 Status DecodeRead(Connection& c, const redisReply* r, size_t n_features, StoredRecord* out) {
-  if (r->type != REDIS_REPLY_ARRAY || r->elements != n_features + 1) {
-    return c.Fail("unexpected reply to a read");
-  }
-  if (r->element[0]->type != REDIS_REPLY_STRING) return Status::Ok();  // no record
+  if (!DecodeReadReply(r, n_features, out)) return c.Fail("unexpected reply to a read");
+  return Status::Ok();
+}
+
+bool DecodeReadReply(const redisReply* r, size_t n_features, StoredRecord* out) {
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != n_features + 1) return false;
+  if (r->element[0]->type != REDIS_REPLY_STRING) return true;  // no record
   out->found = true;
   out->event_ts_us = std::strtoll(r->element[0]->str, nullptr, 10);
   out->values.assign(n_features, std::nullopt);
@@ -168,7 +171,7 @@ Status DecodeRead(Connection& c, const redisReply* r, size_t n_features, StoredR
     const redisReply* v = r->element[f + 1];
     if (v->type == REDIS_REPLY_STRING) out->values[f] = std::string(v->str, v->len);
   }
-  return Status::Ok();
+  return true;
 }
 
 }  // namespace rtml::features::redis

@@ -19,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "features/async_reads.h"
 #include "features/online_store.h"
 #include "features/redis_store.h"
 #include "resilience/circuit_breaker.h"
@@ -118,5 +119,11 @@ std::unique_ptr<StoreSession> NewClusterSession(const RedisOptions& o, const Clo
 
 // A reply to ReadCommand into *out.
 Status DecodeRead(Connection& c, const redisReply* r, size_t n_features, StoredRecord* out);
+// The same without a connection to fail: false when `r` is not a read's reply.
+bool DecodeReadReply(const redisReply* r, size_t n_features, StoredRecord* out);
+
+// Reads on one Redis node from an event loop (redis_async_reads.cc).
+std::unique_ptr<AsyncReads> NewAsyncReads(boost::asio::io_context& io, const RedisOptions& o,
+                                          const Clock& clock);
 
 }  // namespace rtml::features::redis

@@ -172,6 +172,11 @@ class RedisStore final : public OnlineStore {
     if (!o_.cluster_nodes.empty()) return redis::NewClusterSession(o_, clock_);
     return std::make_unique<RedisSession>(o_, clock_);
   }
+  // A cluster's reads stay on sessions (their redirections are synchronous).
+  std::unique_ptr<AsyncReads> NewAsyncReads(boost::asio::io_context& io) override {
+    if (!o_.cluster_nodes.empty()) return nullptr;
+    return redis::NewAsyncReads(io, o_, clock_);
+  }
 
  private:
   RedisOptions o_;

@@ -15,6 +15,57 @@
 #include "pipeline/error_reasons.h"
 
 namespace rtml::http {
+
+struct Scratch;
+
+// A predict in flight on a loop: its own scoring scratch (the loop decodes
+// others while its stored features are read) and what answers it.
+struct PendingPredict final : features::ReadDone {
+  PendingPredict(Routes& routes, Scratch& owner) : routes(routes), owner(owner) {}
+  void OnRead(Status read) override;
+
+  Routes& routes;
+  Scratch& owner;
+  pipeline::ScoreScratch score;
+  std::shared_ptr<LaterAnswer> answer;  // set while a read is in flight
+  const Request* req = nullptr;
+  Response* res = nullptr;
+  std::string request_id, model;  // for its log lines
+};
+
+// Predicts in flight per loop, past which its queue waits (Busy()).
+constexpr size_t kMaxInFlight = 256;
+
+struct Scratch : ThreadState {
+  pipeline::ScoreScratch score;  // includes this loop's feature-store session
+  std::unique_ptr<features::AsyncReads> reads;  // null: the store's reads are local
+  std::vector<std::unique_ptr<PendingPredict>> all;  // made as needed, then reused
+  std::vector<PendingPredict*> idle;                 // last in first out
+  size_t in_flight = 0;  // predicts waiting for their stored features
+  PendingPredict& Take(Routes& routes) {
+    if (idle.empty()) idle.push_back(all.emplace_back(new PendingPredict(routes, *this)).get());
+    PendingPredict* p = idle.back();
+    idle.pop_back();
+    return *p;
+  }
+  // Back to the pool; a scratch holding models older than `generation` (a
+  // swap happened) lets go of them, so idle scratches keep no unloaded
+  // model alive.
+  void GiveBack(PendingPredict& p, uint64_t generation) {
+    if (p.score.snapshot.generation != generation) p.score.snapshot = {};
+    idle.push_back(&p);
+  }
+  // After a swap: every idle scratch lets go of the models it held.
+  void ForgetSnapshots() {
+    for (PendingPredict* q : idle) q->score.snapshot = {};
+  }
+  uint64_t id_prefix = std::random_device{}();  // request ids: <prefix>-<counter>
+  uint64_t id_counter = 0;
+  std::string request_id;
+  std::vector<std::string_view> segments;  // of the current request's path
+  std::string log_model;  // the default model's name, for /predict's log lines
+};
+
 namespace {
 
 spdlog::logger& Log() {
@@ -23,15 +74,6 @@ spdlog::logger& Log() {
 }
 
 constexpr unsigned kCodes[] = {200, 400, 401, 403, 404, 405, 413, 415, 422, 500, 503, 504};
-
-struct Scratch : ThreadState {
-  pipeline::ScoreScratch score;  // includes this loop's feature-store session
-  uint64_t id_prefix = std::random_device{}();  // request ids: <prefix>-<counter>
-  uint64_t id_counter = 0;
-  std::string request_id;
-  std::vector<std::string_view> segments;  // of the current request's path
-  std::string log_model;  // the default model's name, for /predict's log lines
-};
 
 // The client's X-Request-Id when it is sane, else a new one.
 void TakeRequestId(const Request& req, Scratch& s) {
@@ -176,7 +218,15 @@ Routes::Routes(const pipeline::Scorer& scorer, const features::FeatureStore* sto
   }
 }
 
-std::unique_ptr<ThreadState> Routes::NewThreadState() { return std::make_unique<Scratch>(); }
+std::unique_ptr<ThreadState> Routes::NewThreadState(boost::asio::io_context& io) {
+  auto state = std::make_unique<Scratch>();
+  if (store_ != nullptr) state->reads = store_->online().NewAsyncReads(io);
+  return state;
+}
+
+bool Routes::Busy(const ThreadState& state) const {
+  return static_cast<const Scratch&>(state).in_flight >= kMaxInFlight;
+}
 
 // The model a predict path names (the default model's for /predict), for log
 // lines about the request; empty for other paths.
@@ -214,8 +264,10 @@ Deferred Routes::Handle(const Request& req, Response& res, ThreadState& state,
   if (metrics_on_ && context.queue_wait.count() > 0) {
     queue_wait_->Observe(std::chrono::duration<double>(context.queue_wait).count());
   }
+  const bool offered = context.later != nullptr;
   Deferred later = Route(req, res, state, context);
-  if (!later) Finish(req, res);
+  const bool answered_later = offered && context.later == nullptr;  // by ResumePredict
+  if (!later && !answered_later) Finish(req, res);
   return later;
 }
 
@@ -320,10 +372,43 @@ void Routes::Predict(const Request& req, const pipeline::ScoreTarget& base,
     target.version = v;
   }
   auto& scratch = static_cast<Scratch&>(state);
-  Status s = scorer_.ScoreJson(target, req.body(), &scratch.score, &res.body());
-  context.rows = static_cast<int64_t>(scratch.score.rows_scored);
+  PendingPredict& p = scratch.Take(*this);
+  const uint64_t generation = scorer_.registry().generation();
+  if (p.score.snapshot.repo != nullptr && p.score.snapshot.generation != generation) {
+    scratch.ForgetSnapshots();
+  }
+  // Queued predicts read the store without blocking the loop, where it has a
+  // network trip; the loop goes on with other work meanwhile.
+  features::AsyncReads* reads = context.later != nullptr ? scratch.reads.get() : nullptr;
+  Status s;
+  const bool pending = scorer_.StartJson(target, req.body(), &p.score, &res.body(), reads, &p, &s);
+  context.rows = static_cast<int64_t>(p.score.rows_scored);
+  if (pending) {
+    p.answer = std::move(context.later);
+    p.req = &req;
+    p.res = &res;
+    p.request_id = scratch.request_id;
+    p.model.assign(target.model.empty() ? std::string_view(scratch.log_model) : target.model);
+    ++scratch.in_flight;
+    return;
+  }
+  scratch.GiveBack(p, generation);
   if (!s.ok()) return Error(s, res);
   SetJson(res, bhttp::status::ok);
+}
+
+void PendingPredict::OnRead(Status read) { routes.ResumePredict(*this, std::move(read)); }
+
+// A predict's stored features are read: it is scored and answered.
+void Routes::ResumePredict(PendingPredict& p, Status read) {
+  const observability::LogScope log_scope({.model = p.model, .request_id = p.request_id});
+  Status s = scorer_.ResumeJson(&p.score, std::move(read));
+  s.ok() ? SetJson(*p.res, bhttp::status::ok) : Error(s, *p.res);
+  Finish(*p.req, *p.res);
+  std::shared_ptr<LaterAnswer> answer = std::move(p.answer);
+  --p.owner.in_flight;
+  p.owner.GiveBack(p, scorer_.registry().generation());
+  answer->Send();
 }
 
 // 405 with the Allow header, in rtml's error shape or Feast's.

@@ -42,6 +42,8 @@
 
 namespace rtml::http {
 
+struct PendingPredict;  // routes.cc
+
 class Routes final : public Handler {
  public:
   // `store` may be null (no feature store configured).
@@ -63,7 +65,14 @@ class Routes final : public Handler {
   // Non-empty: the repository API and feature writes need this bearer token.
   void set_admin_token(std::string token) { admin_token_ = std::move(token); }
 
-  std::unique_ptr<ThreadState> NewThreadState() override;
+  // With a Redis store, each loop reads it without blocking (AsyncReads):
+  // a queued predict that needs stored features is answered once they are
+  // read, and the loop decodes and scores others meanwhile.
+  std::unique_ptr<ThreadState> NewThreadState(boost::asio::io_context& io) override;
+  // A loop holding kMaxInFlight predicts that wait for the store takes no more.
+  bool Busy(const ThreadState& state) const override;
+  // Scores and answers a predict whose stored features were read.
+  void ResumePredict(PendingPredict& p, Status read);
   // Predicts wait their turn under admission control; nothing else does.
   bool Queued(const Request& req) const override;
   Deferred Handle(const Request& req, Response& res, ThreadState& state,

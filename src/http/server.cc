@@ -49,14 +49,17 @@ struct LoopShared {
 // of other connections run between two of them. Loop thread only.
 class WorkQueue {
  public:
-  WorkQueue(asio::io_context& io, const ServerOptions& options)
-      : io_(io), timer_(io), options_(options) {}
+  WorkQueue(asio::io_context& io, const ServerOptions& options, const Handler& handler,
+            const ThreadState& state)
+      : io_(io), timer_(io), options_(options), handler_(handler), state_(state) {}
   // Queues the session's request (read, not started), or answers it at once:
   // 503/504 when admission refuses it, 400 when its deadline header is bad.
   void Submit(std::shared_ptr<Session> session);
   // What it holds now, for gauges (any thread).
   int64_t depth() const { return depth_.load(std::memory_order_relaxed); }
   int64_t rows() const { return rows_.load(std::memory_order_relaxed); }
+  // Schedules a turn if work waits (after a later answer was sent, say).
+  void Post();
 
  private:
   struct Item {
@@ -68,7 +71,6 @@ class WorkQueue {
     double ahead_ms = 0;  // estimated service queued ahead of it when admitted
   };
   resilience::LoopLoad Load(Clock::time_point now);
-  void Post();
   void Pump();
   void Forget(const Item& item);
   void ArmTimer(Clock::time_point at);
@@ -78,6 +80,8 @@ class WorkQueue {
   asio::steady_timer timer_;
   Clock::time_point timer_at_ = Clock::time_point::max();
   const ServerOptions& options_;
+  const Handler& handler_;
+  const ThreadState& state_;
   resilience::LoadEstimator estimate_;
   std::deque<Item> items_;
   int64_t queued_rows_ = 0;
@@ -105,11 +109,13 @@ class Session : public std::enable_shared_from_this<Session> {
   virtual int64_t Run(RequestContext& context) = 0;
   // Answers a queued request that will not be started.
   virtual void Refuse(const Status& why, int retry_after_s) = 0;
+  // The handle a queued request may be answered later with.
+  virtual std::shared_ptr<LaterAnswer> Later() = 0;
 };
 
 // A Session over a plain TCP stream or a TLS one (TlsStream).
 template <class Stream>
-class StreamSession final : public Session {
+class StreamSession final : public Session, public LaterAnswer {
  public:
   static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 
@@ -235,7 +241,9 @@ class StreamSession final : public Session {
 
   int64_t Run(RequestContext& context) override {
     const Request& req = parser_->get();
+    const bool offered = context.later != nullptr;
     Deferred work = handler_->Handle(req, res_, *state_, context);
+    if (offered && context.later == nullptr) return context.rows;  // Send() will answer
     if (work) {
       RunDeferred(std::move(work));
       return context.rows;
@@ -243,6 +251,16 @@ class StreamSession final : public Session {
     res_.keep_alive(req.keep_alive());
     Write();
     return context.rows;
+  }
+
+  std::shared_ptr<LaterAnswer> Later() override { return Self(); }
+
+  // LaterAnswer: the handler filled the response after I/O on this loop.
+  void Send() override {
+    Tcp().expires_after(std::chrono::seconds(options_.idle_timeout_s));
+    res_.keep_alive(parser_->get().keep_alive());
+    Write();
+    shared_->queue->Post();  // the handler may take queued work again
   }
 
   void Refuse(const Status& why, int retry_after_s) override {
@@ -363,7 +381,7 @@ resilience::LoopLoad WorkQueue::Load(Clock::time_point now) {
 }
 
 void WorkQueue::Post() {
-  if (posted_ || live_items_ == 0) return;
+  if (posted_ || live_items_ == 0 || handler_.Busy(state_)) return;
   posted_ = true;
   asio::post(io_, [this] { Pump(); });
 }
@@ -379,7 +397,7 @@ void WorkQueue::Pump() {
   auto start = turn_start;
   while (true) {
     while (!items_.empty() && !items_.front().session) items_.pop_front();
-    if (items_.empty()) break;
+    if (items_.empty() || handler_.Busy(state_)) break;
     Item item = std::move(items_.front());
     items_.pop_front();
     Forget(item);
@@ -387,7 +405,9 @@ void WorkQueue::Pump() {
     if (start >= item.deadline) {
       item.session->Refuse(DeadlinePassed(start - item.enqueued), 0);
     } else {
-      RequestContext context{.deadline = item.deadline, .queue_wait = start - item.enqueued};
+      RequestContext context{.deadline = item.deadline,
+                             .queue_wait = start - item.enqueued,
+                             .later = item.session->Later()};
       const int64_t rows = item.session->Run(context);
       const auto end = Clock::now();
       estimate_.Observe(item.bytes, rows, Millis(end - start));
@@ -482,8 +502,8 @@ class HttpServer::Loop {
   Loop(const ServerOptions& options, Handler* handler, BackgroundWorker* worker,
        ssl::context* tls, bool with_reuseport = true)
       : io_(1), acceptor_(io_), options_(options), handler_(handler),
-        state_(handler->NewThreadState()), worker_(worker), tls_(tls),
-        reuseport_(with_reuseport), queue_(io_, options) {
+        state_(handler->NewThreadState(io_)), worker_(worker), tls_(tls),
+        reuseport_(with_reuseport), queue_(io_, options, *handler, *state_) {
     shared_->queue = &queue_;
   }
 

@@ -29,6 +29,7 @@
 // Ownership: borrows the Handler, which must outlive the server.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <boost/beast/http.hpp>
 
 #include <atomic>
@@ -75,6 +76,17 @@ struct ServerOptions {
 // The header a client sets its deadline with, in milliseconds.
 inline constexpr std::string_view kTimeoutHeader = "X-Request-Timeout-Ms";
 
+// A queued request's answer, given later on the loop's thread after I/O the
+// handler started there (a feature-store read) instead of when Handle()
+// returns: the handler moves RequestContext::later out, fills the response
+// when its I/O is done and calls Send(), once. Until then the server keeps
+// the request and response alive and leaves them alone.
+class LaterAnswer {
+ public:
+  virtual ~LaterAnswer() = default;
+  virtual void Send() = 0;
+};
+
 // What the server knows of a request beyond its bytes.
 struct RequestContext {
   using Clock = std::chrono::steady_clock;
@@ -85,6 +97,8 @@ struct RequestContext {
   // Set by the handler: the rows a queued request scored (for the loop's
   // estimates of queued work).
   int64_t rows = 0;
+  // Queued requests only: the handle to answer later with (see LaterAnswer).
+  std::shared_ptr<LaterAnswer> later;
 };
 
 // Per-loop state a Handler keeps (scratch buffers); one per server thread.
@@ -101,7 +115,11 @@ using Deferred = std::function<void(Response& res)>;
 class Handler {
  public:
   virtual ~Handler() = default;
-  virtual std::unique_ptr<ThreadState> NewThreadState() = 0;
+  // `io` runs the loop the state belongs to (for I/O started on it).
+  virtual std::unique_ptr<ThreadState> NewThreadState(boost::asio::io_context& io) = 0;
+  // Whether the loop's handler already holds as many later answers as it
+  // takes: its queue then waits (under admission control) until one is sent.
+  virtual bool Busy(const ThreadState& state) const { return false; }
   // Whether `req` is heavy work that waits its turn in the loop's queue,
   // under admission control. Must be cheap: it runs before any other work.
   virtual bool Queued(const Request& req) const { return false; }

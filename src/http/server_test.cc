@@ -23,7 +23,7 @@ using tcp = asio::ip::tcp;
 // answers at once on the loop.
 class SlowHandler : public Handler {
  public:
-  std::unique_ptr<ThreadState> NewThreadState() override { return std::make_unique<ThreadState>(); }
+  std::unique_ptr<ThreadState> NewThreadState(asio::io_context&) override { return std::make_unique<ThreadState>(); }
   Deferred Handle(const Request& req, Response& res, ThreadState&, RequestContext&) override {
     if (req.target() != "/slow") {
       res.result(bhttp::status::ok);

@@ -340,53 +340,91 @@ std::optional<uint64_t> Scorer::PeekStickyKey(std::string_view body, std::string
 
 Status Scorer::ScoreJson(const ScoreTarget& target, std::string_view body, ScoreScratch* scratch,
                          std::string* response) const {
-  const auto start = std::chrono::steady_clock::now();
+  Status s;
+  StartJson(target, body, scratch, response, nullptr, nullptr, &s);
+  return s;
+}
+
+bool Scorer::StartJson(const ScoreTarget& target, std::string_view body, ScoreScratch* scratch,
+                       std::string* response, features::AsyncReads* reads,
+                       features::ReadDone* done, Status* status) const {
+  ScoreScratch::Pending& p = scratch->pending;
+  p.start = std::chrono::steady_clock::now();
   scratch->rows_scored = 0;
   scratch->deadline = target.deadline;
   const model::ModelRepository& repo = Models(scratch);  // held by scratch until the next call
-  ASSIGN_OR_RETURN(auto picked, Pick(repo, target, body, scratch));
-  const ModelVersion* v = picked.first;
-  const VersionMetrics* m = MetricsFor(*v);
-  Status s = ScoreResolved(*v, picked.second, m, target.path, body, scratch, response, start);
-  if (s.ok() && target.path != Path::kShadow && !scratch->fell_back) {
-    if (const model::ModelEntry* e = repo.Find(v->name); !e->policy.shadow.empty()) {
-      const int n_out = v->model->num_outputs();
-      OfferShadow(*v,
-                  {.model = v->name, .bodies = {std::string(body)},
+  auto picked = Pick(repo, target, body, scratch);
+  if (!picked.ok()) {
+    *status = picked.status();
+    return false;
+  }
+  p.v = picked->first;
+  p.path = target.path;
+  p.body = body;
+  p.response = response;
+  p.d = Decoded{};
+  p.d.route = picked->second;
+  scratch->fell_back = false;
+  if (Status s = Decode(*p.v, body, scratch, &p.d); !s.ok()) {
+    *status = Failed(*p.v, p.path, std::move(s));
+    return false;
+  }
+  scratch->rows_scored = p.d.n_rows;
+  const std::span<Decoded> one(&p.d, 1);
+  if (PlanRead(*p.v, one, scratch)) {
+    p.read_start = std::chrono::steady_clock::now();
+    if (reads != nullptr) {
+      reads->Read(scratch->lookup.requests, scratch->deadline, done);
+      return true;
+    }
+    ApplyRead(*p.v, one, scratch, ReadNow(scratch), p.read_start);
+  }
+  *status = FinishJson(scratch);
+  return false;
+}
+
+Status Scorer::ResumeJson(ScoreScratch* scratch, Status read) const {
+  ScoreScratch::Pending& p = scratch->pending;
+  ApplyRead(*p.v, std::span<Decoded>(&p.d, 1), scratch, read, p.read_start);
+  return FinishJson(scratch);
+}
+
+Status Scorer::FinishJson(ScoreScratch* scratch) const {
+  ScoreScratch::Pending& p = scratch->pending;
+  const ModelVersion& v = *p.v;
+  const VersionMetrics* m = MetricsFor(v);
+  if (Status s = PredictDecoded(v, m, p.path, &p.d, scratch); s.ok()) {
+    WriteResponse(v, p.d, *scratch, p.response);
+  } else if (s = AnswerFallback(v, p.path, p.body, s, &p.d, scratch, p.response); !s.ok()) {
+    return Failed(v, p.path, std::move(s));
+  }
+  if (m != nullptr) {
+    const PathMetrics& pm = m->paths[static_cast<int>(p.path)];
+    Count(pm, p.d);
+    LatencySink(pm.latency, pm.window.get()).Record(std::chrono::steady_clock::now() - p.start);
+  }
+  MaybeLog(p.path, p.body, *p.response);
+  if (p.path != Path::kShadow && !scratch->fell_back) {
+    // The snapshot StartJson took (held by the scratch).
+    if (const model::ModelEntry* e = scratch->snapshot.repo->Find(v.name);
+        !e->policy.shadow.empty()) {
+      const int n_out = v.model->num_outputs();
+      OfferShadow(v,
+                  {.model = v.name, .bodies = {std::string(p.body)},
                    .rows = {{0, scratch->outputs.size() / n_out}}},
                   scratch->outputs);
     }
   }
-  if (!s.ok() && m != nullptr) m->paths[static_cast<int>(target.path)].errors->Inc();
-  return s;
-}
-
-Status Scorer::ScoreResolved(const ModelVersion& v, std::string_view route,
-                             const VersionMetrics* m, Path path, std::string_view body,
-                             ScoreScratch* scratch, std::string* response,
-                             std::chrono::steady_clock::time_point start) const {
-  Decoded d;
-  d.route = route;
-  scratch->fell_back = false;
-  RETURN_IF_ERROR(Decode(v, body, scratch, &d));
-  scratch->rows_scored = d.n_rows;
-  if (Status s = EnrichAndPredict(v, m, path, &d, scratch); s.ok()) {
-    WriteResponse(v, d, *scratch, response);
-  } else {
-    RETURN_IF_ERROR(AnswerFallback(v, path, body, s, &d, scratch, response));
-  }
-  if (m != nullptr) {
-    const PathMetrics& pm = m->paths[static_cast<int>(path)];
-    Count(pm, d);
-    LatencySink(pm.latency, pm.window.get()).Record(std::chrono::steady_clock::now() - start);
-  }
-  MaybeLog(path, body, *response);
   return Status::Ok();
 }
 
-Status Scorer::EnrichAndPredict(const ModelVersion& v, const VersionMetrics* m, Path path,
-                                Decoded* d, ScoreScratch* scratch) const {
-  Enrich(v, std::span<Decoded>(d, 1), scratch);
+Status Scorer::Failed(const ModelVersion& v, Path path, Status s) const {
+  if (const VersionMetrics* m = MetricsFor(v)) m->paths[static_cast<int>(path)].errors->Inc();
+  return s;
+}
+
+Status Scorer::PredictDecoded(const ModelVersion& v, const VersionMetrics* m, Path path,
+                              Decoded* d, ScoreScratch* scratch) const {
   // The request's own errors come before the store's or the deadline's.
   if (!d->status.ok() && !FallbackReason(d->status)) return d->status;
   RETURN_IF_ERROR(FinishRows(v, *d, scratch));
@@ -800,8 +838,15 @@ bool Scorer::NeedsLookup(const ModelVersion& v, const Enrichment& e, size_t row,
 // applies defaults) and records why in scratch->statuses.
 void Scorer::Enrich(const ModelVersion& v, std::span<Decoded> bodies,
                     ScoreScratch* scratch) const {
+  if (!PlanRead(v, bodies, scratch)) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  ApplyRead(v, bodies, scratch, ReadNow(scratch), t0);
+}
+
+bool Scorer::PlanRead(const ModelVersion& v, std::span<Decoded> bodies,
+                      ScoreScratch* scratch) const {
   const Enrichment* e = EnrichmentFor(v);
-  if (e == nullptr) return;
+  if (e == nullptr) return false;
   const size_t n_features = v.schema.size(), n_keys = e->keys.size(), n_refs = e->columns.size();
   const size_t n_rows = scratch->cells.size() / n_features;
   scratch->statuses.assign(n_rows * n_refs, features::FeatureStatus::kPresent);
@@ -821,18 +866,29 @@ void Scorer::Enrich(const ModelVersion& v, std::span<Decoded> bodies,
       any = any || d.status.ok();
     }
   }
-  if (!any) return;
-  if (scratch->store == nullptr) scratch->store = store_->online().NewSession();
-  const auto t0 = std::chrono::steady_clock::now();
-  Status read = CheckDeadline(scratch->deadline, "before its stored features were read");
-  if (!read.ok()) {
-    for (Decoded& d : bodies) d.status = read;
-    return;
+  if (!any) return false;
+  if (Status late = CheckDeadline(scratch->deadline, "before its stored features were read");
+      !late.ok()) {
+    for (Decoded& d : bodies) d.status = late;
+    return false;
   }
+  e->reader->Plan(n_rows, scratch->keys, &scratch->lookup);
+  return true;
+}
+
+Status Scorer::ReadNow(ScoreScratch* scratch) const {
+  if (scratch->store == nullptr) scratch->store = store_->online().NewSession();
   scratch->store->SetDeadline(scratch->deadline);
-  read = e->reader->Read(*scratch->store, n_rows, scratch->keys, &scratch->lookup);
+  return scratch->store->Read(scratch->lookup.requests);
+}
+
+void Scorer::ApplyRead(const ModelVersion& v, std::span<Decoded> bodies, ScoreScratch* scratch,
+                       const Status& read, std::chrono::steady_clock::time_point started) const {
+  const Enrichment* e = EnrichmentFor(v);
+  const size_t n_features = v.schema.size();
+  const size_t n_rows = scratch->cells.size() / n_features;
   store_latency_->Observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   if (!read.ok()) {
     store_reads_failed_->Inc();
     if (Status late = CheckDeadline(scratch->deadline, "while its stored features were read");
@@ -859,6 +915,7 @@ void Scorer::Enrich(const ModelVersion& v, std::span<Decoded> bodies,
     }
     return;
   }
+  e->reader->Decode(n_rows, &scratch->lookup);
   store_reads_ok_->Inc();
   const int64_t now_us = store_->clock().NowMicros();
   for (const Decoded& d : bodies) {

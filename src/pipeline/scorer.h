@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "features/async_reads.h"
 #include "features/feature_store.h"
 #include "features/online_reader.h"
 #include "model/registry.h"
@@ -127,6 +128,15 @@ struct ScoreScratch {
   size_t rows_scored = 0;  // rows of the last ScoreJson's body (decoded; 0 if it was not)
   std::chrono::steady_clock::time_point deadline;  // of the request being scored
   bool fell_back = false;  // the last ScoreJson was answered by its version's fallback
+  // The request StartJson began, while its stored features are read.
+  struct Pending {
+    const model::ModelVersion* v = nullptr;  // held by `snapshot`
+    Path path = Path::kHttp;
+    std::string_view body;
+    std::string* response = nullptr;
+    std::chrono::steady_clock::time_point start, read_start;
+    DecodedBody d;
+  } pending;
 };
 
 // Where one scored event's latency goes (its version's stream latency
@@ -174,6 +184,18 @@ class Scorer final : public model::VersionPreparer {
   // Scores `body` for `target`; on success `*response` holds the JSON answer.
   Status ScoreJson(const ScoreTarget& target, std::string_view body, ScoreScratch* scratch,
                    std::string* response) const;
+  // ScoreJson for an event loop that must not wait for the feature store.
+  // With `reads` (the loop's), a body whose model needs stored features has
+  // them read there: StartJson returns true and `done` runs on the loop once
+  // the read is over, and must call ResumeJson with the read's status, which
+  // returns what ScoreJson would have. Otherwise (no read needed, or no
+  // `reads`) StartJson finishes at once: false, with ScoreJson's status in
+  // *status. Each request in flight has a ScoreScratch of its own; `body`
+  // and `response` stay alive until it is finished.
+  bool StartJson(const ScoreTarget& target, std::string_view body, ScoreScratch* scratch,
+                 std::string* response, features::AsyncReads* reads, features::ReadDone* done,
+                 Status* status) const;
+  Status ResumeJson(ScoreScratch* scratch, Status read) const;
 
   // Scores several bodies (e.g. the events of one Kafka poll) for one target
   // as one batch: one feature-store read and one model call for all their
@@ -278,6 +300,20 @@ class Scorer final : public model::VersionPreparer {
   // whose enrichment fails gets its status set.
   void Enrich(const model::ModelVersion& v, std::span<Decoded> bodies,
               ScoreScratch* scratch) const;
+  // Enrich in three steps. PlanRead: true when the bodies need a read, which
+  // it plans in scratch->lookup (false: none needed, or a body's status is
+  // set). ReadNow: that read on the thread's session. ApplyRead: the rows
+  // filled from what the read gave, or degraded or failed by its status.
+  bool PlanRead(const model::ModelVersion& v, std::span<Decoded> bodies,
+                ScoreScratch* scratch) const;
+  Status ReadNow(ScoreScratch* scratch) const;
+  void ApplyRead(const model::ModelVersion& v, std::span<Decoded> bodies, ScoreScratch* scratch,
+                 const Status& read, std::chrono::steady_clock::time_point started) const;
+  // StartJson's work after the store read: the model, the answer (or the
+  // fallback's), counts, the log line and the shadow offer.
+  Status FinishJson(ScoreScratch* scratch) const;
+  // Counts a request that failed once its version was known.
+  Status Failed(const model::ModelVersion& v, Path path, Status s) const;
   void FillStored(const model::ModelVersion& v, const Enrichment& e, size_t row, int64_t now,
                   ScoreScratch* scratch) const;
   bool NeedsLookup(const model::ModelVersion& v, const Enrichment& e, size_t row,
@@ -288,9 +324,9 @@ class Scorer final : public model::VersionPreparer {
   }
   Status Predict(const model::ModelVersion& v, const VersionMetrics* m, Path path, size_t n_rows,
                  ScoreScratch* scratch) const;
-  // Enriches, finishes and scores one decoded body's rows.
-  Status EnrichAndPredict(const model::ModelVersion& v, const VersionMetrics* m, Path path,
-                          Decoded* d, ScoreScratch* scratch) const;
+  // Finishes and scores one enriched body's rows.
+  Status PredictDecoded(const model::ModelVersion& v, const VersionMetrics* m, Path path,
+                        Decoded* d, ScoreScratch* scratch) const;
   // After `failed`, answers `body` with v's fallback (fallback.cc): a
   // constant, or its fallback version scored without the feature store.
   // Returns `failed` when the failure is the request's or v has no fallback,
@@ -300,10 +336,6 @@ class Scorer final : public model::VersionPreparer {
                         std::string* response) const;
   void WriteConstant(const model::ModelVersion& v, const Decoded& d, std::span<const float> values,
                      std::string* response) const;
-  Status ScoreResolved(const model::ModelVersion& v, std::string_view route,
-                       const VersionMetrics* m, Path path, std::string_view body,
-                       ScoreScratch* scratch, std::string* response,
-                       std::chrono::steady_clock::time_point start) const;
   // Queues a shadow job when the model has shadow versions (not for shadows).
   void OfferShadow(const model::ModelVersion& v, ShadowJob job,
                    const std::vector<float>& outputs) const;

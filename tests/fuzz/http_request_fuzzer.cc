@@ -25,7 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     r->set_ready(true);
     return r;
   }();
-  static std::unique_ptr<rtml::http::ThreadState> state = routes->NewThreadState();
+  static boost::asio::io_context io;
+  static std::unique_ptr<rtml::http::ThreadState> state = routes->NewThreadState(io);
   std::string_view input(reinterpret_cast<const char*>(data), size);
   for (int request = 0; request < 8 && !input.empty(); ++request) {
     bhttp::request_parser<bhttp::string_body> parser;

@@ -1,7 +1,10 @@
 """A small TCP proxy on a free loopback port for fault injection: it forwards
 to an upstream port and can delay the upstream's replies or stall them
-(forward nothing until resumed), to make a dependency slow without touching it.
-Used by the overload tests and the chaos suite."""
+(forward nothing until resumed), to make a dependency slow without touching it,
+or add latency (a round trip through it takes latency_s longer, chunks in
+flight together, as over a longer network). Used by the overload tests, the
+chaos suite and bench/redis_predict.sh."""
+import queue
 import socket
 import threading
 import time
@@ -11,6 +14,7 @@ class TcpProxy:
     def __init__(self, upstream_port, upstream_host="127.0.0.1"):
         self.upstream = (upstream_host, upstream_port)
         self.delay_s = 0.0  # added before each chunk of the upstream's replies
+        self.latency_s = 0.0  # added to each round trip: half on the way there, half back
         self._flowing = threading.Event()
         self._flowing.set()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -55,15 +59,34 @@ class TcpProxy:
             threading.Thread(target=self._pipe, args=(server, client, True), daemon=True).start()
 
     def _pipe(self, src, dst, replies):
+        """Reads src; a second thread forwards each chunk to dst when it is due
+        (latency_s / 2 after it came), so chunks behind it are not held up."""
+        chunks = queue.Queue()
+        threading.Thread(target=self._forward, args=(chunks, src, dst, replies),
+                         daemon=True).start()
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                chunks.put((time.monotonic() + self.latency_s / 2, data))
+        except OSError:
+            pass
+        chunks.put((0, None))
+
+    def _forward(self, chunks, src, dst, replies):
+        try:
+            while True:
+                due, data = chunks.get()
+                if data is None:
+                    break
                 if replies:
                     self._flowing.wait()
                     if self.delay_s:
                         time.sleep(self.delay_s)
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
                 dst.sendall(data)
         except OSError:
             pass

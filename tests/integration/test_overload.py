@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import threading
 import time
 import unittest
 
@@ -267,6 +268,49 @@ class StoreDeadlineTest(unittest.TestCase):
         status, body, _ = server.request("POST", "/predict", row, headers={TIMEOUT: "1000"})
         self.assertEqual(status, 200, body)
         self.assertEqual(body["feature_store"], "ok")  # the breaker stayed closed
+
+
+    def test_predicts_waiting_on_a_stalled_store_do_not_stall_the_loop(self):
+        """The loop reads Redis without blocking: with one loop and predicts
+        waiting on a stalled Redis, health checks, metrics and a predict that
+        needs nothing from the store answer at once; the waiting predicts
+        answer (from the store) once Redis does."""
+        server, proxy = redis_behind_proxy(self)
+        row = {"user_id": 1001, "amount": 5}
+        status, want, _ = server.request("POST", "/predict", row)
+        self.assertEqual((status, want["feature_store"]), (200, "ok"), want)
+        stored = {k: v for k, v in row.items()}
+        stored.update(avg_amount_30d=80.0, account_age_days=400, card_age_days=300, user_age=40,
+                      credit_limit=5000.0, utilization=0.3, email_age_days=900,
+                      chargebacks_365d=0, txn_count_1h=1, txn_count_24h=3, amount_sum_24h=120.0,
+                      seconds_since_last_txn=3600)
+        started = metric(server, "rtml_http_queue_wait_seconds_count")
+        proxy.stall()
+        answers = []
+
+        def predict():
+            answers.append(server.request("POST", "/predict", row, headers={TIMEOUT: "5000"}))
+        waiting = [threading.Thread(target=predict) for _ in range(4)]
+        for t in waiting:
+            t.start()
+        wait_for(lambda: metric(server, "rtml_http_queue_wait_seconds_count") >= started + 4,
+                 5, "the four predicts to start")
+        for method, path, body in (("GET", "/healthz", None), ("GET", "/metrics", None),
+                                   ("POST", "/predict", stored)):
+            t = time.monotonic()
+            status, answer, _ = server.request(method, path, body)
+            elapsed = time.monotonic() - t
+            self.assertEqual(status, 200, (path, answer))
+            self.assertLess(elapsed, 0.5, f"{path} waited {elapsed:.3f} s behind the stalled store")
+        self.assertEqual(answers, [], "a predict was answered while Redis was stalled")
+        proxy.resume()
+        for t in waiting:
+            t.join(10)
+        self.assertEqual(len(answers), 4)
+        for status, body, _ in answers:
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body["feature_store"], "ok", body)
+            self.assertEqual(body["prediction"], want["prediction"], body)
 
 
 class FallbackTest(unittest.TestCase):
