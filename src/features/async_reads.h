@@ -7,8 +7,9 @@
 // its replies are in, when its deadline passed (Unavailable, the connection
 // kept: Redis still answers, later), or when the store failed (Unavailable,
 // naming it; the circuit breaker is told, as for a session).
-// Only backends with a network trip have one (Redis, single node): RocksDB
-// and memory reads are local, and their sessions' Read is used instead.
+// Only backends with a network trip have one (Redis: a single node's on the
+// loop's own socket, a cluster's on a thread, NewSessionReads): RocksDB and
+// memory reads are local, and their sessions' Read is used instead.
 // Thread-safety: the loop's thread only.
 #pragma once
 
@@ -44,5 +45,12 @@ class AsyncReads {
   virtual void Read(std::span<const ReadRequest> requests,
                     std::chrono::steady_clock::time_point deadline, ReadDone* done) = 0;
 };
+
+// AsyncReads over a synchronous session (a Redis Cluster's), on a thread of
+// its own: every read queued while it is busy goes in its next batch (one
+// session Read for all of them); each is answered on `io`'s loop, or at its
+// deadline, whichever comes first (what arrives after is dropped).
+std::unique_ptr<AsyncReads> NewSessionReads(boost::asio::io_context& io,
+                                            std::unique_ptr<StoreSession> session);
 
 }  // namespace rtml::features

@@ -7,7 +7,10 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -248,6 +251,104 @@ TEST_F(AsyncReadsTest, AnIdleConnectionRedisClosedIsReopenedWithoutAFailure) {
   auto second = Start(*reads, {"1"});
   RunUntil({second.get()});
   EXPECT_TRUE(second->status->ok()) << second->status->ToString();
+}
+
+// A Redis stand-in on the test's loop: answers each HMGET of a 2-feature
+// view with one record, after `delay`; `close_after` commands on its first
+// connection, it closes that connection instead of answering.
+class FakeRedis {
+ public:
+  FakeRedis(asio::io_context& io, std::chrono::milliseconds delay, int close_after = -1)
+      : io_(io), acceptor_(io, {asio::ip::make_address("127.0.0.1"), 0}), delay_(delay),
+        close_after_(close_after) {
+    Accept();
+  }
+  int port() const { return acceptor_.local_endpoint().port(); }
+  int connections() const { return connections_; }
+
+ private:
+  struct Conn {
+    explicit Conn(asio::io_context& io) : socket(io), timer(io) {}
+    asio::ip::tcp::socket socket;
+    asio::steady_timer timer;
+    std::array<char, 4096> in;
+    std::string out;
+    int seen = 0;
+    bool first = false;
+  };
+  void Accept() {
+    acceptor_.async_accept([this](boost::system::error_code ec, asio::ip::tcp::socket s) {
+      if (ec) return;
+      auto c = std::make_shared<Conn>(io_);
+      c->socket = std::move(s);
+      c->first = connections_++ == 0;
+      ReadFrom(c);
+      Accept();
+    });
+  }
+  void ReadFrom(std::shared_ptr<Conn> c) {
+    c->socket.async_read_some(asio::buffer(c->in), [this, c](boost::system::error_code ec,
+                                                              size_t n) {
+      if (ec) return;
+      std::string_view data(c->in.data(), n);
+      int commands = 0;
+      for (size_t at = data.find("HMGET"); at != std::string_view::npos;
+           at = data.find("HMGET", at + 1)) {
+        ++commands;
+      }
+      c->seen += commands;
+      if (c->first && close_after_ >= 0 && c->seen > close_after_) {
+        boost::system::error_code ignored;
+        c->socket.close(ignored);
+        return;
+      }
+      for (int i = 0; i < commands; ++i) c->out += "*3\r\n$4\r\n1000\r\n$3\r\n1.5\r\n$2\r\nDE\r\n";
+      c->timer.expires_after(delay_);
+      c->timer.async_wait([c](boost::system::error_code) {
+        auto out = std::make_shared<std::string>(std::exchange(c->out, {}));
+        asio::async_write(c->socket, asio::buffer(*out), [c, out](boost::system::error_code, size_t) {});
+      });
+      ReadFrom(c);
+    });
+  }
+  asio::io_context& io_;
+  asio::ip::tcp::acceptor acceptor_;
+  std::chrono::milliseconds delay_;
+  int close_after_;
+  int connections_ = 0;
+};
+
+TEST_F(AsyncReadsTest, RepliesThatComeAfterTheDeadlineTouchNothingOfTheCaller) {
+  FakeRedis redis(io_, std::chrono::milliseconds(60));
+  auto store = NewRedisStore({.port = redis.port(), .timeout_ms = 1000, .key_prefix = "t"});
+  auto reads = store->NewAsyncReads(io_);
+  auto cut = Start(*reads, {"1", "2"}, SteadyClock::now() + std::chrono::milliseconds(20));
+  auto waits = Start(*reads, {"3"});
+  RunUntil({cut.get()});
+  EXPECT_NE(cut->status->message().find("deadline"), std::string::npos);
+  cut.reset();  // the caller is gone: its late replies must not be written anywhere
+  RunUntil({waits.get()});
+  ASSERT_TRUE(waits->status->ok()) << waits->status->ToString();
+  ASSERT_TRUE(waits->out[0].found);
+  EXPECT_EQ(*waits->out[0].values[1], "DE");
+}
+
+TEST_F(AsyncReadsTest, AConnectionThatDropsWithReadsInFlightIsRetriedOnceOnANewOne) {
+  // The first connection answers one read, then closes on the next.
+  FakeRedis redis(io_, std::chrono::milliseconds(0), /*close_after=*/1);
+  auto store = NewRedisStore({.port = redis.port(), .retry_after_ms = 60000, .key_prefix = "t"});
+  auto reads = store->NewAsyncReads(io_);
+  auto first = Start(*reads, {"1"});
+  RunUntil({first.get()});
+  ASSERT_TRUE(first->status->ok());
+  auto second = Start(*reads, {"2"});
+  RunUntil({second.get()});
+  EXPECT_TRUE(second->status->ok()) << second->status->ToString();
+  EXPECT_EQ(redis.connections(), 2);
+  // The breaker was not told: the next read goes through.
+  auto third = Start(*reads, {"3"});
+  RunUntil({third.get()});
+  EXPECT_TRUE(third->status->ok()) << third->status->ToString();
 }
 
 }  // namespace

@@ -172,9 +172,10 @@ class RedisStore final : public OnlineStore {
     if (!o_.cluster_nodes.empty()) return redis::NewClusterSession(o_, clock_);
     return std::make_unique<RedisSession>(o_, clock_);
   }
-  // A cluster's reads stay on sessions (their redirections are synchronous).
+  // A cluster's reads run on a session (its redirections and map refreshes
+  // are synchronous), on a thread of their own.
   std::unique_ptr<AsyncReads> NewAsyncReads(boost::asio::io_context& io) override {
-    if (!o_.cluster_nodes.empty()) return nullptr;
+    if (!o_.cluster_nodes.empty()) return NewSessionReads(io, redis::NewClusterSession(o_, clock_));
     return redis::NewAsyncReads(io, o_, clock_);
   }
 

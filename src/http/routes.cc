@@ -1,6 +1,9 @@
 #include "http/routes.h"
 
+#include <boost/asio/post.hpp>
+
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstdio>
 #include <random>
@@ -28,6 +31,7 @@ struct PendingPredict final : features::ReadDone {
   Scratch& owner;
   pipeline::ScoreScratch score;
   std::shared_ptr<LaterAnswer> answer;  // set while a read is in flight
+  Status read;                          // its outcome, once in
   const Request* req = nullptr;
   Response* res = nullptr;
   std::string request_id, model;  // for its log lines
@@ -35,10 +39,21 @@ struct PendingPredict final : features::ReadDone {
 
 // Predicts in flight per loop, past which its queue waits (Busy()).
 constexpr size_t kMaxInFlight = 256;
+// Predicts whose features came are scored in turns of this long at most (as
+// the server's queue scores new ones), the loop's other work between two.
+constexpr auto kResumeTurn = std::chrono::microseconds(250);
+// Past this, an idle scratch's buffers are let go (but for the last one):
+// 256 in flight must not each keep a big request's buffers for ever.
+constexpr size_t kKeepBytes = 256 * 1024;
 
 struct Scratch : ThreadState {
+  explicit Scratch(boost::asio::io_context& io) : io(io) {}
+  boost::asio::io_context& io;
   pipeline::ScoreScratch score;  // includes this loop's feature-store session
   std::unique_ptr<features::AsyncReads> reads;  // null: the store's reads are local
+  std::vector<PendingPredict*> ready;  // read, waiting for their turn to be scored
+  size_t ready_head = 0;
+  bool resume_posted = false;
   std::vector<std::unique_ptr<PendingPredict>> all;  // made as needed, then reused
   std::vector<PendingPredict*> idle;                 // last in first out
   size_t in_flight = 0;  // predicts waiting for their stored features
@@ -53,7 +68,20 @@ struct Scratch : ThreadState {
   // model alive.
   void GiveBack(PendingPredict& p, uint64_t generation) {
     if (p.score.snapshot.generation != generation) p.score.snapshot = {};
+    if (!idle.empty() || in_flight > 0) Trim(p.score);
     idle.push_back(&p);
+  }
+  static void Trim(pipeline::ScoreScratch& s) {
+    if (s.padded.capacity() > kKeepBytes) {
+      std::string().swap(s.padded);
+      s.parser = simdjson::ondemand::parser();
+    }
+    if (s.rows.capacity() * sizeof(float) > kKeepBytes) {
+      std::vector<float>().swap(s.rows);
+      std::vector<schema::Cell>().swap(s.cells);
+      std::vector<std::string>().swap(s.keys);
+      std::vector<float>().swap(s.outputs);
+    }
   }
   // After a swap: every idle scratch lets go of the models it held.
   void ForgetSnapshots() {
@@ -219,7 +247,7 @@ Routes::Routes(const pipeline::Scorer& scorer, const features::FeatureStore* sto
 }
 
 std::unique_ptr<ThreadState> Routes::NewThreadState(boost::asio::io_context& io) {
-  auto state = std::make_unique<Scratch>();
+  auto state = std::make_unique<Scratch>(io);
   if (store_ != nullptr) state->reads = store_->online().NewAsyncReads(io);
   return state;
 }
@@ -243,13 +271,25 @@ std::string_view Routes::ModelForLog(const std::vector<std::string_view>& p,
   return {};
 }
 
+// The predict paths as Route() reads them (empty segments skipped, so
+// "//predict" is one too): /predict, /v1/models/{m}/predict and
+// /v1/models/{m}/(versions|labels)/{x}/predict. No allocation.
 bool Routes::Queued(const Request& req) const {
   if (req.method() != bhttp::verb::post) return false;
   std::string_view path = req.target();
   path = path.substr(0, path.find('?'));
-  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
-  constexpr std::string_view kPredict = "/predict";
-  return path == kPredict || (path.starts_with("/v1/models/") && path.ends_with(kPredict));
+  std::array<std::string_view, 7> seg;
+  size_t n = 0;
+  for (size_t i = 0; i < path.size();) {
+    const size_t end = std::min(path.find('/', i), path.size());
+    if (end > i) {
+      if (n == seg.size()) return false;
+      seg[n++] = path.substr(i, end - i);
+    }
+    i = end + 1;
+  }
+  if (n == 0 || seg[n - 1] != "predict") return false;
+  return n == 1 || ((n == 4 || n == 6) && seg[0] == "v1" && seg[1] == "models");
 }
 
 Deferred Routes::Handle(const Request& req, Response& res, ThreadState& state,
@@ -397,18 +437,46 @@ void Routes::Predict(const Request& req, const pipeline::ScoreTarget& base,
   SetJson(res, bhttp::status::ok);
 }
 
-void PendingPredict::OnRead(Status read) { routes.ResumePredict(*this, std::move(read)); }
+// Its features are in: it waits for a turn of the loop to be scored (a
+// burst of replies must not score hundreds of predicts in one go).
+void PendingPredict::OnRead(Status status) {
+  read = std::move(status);
+  owner.ready.push_back(this);
+  if (owner.resume_posted) return;
+  owner.resume_posted = true;
+  boost::asio::post(owner.io, [&routes = routes, &owner = owner] { routes.ResumeTurn(owner); });
+}
+
+// One turn: the predicts whose features came, in order, for up to
+// kResumeTurn; the next turn is posted behind the loop's other work.
+void Routes::ResumeTurn(Scratch& scratch) {
+  scratch.resume_posted = false;
+  const auto start = std::chrono::steady_clock::now();
+  while (scratch.ready_head < scratch.ready.size()) {
+    ResumePredict(*scratch.ready[scratch.ready_head++]);
+    if (std::chrono::steady_clock::now() - start >= kResumeTurn) break;
+  }
+  if (scratch.ready_head == scratch.ready.size()) {
+    scratch.ready.clear();
+    scratch.ready_head = 0;
+    return;
+  }
+  scratch.resume_posted = true;
+  boost::asio::post(scratch.io, [this, &scratch] { ResumeTurn(scratch); });
+}
 
 // A predict's stored features are read: it is scored and answered.
-void Routes::ResumePredict(PendingPredict& p, Status read) {
+void Routes::ResumePredict(PendingPredict& p) {
+  const auto start = std::chrono::steady_clock::now();
   const observability::LogScope log_scope({.model = p.model, .request_id = p.request_id});
-  Status s = scorer_.ResumeJson(&p.score, std::move(read));
+  Status s = scorer_.ResumeJson(&p.score, std::move(p.read));
   s.ok() ? SetJson(*p.res, bhttp::status::ok) : Error(s, *p.res);
   Finish(*p.req, *p.res);
   std::shared_ptr<LaterAnswer> answer = std::move(p.answer);
+  const auto rows = static_cast<int64_t>(p.score.rows_scored);
   --p.owner.in_flight;
   p.owner.GiveBack(p, scorer_.registry().generation());
-  answer->Send();
+  answer->Send(rows, std::chrono::steady_clock::now() - start);
 }
 
 // 405 with the Allow header, in rtml's error shape or Feast's.

@@ -43,6 +43,7 @@
 namespace rtml::http {
 
 struct PendingPredict;  // routes.cc
+struct Scratch;
 
 class Routes final : public Handler {
  public:
@@ -71,8 +72,10 @@ class Routes final : public Handler {
   std::unique_ptr<ThreadState> NewThreadState(boost::asio::io_context& io) override;
   // A loop holding kMaxInFlight predicts that wait for the store takes no more.
   bool Busy(const ThreadState& state) const override;
-  // Scores and answers a predict whose stored features were read.
-  void ResumePredict(PendingPredict& p, Status read);
+  // Scores and answers the predicts whose stored features were read, in
+  // turns; one such predict.
+  void ResumeTurn(Scratch& scratch);
+  void ResumePredict(PendingPredict& p);
   // Predicts wait their turn under admission control; nothing else does.
   bool Queued(const Request& req) const override;
   Deferred Handle(const Request& req, Response& res, ThreadState& state,

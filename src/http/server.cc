@@ -60,6 +60,8 @@ class WorkQueue {
   int64_t rows() const { return rows_.load(std::memory_order_relaxed); }
   // Schedules a turn if work waits (after a later answer was sent, say).
   void Post();
+  // A request answered later took `ms` of the loop's time in all.
+  void ObserveLater(size_t bytes, int64_t rows, double ms) { estimate_.Observe(bytes, rows, ms); }
 
  private:
   struct Item {
@@ -105,8 +107,15 @@ class Session : public std::enable_shared_from_this<Session> {
   // middle of a request answers it first (with "Connection: close").
   virtual void CloseIfIdle() = 0;
   virtual const Request& request() const = 0;
-  // Answers the request now; returns the rows it scored.
-  virtual int64_t Run(RequestContext& context) = 0;
+  // Answers the request now, or takes note that the handler will later;
+  // returns the rows it scored.
+  struct Ran {
+    int64_t rows = 0;
+    bool later = false;  // the handler answers with LaterAnswer::Send()
+  };
+  virtual Ran Run(RequestContext& context) = 0;
+  // How long Run() took for a request answered later (added to its finish).
+  virtual void set_started_ms(double ms) = 0;
   // Answers a queued request that will not be started.
   virtual void Refuse(const Status& why, int retry_after_s) = 0;
   // The handle a queued request may be answered later with.
@@ -239,27 +248,30 @@ class StreamSession final : public Session, public LaterAnswer {
  public:
   const Request& request() const override { return parser_->get(); }
 
-  int64_t Run(RequestContext& context) override {
+  Ran Run(RequestContext& context) override {
     const Request& req = parser_->get();
     const bool offered = context.later != nullptr;
     Deferred work = handler_->Handle(req, res_, *state_, context);
-    if (offered && context.later == nullptr) return context.rows;  // Send() will answer
+    if (offered && context.later == nullptr) return {context.rows, true};  // Send() will answer
     if (work) {
       RunDeferred(std::move(work));
-      return context.rows;
+      return {context.rows};
     }
     res_.keep_alive(req.keep_alive());
     Write();
-    return context.rows;
+    return {context.rows};
   }
+  void set_started_ms(double ms) override { started_ms_ = ms; }
 
   std::shared_ptr<LaterAnswer> Later() override { return Self(); }
 
   // LaterAnswer: the handler filled the response after I/O on this loop.
-  void Send() override {
+  void Send(int64_t rows, std::chrono::nanoseconds service) override {
     Tcp().expires_after(std::chrono::seconds(options_.idle_timeout_s));
-    res_.keep_alive(parser_->get().keep_alive());
+    const Request& req = parser_->get();
+    res_.keep_alive(req.keep_alive());
     Write();
+    shared_->queue->ObserveLater(req.body().size(), rows, started_ms_ + Millis(service));
     shared_->queue->Post();  // the handler may take queued work again
   }
 
@@ -331,6 +343,7 @@ class StreamSession final : public Session, public LaterAnswer {
   // io_context destroys last holds it).
   std::shared_ptr<LoopShared> shared_;
   bool busy_ = false;  // between a request read and its response written
+  double started_ms_ = 0;  // Run()'s time for a request answered later
 };
 
 Status DeadlinePassed(Clock::duration waited) {
@@ -408,9 +421,13 @@ void WorkQueue::Pump() {
       RequestContext context{.deadline = item.deadline,
                              .queue_wait = start - item.enqueued,
                              .later = item.session->Later()};
-      const int64_t rows = item.session->Run(context);
+      const Session::Ran ran = item.session->Run(context);
       const auto end = Clock::now();
-      estimate_.Observe(item.bytes, rows, Millis(end - start));
+      if (ran.later) {
+        item.session->set_started_ms(Millis(end - start));  // observed once it is answered
+      } else {
+        estimate_.Observe(item.bytes, ran.rows, Millis(end - start));
+      }
       start = end;
     }
     if (start - turn_start >= kTurn) break;

@@ -79,12 +79,13 @@ inline constexpr std::string_view kTimeoutHeader = "X-Request-Timeout-Ms";
 // A queued request's answer, given later on the loop's thread after I/O the
 // handler started there (a feature-store read) instead of when Handle()
 // returns: the handler moves RequestContext::later out, fills the response
-// when its I/O is done and calls Send(), once. Until then the server keeps
-// the request and response alive and leaves them alone.
+// when its I/O is done and calls Send(), once, with the rows it scored and
+// the loop time finishing it took (for the queue's estimates). Until then
+// the server keeps the request and response alive and leaves them alone.
 class LaterAnswer {
  public:
   virtual ~LaterAnswer() = default;
-  virtual void Send() = 0;
+  virtual void Send(int64_t rows, std::chrono::nanoseconds service) = 0;
 };
 
 // What the server knows of a request beyond its bytes.

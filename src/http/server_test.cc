@@ -95,5 +95,52 @@ TEST(HttpServerTest, StopsWhileDeferredWorkIsQueued) {
   SUCCEED();
 }
 
+// "/later" is queued work the handler answers later: it keeps the answer
+// until "/release" (answered at once) sends it, on the loop.
+class LaterHandler : public Handler {
+ public:
+  std::unique_ptr<ThreadState> NewThreadState(asio::io_context&) override {
+    return std::make_unique<ThreadState>();
+  }
+  bool Queued(const Request& req) const override { return req.target() == "/later"; }
+  Deferred Handle(const Request& req, Response& res, ThreadState&,
+                  RequestContext& context) override {
+    res.result(bhttp::status::ok);
+    if (req.target() == "/later") {
+      later_ = std::move(context.later);
+      held_ = &res;
+      taken_.set_value();
+      return {};
+    }
+    res.body() = req.target() == "/release" && later_ ? "released" : "fast";
+    if (req.target() == "/release" && later_) {
+      held_->body() = "later";
+      std::exchange(later_, nullptr)->Send(1, std::chrono::microseconds(5));
+    }
+    return {};
+  }
+  void HandleUnreadable(bhttp::status status, std::string_view, std::string_view,
+                        Response& res) override {
+    res.result(status);
+  }
+
+  std::promise<void> taken_;
+  std::shared_ptr<LaterAnswer> later_;
+  Response* held_ = nullptr;
+};
+
+TEST(HttpServerTest, AQueuedRequestAnsweredLaterLeavesTheLoopFree) {
+  LaterHandler handler;
+  HttpServer server({.port = 0, .threads = 1}, &handler);
+  ASSERT_TRUE(server.Start().ok());
+  auto later = std::async(std::launch::async, [&] { return Get(server.port(), "/later"); });
+  handler.taken_.get_future().wait();  // the handler holds its answer
+  EXPECT_EQ(Get(server.port(), "/fast"), "fast");  // the one loop goes on
+  EXPECT_EQ(later.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  EXPECT_EQ(Get(server.port(), "/release"), "released");
+  EXPECT_EQ(later.get(), "later");
+  server.Stop();
+}
+
 }  // namespace
 }  // namespace rtml::http

@@ -26,6 +26,12 @@ from harness import REPO, RTML, Server, free_port, wait_for
 
 MODELS = os.path.join(REPO, "tests", "testdata", "models")
 
+
+def metric_sum(server, name):
+    text = server.request("GET", "/metrics")[1]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name))
+
 DEFS = """project: clustered
 entities:
   - {name: user, join_key: user_id, dtype: int64}
@@ -37,6 +43,8 @@ feature_views:
     features:
       - {name: owner, dtype: int64}
       - {name: version, dtype: int64}
+feature_services:
+  - {name: svc, features: [profile:owner, profile:version]}
 """
 USERS = 600
 
@@ -111,12 +119,25 @@ class RedisCluster:
                 p.wait(10)
 
 
-def config(dir, seeds, extra=""):
+def scoring_models(dir):
+    """A model repository with one model whose inputs owner and version come
+    from the store (feature service svc), beside 4 inputs of its own."""
+    version = os.path.join(dir, "models", "prof", "1")
+    os.makedirs(version, exist_ok=True)
+    with open(os.path.join(version, "model.yaml"), "w") as f:
+        f.write("backend: native\nfeature_service: svc\noutput: {kind: probability}\n"
+                f"file: {REPO}/tests/testdata/parity/xgb-debian/binary_logistic.json\n"
+                "inputs:\n" + "".join(f"  - {{name: {n}, default: 0}}\n"
+                                      for n in ("owner", "version", "a", "b", "c", "d")))
+    return os.path.join(dir, "models")
+
+
+def config(dir, seeds, extra="", models=MODELS):
     with open(os.path.join(dir, "features.yaml"), "w") as f:
         f.write(DEFS + extra)
     path = os.path.join(dir, "rtml.yaml")
     with open(path, "w") as f:
-        f.write(f"models: {{repository: {MODELS}}}\nfeatures:\n  definitions: features.yaml\n  store: redis\n"
+        f.write(f"models: {{repository: {models}}}\nfeatures:\n  definitions: features.yaml\n  store: redis\n"
                 f"  redis: {{cluster_nodes: [{', '.join(seeds)}], timeout_ms: 300, retry_after_ms: 200}}\n")
     return path
 
@@ -127,7 +148,8 @@ class RedisClusterTest(unittest.TestCase):
         cls.dir = tempfile.TemporaryDirectory()
         cls.cluster = RedisCluster(cls.dir.name)
         # Two seeds only: the rest of the cluster is found from them.
-        cls.server = Server(config=config(cls.dir.name, [f"127.0.0.1:{p}" for p in cls.cluster.ports[:2]]))
+        cls.server = Server(config=config(cls.dir.name, [f"127.0.0.1:{p}" for p in cls.cluster.ports[:2]],
+                                          models=scoring_models(cls.dir.name)), threads=1)
         cls.version = 0
         cls.lock = threading.Lock()
 
@@ -164,6 +186,35 @@ class RedisClusterTest(unittest.TestCase):
         self.assertEqual(set(body["results"][1]["statuses"]), {"PRESENT"})
         status, body = self.read([USERS + 5])
         self.assertEqual(body["results"][1]["statuses"], ["NOT_FOUND"])
+
+    def test_1b_predicts_read_each_entitys_features_through_the_cluster(self):
+        """A predict's stored inputs come from the cluster without blocking
+        the loop (a thread of its own reads, many predicts in one batch):
+        each equals the same predict given its entity's stored values."""
+        users = list(range(1, 81))
+        answers, errors = {}, []
+
+        def predict(batch):
+            for u in batch:
+                status, body, _ = self.server.request(
+                    "POST", "/predict", {"features": {"user_id": u, "a": 1}})
+                if status != 200:
+                    errors.append((u, status, body))
+                answers[u] = body
+        threads = [threading.Thread(target=predict, args=(users[i::8],)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errors, [])
+        for u in users:
+            status, want, _ = self.server.request(
+                "POST", "/predict", {"features": {"user_id": u, "a": 1, "owner": u, "version": 1}})
+            self.assertEqual(status, 200, want)
+            got = answers[u]
+            self.assertEqual((got["feature_store"], got["feature_statuses"]), ("ok", {}), got)
+            self.assertEqual(got["prediction"], want["prediction"], (u, got, want))
+        self.assertGreater(metric_sum(self.server, "rtml_feature_store_reads_total"), 0)
 
     def under_load(self, change, check_versions=True):
         """Writers bump versions while readers check every value; runs `change` in between."""
