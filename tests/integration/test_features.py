@@ -292,13 +292,20 @@ class RedisHttpTest(FeatureStoreHttpTest, unittest.TestCase):
                                       r'outcome="error"\} [1-9]')
         finally:
             self.redis.start()
-        deadline = time.monotonic() + 10  # the breaker probes again after 300 ms
+        # Each loop's breakers probe again after 300 ms: predicts (the loop's
+        # own Redis connection) and feature reads (its session) recover apart,
+        # on whichever loop a connection lands.
+        body = {"feature_service": "fraud_v1", "entities": {"user_id": [9300]}}
+        deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             resp = self.server.request("POST", "/predict", txn)[1]
-            if resp.get("feature_store") == "ok":
+            reads = [self.server.request("POST", "/v1/features/get-online-features", body)[0]
+                     for _ in range(4)]
+            if resp.get("feature_store") == "ok" and reads == [200] * 4:
                 break
             time.sleep(0.05)
         self.assertEqual(resp["feature_store"], "ok", resp)
+        self.assertEqual(reads, [200] * 4)
         self.push([profile(9300, iso(1), avg=64.0)])
         self.assertEqual(self.get([9300])["results"][1]["values"], [64.0])
 
