@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes the project's test virtualenv (.venv at the repo root, or $RTML_VENV)
 # from Debian's python3 and installs the pinned PyPI packages of
-# scripts/requirements-test.txt (the Feast SDK, hadolint, kubernetes-validate and their dependencies) into it.
+# scripts/requirements-test.txt (the Feast SDK, tritonclient, hadolint, kubernetes-validate and their dependencies) into it.
 # Idempotent: does nothing when the venv already holds exactly those pins.
 set -euo pipefail
 cd "$(dirname "$0")/.."

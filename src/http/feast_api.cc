@@ -80,20 +80,6 @@ Status CheckQuery(std::string_view query) {
 
 }  // namespace
 
-std::optional<Op> OpFor(std::span<const std::string_view> p) {
-  if (p.size() != 1) return std::nullopt;
-  if (p[0] == "get-online-features") return Op::kGetOnlineFeatures;
-  if (p[0] == "push") return Op::kPush;
-  if (p[0] == "write-to-online-store") return Op::kWriteToOnlineStore;
-  if (p[0] == "materialize") return Op::kMaterialize;
-  if (p[0] == "materialize-incremental") return Op::kMaterializeIncremental;
-  if (p[0] == "health") return Op::kHealth;
-  if (p[0] == "retrieve-online-documents" || p[0] == "search") return Op::kVectorSearch;
-  return std::nullopt;
-}
-
-const char* MethodFor(Op op) { return op == Op::kHealth ? "GET" : "POST"; }
-
 void WriteError(const Status& status, Response& res) {
   const ErrorClass c = ClassFor(status.reason());
   std::string detail;

@@ -38,10 +38,6 @@ enum class Op { kGetOnlineFeatures, kPush, kWriteToOnlineStore, kMaterialize,
                 kMaterializeIncremental, kHealth,
                 kVectorSearch };  // /retrieve-online-documents, /search: refused
 
-// The Feast route a path names, if any.
-std::optional<Op> OpFor(std::span<const std::string_view> path);
-// The method the route takes ("POST", or "GET" for /health).
-const char* MethodFor(Op op);
 
 // Fills `res` with `status` in Feast's error shape.
 void WriteError(const Status& status, Response& res);

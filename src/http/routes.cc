@@ -16,6 +16,8 @@
 #include "model/repository.h"
 #include "observability/log.h"
 #include "pipeline/error_reasons.h"
+#include "protocol/rtml_json.h"
+#include "protocol/v2_rest.h"
 
 namespace rtml::http {
 
@@ -35,6 +37,7 @@ struct PendingPredict final : features::ReadDone {
   const Request* req = nullptr;
   Response* res = nullptr;
   std::string request_id, model;  // for its log lines
+  bool v2 = false;                 // its errors take V2's shape
 };
 
 // Predicts in flight per loop, past which its queue waits (Busy()).
@@ -141,28 +144,6 @@ Status CheckContentType(const Request& req) {
                 "unsupported_media_type", "Content-Type");
 }
 
-// Splits "/a/b/c?x" into {"a","b","c"} (views into target).
-// The target's path segments (no query), into `parts` (reused: no allocation
-// once it has grown).
-void PathSegments(std::string_view target, std::vector<std::string_view>* out) {
-  target = target.substr(0, target.find('?'));
-  std::vector<std::string_view>& parts = *out;
-  parts.clear();
-  while (!target.empty()) {
-    if (target.front() == '/') {
-      target.remove_prefix(1);
-      continue;
-    }
-    const size_t slash = target.find('/');
-    parts.push_back(target.substr(0, slash));
-    target = slash == std::string_view::npos ? std::string_view() : target.substr(slash);
-  }
-}
-
-void SetJson(Response& res, bhttp::status status) {
-  res.result(status);
-  res.set(bhttp::field::content_type, "application/json");
-}
 
 void WriteInputs(JsonWriter& w, const model::ModelVersion& v) {
   w.Key("inputs").BeginArray();
@@ -208,6 +189,11 @@ void WriteModel(JsonWriter& w, const model::ModelEntry& e) {
 }
 
 }  // namespace
+
+void SetJson(Response& res, bhttp::status status) {
+  res.result(status);
+  res.set(bhttp::field::content_type, "application/json");
+}
 
 bhttp::status HttpStatusFor(StatusCode code) {
   switch (code) {
@@ -268,28 +254,19 @@ std::string_view Routes::ModelForLog(const std::vector<std::string_view>& p,
     return scratch.log_model;
   }
   if (p.size() >= 4 && p[0] == "v1" && p[1] == "models" && p.back() == "predict") return p[2];
+  if (p.size() >= 4 && p[0] == "v2" && p[1] == "models" && p.back() == "infer") return p[2];
   return {};
 }
 
-// The predict paths as Route() reads them (empty segments skipped, so
-// "//predict" is one too): /predict, /v1/models/{m}/predict and
-// /v1/models/{m}/(versions|labels)/{x}/predict. No allocation.
+// The routes the table says queue (predict and infer), as Route() reads the
+// path: empty segments skipped, so "//predict" is one too. No allocation.
 bool Routes::Queued(const Request& req) const {
   if (req.method() != bhttp::verb::post) return false;
-  std::string_view path = req.target();
-  path = path.substr(0, path.find('?'));
-  std::array<std::string_view, 7> seg;
-  size_t n = 0;
-  for (size_t i = 0; i < path.size();) {
-    const size_t end = std::min(path.find('/', i), path.size());
-    if (end > i) {
-      if (n == seg.size()) return false;
-      seg[n++] = path.substr(i, end - i);
-    }
-    i = end + 1;
-  }
-  if (n == 0 || seg[n - 1] != "predict") return false;
-  return n == 1 || ((n == 4 || n == 6) && seg[0] == "v1" && seg[1] == "models");
+  std::array<std::string_view, 8> seg;
+  const size_t n = PathSegments(req.target(), seg);
+  if (n > seg.size()) return false;
+  const Table::Match m = table_.Find(std::span(seg.data(), n), kPost);
+  return m.method_ok && m.route->queued;
 }
 
 Deferred Routes::Handle(const Request& req, Response& res, ThreadState& state,
@@ -335,83 +312,169 @@ void Routes::Finish(const Request& req, const Response& res) {
   }
 }
 
+namespace {
+uint8_t MethodOf(bhttp::verb v) {
+  return v == bhttp::verb::get || v == bhttp::verb::head ? kGet
+         : v == bhttp::verb::post                        ? kPost
+                                                         : 0;
+}
+}  // namespace
+
 Deferred Routes::Route(const Request& req, Response& res, ThreadState& state,
                        RequestContext& context) {
   const std::vector<std::string_view>& p = static_cast<Scratch&>(state).segments;
-  const bool get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
-  const bool post = req.method() == bhttp::verb::post;
-  auto wrong_method = [&](const char* allow) { WrongMethod(req, allow, false, res); };
-  auto predict = [&](std::string_view model, std::string_view version, std::string_view label) {
-    post ? Predict(req, {.model = model, .label = label}, version, res, state, context)
-         : wrong_method("POST");
-  };
-  if (p.size() == 1 && p[0] == "predict") {
-    predict("", "", "");
-  } else if (p.size() == 4 && p[0] == "v1" && p[1] == "models" && p[3] == "predict") {
-    predict(p[2], "", "");
-  } else if (p.size() == 6 && p[0] == "v1" && p[1] == "models" && p[3] == "versions" &&
-             p[5] == "predict") {
-    predict(p[2], p[4], "");
-  } else if (p.size() == 6 && p[0] == "v1" && p[1] == "models" && p[3] == "labels" &&
-             p[5] == "predict") {
-    predict(p[2], "", p[4]);
-  } else if ((p.size() == 2 || p.size() == 3) && p[0] == "v1" && p[1] == "models") {
-    get ? ListModels(p.size() == 3 ? p[2] : "", res) : wrong_method("GET");
-  } else if (p.size() >= 3 && p[0] == "v1" && p[1] == "repository") {
-    return RepositoryRoute(req, res);
-  } else if (auto op = feast::OpFor(p)) {
-    return FeastDispatch(*op, req, res, state);
-  } else if (p.size() == 3 && p[0] == "v1" && p[1] == "features" &&
-             (p[2] == "push" || p[2] == "get-online-features")) {
-    if (!post) {
-      wrong_method("POST");
-    } else if (Status s = p[2] == "push" ? CheckAdmin(req, res) : Status::Ok(); !s.ok()) {
-      Error(s, res);
-    } else {
-      FeatureApi(req, p.back(), res, state);
-    }
-  } else if (p.size() == 2 && p[0] == "v1" && p[1] == "features") {
-    get ? ListFeatures(res) : wrong_method("GET");
-  } else if (p.size() == 1 && p[0] == "favicon.ico") {
-    res.result(bhttp::status::no_content);  // browsers ask; there is none
-  } else if (p.empty() || (p.size() == 1 && p[0] == "index.html")) {
-    get ? Dashboard(res) : wrong_method("GET");
-  } else if (p.size() == 1 && p[0] == "healthz") {
-    get ? Health(res) : wrong_method("GET");
-  } else if (p.size() == 1 && p[0] == "readyz") {
-    get ? Ready(res) : wrong_method("GET");
-  } else if (p.size() == 1 && p[0] == "metrics") {
-    get ? Metrics(res) : wrong_method("GET");
-  } else if (p.size() == 2 && p[0] == "v1" && p[1] == "stats") {
-    get ? Stats(res) : wrong_method("GET");
-  } else {
-    Error(NotFound("no route for " + std::string(req.method_string()) + " " +
-                       std::string(req.target()) +
-                       " (see GET /v1/models; predict with POST /predict)",
-                   "not_found"),
-          res);
+  const Table::Match m = table_.Find(p, MethodOf(req.method()));
+  if (m.route == nullptr) {
+    const bool v2 = ShapeFor(p) == Shape::kV2;
+    ErrorIn(ShapeFor(p),
+            NotFound("no route for " + std::string(req.method_string()) + " " +
+                         std::string(req.target()) +
+                         (v2 ? " (see GET /v2/models/{name}; infer with POST "
+                               "/v2/models/{name}/infer)"
+                             : " (see GET /v1/models; predict with POST /predict)"),
+                     "not_found"),
+            res);
+    return {};
   }
-  return {};
+  if (!m.method_ok) {
+    WrongMethod(req, m.allowed, m.route->handle.shape, res);
+    return {};
+  }
+  Call call{req, res, state, context, m.args};
+  return m.route->handle.fn(*this, call);
 }
 
-void Routes::Predict(const Request& req, const pipeline::ScoreTarget& base,
-                     std::string_view version, Response& res, ThreadState& state,
-                     RequestContext& context) {
-  if (Status s = CheckContentType(req); !s.ok()) return Error(s, res);
+// The shape of a path's errors: its routes', else V2's under /v2.
+Routes::Shape Routes::ShapeFor(std::span<const std::string_view> path) const {
+  const Table::Match m = table_.Find(path, kGet | kPost);
+  if (m.route != nullptr) return m.route->handle.shape;
+  return !path.empty() && path[0] == "v2" ? Shape::kV2 : Shape::kRtml;
+}
+
+Routes::Table Routes::MakeTable() {
+  using pipeline::ScoreTarget;
+  constexpr Shape kFeast = Shape::kFeast, kV2 = Shape::kV2;
+#define RTML_NOW(body) [](Routes& r, Call& c) -> Deferred { body; return {}; }
+  return Table({
+      // Predicts first: the hot path matches in one comparison.
+      {"/predict", kPost, true, {RTML_NOW(r.Predict(c, {}, "", Shape::kRtml))}},
+      {"/v1/models/{}/predict", kPost, true,
+       {RTML_NOW(r.Predict(c, {.model = c.args[0]}, "", Shape::kRtml))}},
+      {"/v1/models/{}/versions/{}/predict", kPost, true,
+       {RTML_NOW(r.Predict(c, {.model = c.args[0]}, c.args[1], Shape::kRtml))}},
+      {"/v1/models/{}/labels/{}/predict", kPost, true,
+       {RTML_NOW(r.Predict(c, {.model = c.args[0], .label = c.args[1]}, "", Shape::kRtml))}},
+      {"/v2/models/{}/infer", kPost, true,
+       {RTML_NOW(r.Predict(c, {.model = c.args[0]}, "", kV2)), kV2}},
+      {"/v2/models/{}/versions/{}/infer", kPost, true,
+       {RTML_NOW(r.Predict(c, {.model = c.args[0]}, c.args[1], kV2)), kV2}},
+      {"/healthz", kGet, false, {RTML_NOW(r.Health(c.res))}},
+      {"/readyz", kGet, false, {RTML_NOW(r.Ready(c.res))}},
+      {"/metrics", kGet, false, {RTML_NOW(r.Metrics(c.res))}},
+      {"/v1/stats", kGet, false, {RTML_NOW(r.Stats(c.res))}},
+      {"/v1/models", kGet, false, {RTML_NOW(r.ListModels("", c.res))}},
+      {"/v1/models/{}", kGet, false, {RTML_NOW(r.ListModels(c.args[0], c.res))}},
+      {"/v1/repository/index", kGet, false,
+       {RTML_NOW(Status s = r.CheckAdmin(c.req, c.res);
+                 s.ok() ? r.RepositoryIndex(c.res) : r.Error(s, c.res))}},
+      {"/v1/repository/models/{}/load", kPost, false,
+       {[](Routes& r, Call& c) { return r.RepositoryChangeRoute(c, true); }}},
+      {"/v1/repository/models/{}/unload", kPost, false,
+       {[](Routes& r, Call& c) { return r.RepositoryChangeRoute(c, false); }}},
+      {"/v1/features/push", kPost, false,
+       {RTML_NOW(Status s = r.CheckAdmin(c.req, c.res);
+                 s.ok() ? r.FeatureApi(c.req, "push", c.res, c.state) : r.Error(s, c.res))}},
+      {"/v1/features/get-online-features", kPost, false,
+       {RTML_NOW(r.FeatureApi(c.req, "get-online-features", c.res, c.state))}},
+      {"/v1/features", kGet, false, {RTML_NOW(r.ListFeatures(c.res))}},
+      {"/get-online-features", kPost, false, {&FeastAt<feast::Op::kGetOnlineFeatures>, kFeast}},
+      {"/push", kPost, false, {&FeastAt<feast::Op::kPush>, kFeast}},
+      {"/write-to-online-store", kPost, false, {&FeastAt<feast::Op::kWriteToOnlineStore>, kFeast}},
+      {"/materialize", kPost, false, {&FeastAt<feast::Op::kMaterialize>, kFeast}},
+      {"/materialize-incremental", kPost, false,
+       {&FeastAt<feast::Op::kMaterializeIncremental>, kFeast}},
+      {"/health", kGet, false, {&FeastAt<feast::Op::kHealth>, kFeast}},
+      {"/retrieve-online-documents", kPost, false, {&FeastAt<feast::Op::kVectorSearch>, kFeast}},
+      {"/search", kPost, false, {&FeastAt<feast::Op::kVectorSearch>, kFeast}},
+      {"/v2", kGet, false, {RTML_NOW(r.V2Server(c.res)), kV2}},
+      {"/v2/health/live", kGet, false,
+       {RTML_NOW(c.res.body() = R"({"live":true})"; SetJson(c.res, bhttp::status::ok)), kV2}},
+      {"/v2/health/ready", kGet, false, {RTML_NOW(r.V2Ready(c.res)), kV2}},
+      {"/v2/models/{}", kGet, false, {RTML_NOW(r.V2ModelMetadata(c.args[0], "", false, c.res)), kV2}},
+      {"/v2/models/{}/versions/{}", kGet, false,
+       {RTML_NOW(r.V2ModelMetadata(c.args[0], c.args[1], false, c.res)), kV2}},
+      {"/v2/models/{}/ready", kGet, false,
+       {RTML_NOW(r.V2ModelMetadata(c.args[0], "", true, c.res)), kV2}},
+      {"/v2/models/{}/versions/{}/ready", kGet, false,
+       {RTML_NOW(r.V2ModelMetadata(c.args[0], c.args[1], true, c.res)), kV2}},
+      {"/favicon.ico", kGet, false,
+       {RTML_NOW(c.res.result(bhttp::status::no_content))}},  // browsers ask; there is none
+      {"/", kGet, false, {RTML_NOW(r.Dashboard(c.res))}},
+      {"/index.html", kGet, false, {RTML_NOW(r.Dashboard(c.res))}},
+  });
+#undef RTML_NOW
+}
+
+namespace {
+
+// V2 bodies: JSON, or JSON and binary tensors (application/octet-stream, as
+// the binary extension's examples send); tritonclient sends none.
+Status CheckV2ContentType(const Request& req) {
+  auto it = req.find(bhttp::field::content_type);
+  if (it == req.end() || IsJsonContentType(it->value())) return Status::Ok();
+  std::string_view type = it->value().substr(0, it->value().find(';'));
+  if (type == "application/octet-stream") return Status::Ok();
+  return Status(StatusCode::kUnsupportedMedia,
+                "Content-Type must be application/json (or application/octet-stream with "
+                "binary tensors), not '" + std::string(it->value()) + "'",
+                "unsupported_media_type", "Content-Type");
+}
+
+// The request as its codec takes it: V2 with the binary extension's header.
+Result<pipeline::Payload> PayloadOf(const Request& req, bool v2) {
+  if (!v2) return protocol::Json(req.body());
+  pipeline::Payload p = protocol::V2Json(req.body());
+  auto it = req.find("Inference-Header-Content-Length");
+  if (it == req.end()) return p;
+  const std::string_view value = it->value();
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (ec != std::errc() || end != value.data() + value.size() || n == 0) {
+    return InvalidArgument("Inference-Header-Content-Length must be the JSON header's size in "
+                           "bytes, not '" + std::string(value) + "'",
+                           "bad_binary_data", "Inference-Header-Content-Length");
+  }
+  p.header_size = n;
+  return p;
+}
+
+}  // namespace
+
+void Routes::Predict(Call& c, const pipeline::ScoreTarget& base, std::string_view version,
+                     Shape shape) {
+  const Request& req = c.req;
+  Response& res = c.res;
+  const bool v2 = shape == Shape::kV2;
+  if (Status s = v2 ? CheckV2ContentType(req) : CheckContentType(req); !s.ok()) {
+    return ErrorIn(shape, s, res);
+  }
   pipeline::ScoreTarget target = base;
-  target.deadline = context.deadline;
+  target.deadline = c.context.deadline;
+  if (v2) target.path = pipeline::Path::kV2Rest;
   if (!version.empty()) {
     int64_t v = 0;
     auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
     if (ec != std::errc() || end != version.data() + version.size() || v <= 0) {
-      return Error(NotFound("version '" + std::string(version) +
-                                "' is not a positive integer",
-                            "unknown_version"),
-                   res);
+      return ErrorIn(shape,
+                     NotFound("version '" + std::string(version) + "' is not a positive integer",
+                              "unknown_version"),
+                     res);
     }
     target.version = v;
   }
-  auto& scratch = static_cast<Scratch&>(state);
+  auto payload = PayloadOf(req, v2);
+  if (!payload.ok()) return ErrorIn(shape, payload.status(), res);
+  auto& scratch = static_cast<Scratch&>(c.state);
   PendingPredict& p = scratch.Take(*this);
   const uint64_t generation = scorer_.registry().generation();
   if (p.score.snapshot.repo != nullptr && p.score.snapshot.generation != generation) {
@@ -419,21 +482,22 @@ void Routes::Predict(const Request& req, const pipeline::ScoreTarget& base,
   }
   // Queued predicts read the store without blocking the loop, where it has a
   // network trip; the loop goes on with other work meanwhile.
-  features::AsyncReads* reads = context.later != nullptr ? scratch.reads.get() : nullptr;
+  features::AsyncReads* reads = c.context.later != nullptr ? scratch.reads.get() : nullptr;
   Status s;
-  const bool pending = scorer_.StartJson(target, req.body(), &p.score, &res.body(), reads, &p, &s);
-  context.rows = static_cast<int64_t>(p.score.rows_scored);
+  const bool pending = scorer_.Start(target, *payload, &p.score, &res.body(), reads, &p, &s);
+  c.context.rows = static_cast<int64_t>(p.score.rows_scored);
   if (pending) {
-    p.answer = std::move(context.later);
+    p.answer = std::move(c.context.later);
     p.req = &req;
     p.res = &res;
+    p.v2 = v2;
     p.request_id = scratch.request_id;
     p.model.assign(target.model.empty() ? std::string_view(scratch.log_model) : target.model);
     ++scratch.in_flight;
     return;
   }
   scratch.GiveBack(p, generation);
-  if (!s.ok()) return Error(s, res);
+  if (!s.ok()) return ErrorIn(shape, s, res);
   SetJson(res, bhttp::status::ok);
 }
 
@@ -469,8 +533,9 @@ void Routes::ResumeTurn(Scratch& scratch) {
 void Routes::ResumePredict(PendingPredict& p) {
   const auto start = std::chrono::steady_clock::now();
   const observability::LogScope log_scope({.model = p.model, .request_id = p.request_id});
-  Status s = scorer_.ResumeJson(&p.score, std::move(p.read));
-  s.ok() ? SetJson(*p.res, bhttp::status::ok) : Error(s, *p.res);
+  Status s = scorer_.Resume(&p.score, std::move(p.read));
+  s.ok() ? SetJson(*p.res, bhttp::status::ok)
+         : ErrorIn(p.v2 ? Shape::kV2 : Shape::kRtml, s, *p.res);
   Finish(*p.req, *p.res);
   std::shared_ptr<LaterAnswer> answer = std::move(p.answer);
   const auto rows = static_cast<int64_t>(p.score.rows_scored);
@@ -479,56 +544,36 @@ void Routes::ResumePredict(PendingPredict& p) {
   answer->Send(rows, std::chrono::steady_clock::now() - start);
 }
 
-// 405 with the Allow header, in rtml's error shape or Feast's.
-void Routes::WrongMethod(const Request& req, const char* allow, bool feast, Response& res) {
+// 405 with the Allow header, in the route's error shape.
+void Routes::WrongMethod(const Request& req, uint8_t allowed, Shape shape, Response& res) {
+  const std::string allow = AllowHeader(allowed);
   res.set(bhttp::field::allow, allow);
-  Status s(StatusCode::kMethodNotAllowed,
-           std::string(req.method_string()) + " is not allowed on " + std::string(req.target()) +
-               " (use " + allow + ")",
-           "method_not_allowed");
-  feast ? FeastError(s, res) : Error(s, res);
-}
-
-// /v1/repository/index and /v1/repository/models/{name}/load|unload, admin only.
-Deferred Routes::RepositoryRoute(const Request& req, Response& res) {
-  std::vector<std::string_view> p;
-  PathSegments(req.target(), &p);
-  const bool index = p.size() == 3 && p[2] == "index";
-  const bool change = p.size() == 5 && p[2] == "models" && (p[4] == "load" || p[4] == "unload");
-  const bhttp::verb want = index ? bhttp::verb::get : bhttp::verb::post;
-  if (!index && !change) {
-    Error(NotFound("no route for " + std::string(req.target()) +
-                       " (GET /v1/repository/index, POST /v1/repository/models/{name}/load "
-                       "or /unload)",
-                   "not_found"),
+  ErrorIn(shape,
+          Status(StatusCode::kMethodNotAllowed,
+                 std::string(req.method_string()) + " is not allowed on " +
+                     std::string(req.target()) + " (use " + allow + ")",
+                 "method_not_allowed"),
           res);
-  } else if (req.method() != want && !(index && req.method() == bhttp::verb::head)) {
-    WrongMethod(req, index ? "GET" : "POST", /*feast=*/false, res);
-  } else if (Status s = CheckAdmin(req, res); !s.ok()) {
-    Error(s, res);
-  } else if (index) {
-    RepositoryIndex(res);
-  } else {
-    return RepositoryChange(req, std::string(p[3]), p[4] == "load", res);
-  }
-  return {};
 }
 
-// Feast's routes: the method each takes, the admin token for writes.
-Deferred Routes::FeastDispatch(feast::Op op, const Request& req, Response& res,
-                               ThreadState& state) {
-  const bool get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
-  const bool post = req.method() == bhttp::verb::post;
+// POST /v1/repository/models/{name}/load|unload, admin only.
+Deferred Routes::RepositoryChangeRoute(Call& c, bool load) {
+  if (Status s = CheckAdmin(c.req, c.res); !s.ok()) {
+    Error(s, c.res);
+    return {};
+  }
+  return RepositoryChange(c.req, std::string(c.args[0]), load, c.res);
+}
+
+// Feast's routes: the admin token for writes.
+Deferred Routes::FeastOp(feast::Op op, Call& c) {
   const bool writes = op != feast::Op::kHealth && op != feast::Op::kGetOnlineFeatures &&
                       op != feast::Op::kVectorSearch;
-  if (!(op == feast::Op::kHealth ? get : post)) {
-    WrongMethod(req, feast::MethodFor(op), /*feast=*/true, res);
-  } else if (Status s = writes ? CheckAdmin(req, res) : Status::Ok(); !s.ok()) {
-    FeastError(s, res);
-  } else {
-    return FeastRoute(op, req, res, state);
+  if (Status s = writes ? CheckAdmin(c.req, c.res) : Status::Ok(); !s.ok()) {
+    FeastError(s, c.res);
+    return {};
   }
-  return {};
+  return FeastRoute(op, c.req, c.res, c.state);
 }
 
 features::StoreSession& Routes::StoreSessionOf(ThreadState& state) const {
@@ -758,11 +803,15 @@ void Routes::Health(Response& res) {
   SetJson(res, bhttp::status::ok);
 }
 
+std::string Routes::NotReadyReason() const {
+  if (draining_.load()) return "draining: the server is stopping";
+  if (not_ready_) return not_ready_();
+  return ready_.load() ? "" : "starting: the models are not serving yet";
+}
+
 void Routes::Ready(Response& res) {
-  const std::string why = draining_.load() ? "draining: the server is stopping"
-                          : not_ready_      ? not_ready_()
-                                            : std::string();
-  const bool ready = ready_.load() && why.empty();
+  const std::string why = NotReadyReason();
+  const bool ready = why.empty();
   JsonWriter w(&res.body());
   w.BeginObject().Key("ready").Bool(ready).Key("models").Uint(scorer_.repository()->models().size());
   if (!why.empty()) w.Key("reason").String(why);
@@ -816,9 +865,9 @@ void Routes::HandleUnreadable(bhttp::status status, std::string_view why,
                                 "body_too_large")
                        : InvalidArgument("unreadable HTTP request: " + std::string(why),
                                          "bad_request");
-  std::vector<std::string_view> path;  // Feast's routes answer in Feast's shape
+  std::vector<std::string_view> path;  // Feast's and V2's routes answer in their shape
   PathSegments(target, &path);
-  feast::OpFor(path) ? FeastError(s, res) : Error(s, res);
+  ErrorIn(ShapeFor(path), s, res);
   CountResponse(res.result_int());
 }
 
@@ -834,6 +883,14 @@ void Routes::Error(const Status& status, Response& res) {
   w.EndObject().EndObject();
   SetJson(res, code);
   CountError(status);
+}
+
+void Routes::ErrorIn(Shape shape, const Status& status, Response& res) {
+  switch (shape) {
+    case Shape::kRtml: return Error(status, res);
+    case Shape::kFeast: return FeastError(status, res);
+    case Shape::kV2: return V2Error(status, res);
+  }
 }
 
 void Routes::FeastError(const Status& status, Response& res) {

@@ -14,10 +14,16 @@
 //   GET  /v1/features                               the feature registry
 //   POST /push, /get-online-features, /write-to-online-store, /materialize,
 //        /materialize-incremental; GET /health      Feast's feature server (feast_api.h)
+//   GET  /v2, /v2/health/live, /v2/health/ready     the Open Inference Protocol (V2):
+//   GET  /v2/models/{name}[/versions/{v}][/ready]   metadata and readiness,
+//   POST /v2/models/{name}[/versions/{v}]/infer     inference (protocol/v2_rest.h)
 //
+// The routes are a table (MakeTable(), http/route_table.h): a pattern, its
+// methods, whether it queues under admission control, and its handler.
 // Every error is a JSON body {"error": {"code", "reason", "field", "message"}}
 // with a 4xx status for client errors, counted in rtml_request_errors_total
-// by reason; the Feast routes answer errors in Feast's shape instead.
+// by reason; the Feast routes answer errors in Feast's shape instead, the V2
+// routes in V2's ({"error": "<message>", "reason", "field"}).
 // Materializing and model loads run as Deferred work, off the event loops.
 // With an admin token, the repository API and feature writes need
 // "Authorization: Bearer <token>" (401 without, 403 with another).
@@ -34,6 +40,7 @@
 
 #include "features/feature_store.h"
 #include "http/feast_api.h"
+#include "http/route_table.h"
 #include "http/server.h"
 #include "common/json_writer.h"
 #include "observability/metrics.h"
@@ -92,21 +99,50 @@ class Routes final : public Handler {
     std::string reason;
     observability::Counter* counter;
   };
+  // What a route's handler is given.
+  struct Call {
+    const Request& req;
+    Response& res;
+    ThreadState& state;
+    RequestContext& context;
+    std::array<std::string_view, 3> args;  // the pattern's "{}" segments
+  };
+  // The shape a route's errors take.
+  enum class Shape : uint8_t { kRtml, kFeast, kV2 };
+  struct RouteHandler {
+    Deferred (*fn)(Routes&, Call&) = nullptr;
+    Shape shape = Shape::kRtml;
+  };
+  using Table = RouteTable<RouteHandler>;
+  static Table MakeTable();
+  Shape ShapeFor(std::span<const std::string_view> path) const;
 
   Deferred Route(const Request& req, Response& res, ThreadState& state,
                  RequestContext& context);
   void Finish(const Request& req, const Response& res);
-  void Predict(const Request& req, const pipeline::ScoreTarget& target, std::string_view version,
-               Response& res, ThreadState& state, RequestContext& context);
+  // A predict in rtml's JSON or V2's (the shape says which).
+  void Predict(Call& c, const pipeline::ScoreTarget& target, std::string_view version,
+               Shape shape);
+  Deferred FeastOp(feast::Op op, Call& c);
+  template <feast::Op op>
+  static Deferred FeastAt(Routes& r, Call& c) {
+    return r.FeastOp(op, c);
+  }
+  Deferred RepositoryChangeRoute(Call& c, bool load);
+  // The Open Inference Protocol's routes (v2_routes.cc).
+  void V2Server(Response& res);
+  void V2Ready(Response& res);
+  void V2ModelMetadata(std::string_view model, std::string_view version, bool ready_only,
+                       Response& res);
+  void V2Error(const Status& status, Response& res);
+  void ErrorIn(Shape shape, const Status& status, Response& res);
   void ListModels(std::string_view name, Response& res);
   // 401 without a bearer token, 403 with another one; OK when none is set.
   Status CheckAdmin(const Request& req, Response& res) const;
   void RepositoryIndex(Response& res);
   Deferred RepositoryChange(const Request& req, std::string model, bool load, Response& res);
   void FeatureApi(const Request& req, std::string_view op, Response& res, ThreadState& state);
-  void WrongMethod(const Request& req, const char* allow, bool feast, Response& res);
-  Deferred RepositoryRoute(const Request& req, Response& res);
-  Deferred FeastDispatch(feast::Op op, const Request& req, Response& res, ThreadState& state);
+  void WrongMethod(const Request& req, uint8_t allowed, Shape shape, Response& res);
   Deferred FeastRoute(feast::Op op, const Request& req, Response& res, ThreadState& state);
   void FeastNow(feast::Op op, const Request& req, Response& res, ThreadState& state);
   Deferred MaterializeLater(bool incremental, const Request& req, std::string request_id);
@@ -115,6 +151,8 @@ class Routes final : public Handler {
   void ListFeatures(Response& res);
   void Health(Response& res);
   void Ready(Response& res);
+  // Why /readyz answers 503 (draining, starting, catching up), or empty.
+  std::string NotReadyReason() const;
   void Metrics(Response& res);
   void Stats(Response& res);
   void Dashboard(Response& res);
@@ -137,9 +175,12 @@ class Routes final : public Handler {
   bool metrics_on_ = true;
   std::string admin_token_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  const Table table_ = MakeTable();
 };
 
 // Maps a Status code to its HTTP status.
 bhttp::status HttpStatusFor(StatusCode code);
+// Sets the status and a JSON Content-Type.
+void SetJson(Response& res, bhttp::status status);
 
 }  // namespace rtml::http

@@ -15,6 +15,7 @@
 #include "kafka/offset_tracker.h"
 #include "observability/log.h"
 #include "pipeline/error_reasons.h"
+#include "protocol/rtml_json.h"
 #include "resilience/retry.h"
 
 namespace rtml::kafka {
@@ -322,7 +323,8 @@ class StreamWorker::Impl {
         done[i] = true;
         group_.push_back(i);
         rd_kafka_message_t* m = events_batch_[i].message;
-        bodies_.emplace_back(static_cast<const char*>(m->payload), m->len);
+        bodies_.push_back({&protocol::KafkaEvent(),
+                           std::string_view(static_cast<const char*>(m->payload), m->len)});
         read_at_.push_back(events_batch_[i].read_at_us);
       }
       results_.resize(bodies_.size());
@@ -517,8 +519,8 @@ class StreamWorker::Impl {
   Status Score(std::string_view model, std::string_view payload, std::string* response) {
     resilience::Backoff backoff = NewBackoff();
     while (true) {
-      Status s = scorer_.ScoreJson({model, std::nullopt, pipeline::Path::kStream}, payload,
-                                   &scratch_, response);
+      Status s = scorer_.Score({model, std::nullopt, pipeline::Path::kStream},
+                               {&protocol::KafkaEvent(), payload}, &scratch_, response);
       if (s.code() != StatusCode::kUnavailable || w_->stop_.load()) return s;
       const auto delay = backoff.Next();
       Log().warn("{}; retrying in {} ms", s.message(), delay.count());
@@ -849,7 +851,7 @@ class StreamWorker::Impl {
   std::string out_, peek_buf_;
   std::vector<Event> events_batch_;
   std::vector<size_t> group_;
-  std::vector<std::string_view> bodies_;
+  std::vector<pipeline::Payload> bodies_;
   std::vector<pipeline::EventResult> results_;
   std::vector<pipeline::EventResult> event_results_;  // per events_batch_ entry
   std::vector<int64_t> read_at_;

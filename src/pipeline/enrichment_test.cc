@@ -8,10 +8,18 @@
 
 #include "features/redis_store.h"
 #include "pipeline/scorer.h"
+#include "protocol/rtml_json.h"
 #include "redis_server.h"
 
 namespace rtml::pipeline {
 namespace {
+
+// rtml JSON payloads of `bodies`.
+std::vector<Payload> AsJson(std::span<const std::string_view> bodies) {
+  std::vector<Payload> out;
+  for (std::string_view b : bodies) out.push_back(protocol::Json(b));
+  return out;
+}
 
 const std::string kData = std::string(RTML_SOURCE_DIR) + "/tests/testdata/";
 constexpr int64_t kT0 = 1795651200LL * 1000000;  // 2026-11-26T00:00:00Z
@@ -42,7 +50,7 @@ class EnrichmentTest : public ::testing::Test {
   }
 
   simdjson::dom::element Score(std::string_view body) {
-    Status s = scorer_->ScoreJson({}, body, &scratch_, &response_);
+    Status s = scorer_->Score({}, protocol::Json(body), &scratch_, &response_);
     EXPECT_TRUE(s.ok()) << body << " -> " << s.ToString();
     return parser_.parse(response_);
   }
@@ -102,11 +110,11 @@ TEST_F(EnrichmentTest, BatchReadsOnceAndNeedsTheKey) {
   EXPECT_NE(metrics_.Render().find(
                 R"(rtml_feature_store_reads_total{backend="memory",outcome="ok"} 1)"),
             std::string::npos);
-  Status s = scorer_->ScoreJson({}, R"({"instances": [{"user_id": 1, "f1": 0}, {"f1": 0}]})",
+  Status s = scorer_->Score({}, protocol::Json(R"({"instances": [{"user_id": 1, "f1": 0}, {"f1": 0}]})"),
                                 &scratch_, &response_);
   EXPECT_EQ(s.reason(), "missing_entity_key");
   EXPECT_EQ(s.field(), "instances[1].user_id");
-  s = scorer_->ScoreJson({}, R"({"user_id": "1", "f1": 0})", &scratch_, &response_);
+  s = scorer_->Score({}, protocol::Json(R"({"user_id": "1", "f1": 0})"), &scratch_, &response_);
   EXPECT_EQ(s.reason(), "bad_entity_key");
 }
 
@@ -117,18 +125,18 @@ TEST_F(EnrichmentTest, BatchOfEventsReadsTheStoreOnce) {
                                                 R"({"f1": 0})",  // no key
                                                 R"({"user_id": 1, "f1": 0, "f3": 7})"};
   std::vector<EventResult> results(3);
-  scorer_->ScoreBatch({}, bodies, &scratch_, &results);
+  scorer_->ScoreBatch({}, AsJson(bodies), &scratch_, &results);
   EXPECT_TRUE(results[0].status.ok());
   EXPECT_EQ(results[1].status.reason(), "missing_entity_key");
   EXPECT_TRUE(results[2].status.ok());
   EXPECT_EQ(results[0].response, [&] {
     std::string alone;
-    EXPECT_TRUE(scorer_->ScoreJson({}, bodies[0], &scratch_, &alone).ok());
+    EXPECT_TRUE(scorer_->Score({}, protocol::Json(bodies[0]), &scratch_, &alone).ok());
     return alone;
   }());
   EXPECT_NE(metrics_.Render().find(
                 R"(rtml_feature_store_reads_total{backend="memory",outcome="ok"} 2)"),
-            std::string::npos);  // one for the batch, one for the ScoreJson above
+            std::string::npos);  // one for the batch, one for the Score above
 }
 
 TEST_F(EnrichmentTest, RedisDownDegradesToDefaultsAndRecovers) {
@@ -145,7 +153,7 @@ TEST_F(EnrichmentTest, RedisDownDegradesToDefaultsAndRecovers) {
   EXPECT_EQ(std::string_view(degraded["feature_store"]), "degraded");
   EXPECT_EQ(std::string_view(degraded["defaulted"].at(1)), "f3");
   // f4 has none: the request cannot be answered honestly.
-  Status s = scorer_->ScoreJson({}, R"({"user_id": 1, "f1": 0})", &scratch_, &response_);
+  Status s = scorer_->Score({}, protocol::Json(R"({"user_id": 1, "f1": 0})"), &scratch_, &response_);
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
   EXPECT_NE(s.message().find("'f4' has no default"), std::string::npos) << s.message();
   EXPECT_NE(metrics_.Render().find(
@@ -203,7 +211,7 @@ TEST_F(EnrichmentTest, FallbackAnswersWhenTheStoreCannotAndSaysSo) {
   auto batch = Score(R"({"instances": [{"user_id": 1, "f1": 0}, {"user_id": 2, "f1": 1}]})");
   EXPECT_EQ(batch["predictions"].get_array().size(), 2u);
   // A bad request is still an error, never a fallback.
-  Status bad = scorer_->ScoreJson({}, R"({"user_id": 1})", &scratch_, &response_);
+  Status bad = scorer_->Score({}, protocol::Json(R"({"user_id": 1})"), &scratch_, &response_);
   EXPECT_EQ(bad.reason(), "missing_feature");
   const std::string text = metrics_.Render();
   EXPECT_NE(text.find(R"(rtml_fallbacks_total{model="binary",version="2",path="http",reason="feature_store_unavailable"} 2)"),
@@ -214,7 +222,7 @@ TEST_F(EnrichmentTest, FallbackAnswersWhenTheStoreCannotAndSaysSo) {
   // Stream events fall back the same way, one answer each.
   const std::vector<std::string_view> bodies = {R"({"user_id": 1, "f1": 0})", R"({"f1": "x"})"};
   std::vector<EventResult> results(2);
-  scorer_->ScoreBatch({.path = Path::kStream}, bodies, &scratch_, &results);
+  scorer_->ScoreBatch({.path = Path::kStream}, AsJson(bodies), &scratch_, &results);
   ASSERT_TRUE(results[0].status.ok()) << results[0].status.ToString();
   EXPECT_NE(results[0].response.find(R"("fallback":true)"), std::string::npos);
   EXPECT_EQ(results[1].status.reason(), "wrong_type");
@@ -226,9 +234,9 @@ TEST_F(EnrichmentTest, FallbackVersionScoresWithoutTheStoreAndPastTheDeadline) {
   const std::string body = R"({"user_id": 1, "f0": 1, "f1": 0.5, "f2": 3})";
   // A deadline already passed: version 2 does not read the store; version 1 answers
   // from the request (user_id, which it does not take, is no error) and defaults.
-  Status s = scorer_->ScoreJson(
-      {.deadline = std::chrono::steady_clock::now() - std::chrono::milliseconds(1)}, body,
-      &scratch_, &response_);
+  Status s = scorer_->Score(
+      {.deadline = std::chrono::steady_clock::now() - std::chrono::milliseconds(1)},
+      protocol::Json(body), &scratch_, &response_);
   ASSERT_TRUE(s.ok()) << s.ToString();
   auto r = parser_.parse(response_);
   EXPECT_EQ(int64_t(r["version"]), 1);
@@ -238,8 +246,8 @@ TEST_F(EnrichmentTest, FallbackVersionScoresWithoutTheStoreAndPastTheDeadline) {
   EXPECT_EQ(r["feature_store"].error(), simdjson::NO_SUCH_FIELD);
   const double fallback_p = double(r["prediction"]);
   std::string v1;
-  ASSERT_TRUE(scorer_->ScoreJson({.version = 1}, R"({"f0": 1, "f1": 0.5, "f2": 3})", &scratch_,
-                                 &v1)
+  ASSERT_TRUE(scorer_->Score({.version = 1}, protocol::Json(R"({"f0": 1, "f1": 0.5, "f2": 3})"),
+                             &scratch_, &v1)
                   .ok());
   EXPECT_EQ(double(parser_.parse(v1)["prediction"]), fallback_p);
   // Without a deadline the primary answers.
@@ -248,9 +256,9 @@ TEST_F(EnrichmentTest, FallbackVersionScoresWithoutTheStoreAndPastTheDeadline) {
 
 TEST_F(EnrichmentTest, AFallbackThatCannotAnswerLeavesTheErrorAndSaysWhy) {
   Build(features::NewMemoryStore(), FallbackRepo("{version: 3}"));
-  Status s = scorer_->ScoreJson(
+  Status s = scorer_->Score(
       {.deadline = std::chrono::steady_clock::now() - std::chrono::milliseconds(1)},
-      R"({"user_id": 1, "f1": 0})", &scratch_, &response_);
+      protocol::Json(R"({"user_id": 1, "f1": 0})"), &scratch_, &response_);
   EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded);
   EXPECT_NE(s.message().find("its fallback, version 3, is not loaded"), std::string::npos)
       << s.message();

@@ -1,7 +1,6 @@
 // The Scorer's fallback answers (the policy is pipeline/fallback.h).
 #include "pipeline/fallback.h"
 
-#include "common/json_writer.h"
 #include "pipeline/scorer.h"
 
 namespace rtml::pipeline {
@@ -16,7 +15,7 @@ std::optional<int> FallbackReason(const Status& s) {
   }
 }
 
-Status Scorer::AnswerFallback(const ModelVersion& v, Path path, std::string_view body,
+Status Scorer::AnswerFallback(const ModelVersion& v, Path path, const Payload& request,
                               const Status& failed, Decoded* d, ScoreScratch* scratch,
                               std::string* response) const {
   const std::optional<int> reason = FallbackReason(failed);
@@ -24,7 +23,7 @@ Status Scorer::AnswerFallback(const ModelVersion& v, Path path, std::string_view
   const model::FallbackSpec& f = *v.spec.fallback;
   if (!f.version) {
     d->fallback_reason = *reason;
-    WriteConstant(v, *d, f.values, response);
+    request.codec->WriteConstant(v, *d, f.values, response);
     scratch->fell_back = true;
     return Status::Ok();
   }
@@ -43,7 +42,7 @@ Status Scorer::AnswerFallback(const ModelVersion& v, Path path, std::string_view
   Decoded fd;
   fd.route = d->route;
   fd.lenient = true;  // the request was valid for v; what fb does not take is not an error
-  if (Status s = Decode(*fb, body, scratch, &fd); !s.ok()) {
+  if (Status s = Decode(*fb, request, scratch, &fd); !s.ok()) {
     return cannot("cannot read the request: " + s.message());
   }
   if (Status s = FinishRows(*fb, fd, scratch); !s.ok()) {
@@ -53,27 +52,9 @@ Status Scorer::AnswerFallback(const ModelVersion& v, Path path, std::string_view
     return cannot("failed too: " + s.message());
   }
   fd.fallback_reason = d->fallback_reason = *reason;
-  WriteResponse(*fb, fd, *scratch, response, v.version);
+  WriteAnswer(*fb, fd, request, *scratch, response, v.version);
   scratch->fell_back = true;
   return Status::Ok();
-}
-
-void Scorer::WriteConstant(const ModelVersion& v, const Decoded& d, std::span<const float> values,
-                           std::string* response) const {
-  response->clear();
-  JsonWriter w(response);
-  WriteHead(w, v, d);
-  if (!d.batch) {
-    w.Key("prediction");
-    WritePrediction(w, v, values.data());
-  } else {
-    w.Key("predictions").BeginArray();
-    for (size_t r = 0; r < d.n_rows; ++r) WritePrediction(w, v, values.data());
-    w.EndArray();
-  }
-  w.Key("fallback").Bool(true).Key("fallback_reason").String(kFallbackReasons[d.fallback_reason]);
-  w.Key("fallback_kind").String("constant");
-  w.EndObject();
 }
 
 }  // namespace rtml::pipeline

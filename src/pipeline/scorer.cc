@@ -16,34 +16,6 @@ using schema::Cell;
 
 namespace {
 
-Status Malformed(std::string_view body, simdjson::error_code e) {
-  return MalformedJson(body, simdjson::error_message(e));
-}
-
-Status JsonFail(simdjson::error_code e) {
-  return InvalidArgument(simdjson::error_message(e), "malformed_json");
-}
-
-Status BadStructure(std::string message, std::string field) {
-  return InvalidArgument(std::move(message), "bad_request", std::move(field));
-}
-
-std::string_view TrimRight(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' ||
-                        s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
-void WriteNames(JsonWriter& w, const schema::InputSchema& schema, const Cell* cells, Cell want) {
-  w.BeginArray();
-  for (int i = 0; i < schema.size(); ++i) {
-    if (cells[i] == want) w.String(schema.feature(i).name);
-  }
-  w.EndArray();
-}
-
 // DeadlineExceeded once `deadline` has passed, saying what was not done.
 Status CheckDeadline(std::chrono::steady_clock::time_point deadline, std::string_view when) {
   if (deadline == std::chrono::steady_clock::time_point::max() ||
@@ -62,6 +34,7 @@ std::string_view PathName(Path p) {
     case Path::kHttp: return "http";
     case Path::kStream: return "stream";
     case Path::kShadow: return "shadow";
+    case Path::kV2Rest: return "v2_rest";
   }
   return "unknown";
 }
@@ -138,7 +111,8 @@ const Scorer::VersionMetrics* Scorer::MetricsOf(const ModelVersion& v) {
   slot = std::make_unique<VersionMetrics>();
   VersionMetrics& vm = *slot;
   observability::Registry* metrics = registry_metrics_;
-  for (const Path path : {Path::kHttp, Path::kStream, Path::kShadow}) {
+  for (int p = 0; p < kPaths; ++p) {
+    const Path path = static_cast<Path>(p);
     const observability::Labels labels{{"model", v.name},
                                        {"version", std::to_string(v.version)},
                                        {"path", std::string(PathName(path))}};
@@ -261,6 +235,12 @@ const Scorer::Enrichment* Scorer::EnrichmentFor(const ModelVersion& v) const {
   return StateOf(v).enrichment.get();
 }
 
+std::span<const schema::KeySpec> Scorer::EntityKeys(const ModelVersion& v) const {
+  const Enrichment* e = EnrichmentFor(v);
+  return e != nullptr ? std::span<const schema::KeySpec>(e->keys)
+                      : std::span<const schema::KeySpec>();
+}
+
 const model::ModelRepository& Scorer::Models(ScoreScratch* scratch) const {
   SnapshotRef& ref = scratch->snapshot;
   const uint64_t generation = registry_->generation();
@@ -272,7 +252,7 @@ const model::ModelRepository& Scorer::Models(ScoreScratch* scratch) const {
 }
 
 Result<std::pair<const ModelVersion*, std::string_view>> Scorer::Pick(
-    const model::ModelRepository& repo, const ScoreTarget& target, std::string_view body,
+    const model::ModelRepository& repo, const ScoreTarget& target, const Payload& request,
     ScoreScratch* scratch) const {
   const model::ModelEntry* entry =
       target.model.empty() ? repo.default_model() : repo.Find(target.model);
@@ -286,7 +266,9 @@ Result<std::pair<const ModelVersion*, std::string_view>> Scorer::Pick(
   model::RouteRequest r{.version = target.version, .label = target.label};
   const model::ServingPolicy& policy = entry->policy;
   if (policy.total_weight > 0 && !r.version && r.label.empty()) {
-    if (!policy.sticky_key.empty()) r.sticky_hash = PeekStickyKey(body, policy.sticky_key, scratch);
+    if (!policy.sticky_key.empty()) {
+      r.sticky_hash = request.codec->StickyKey(request, policy.sticky_key, *scratch);
+    }
     if (!r.sticky_hash) {
       uint64_t& x = scratch->draw_state;
       if (x == 0) x = std::random_device{}() | 1;
@@ -297,75 +279,34 @@ Result<std::pair<const ModelVersion*, std::string_view>> Scorer::Pick(
   return entry->Pick(r);
 }
 
-std::optional<uint64_t> Scorer::PeekStickyKey(std::string_view body, std::string_view key,
-                                              ScoreScratch* scratch) const {
-  scratch->padded.reserve(body.size() + simdjson::SIMDJSON_PADDING);
-  scratch->padded.assign(body);
-  simdjson::padded_string_view padded(scratch->padded.data(), scratch->padded.size(),
-                                      scratch->padded.capacity());
-  od::document doc;
-  od::object top;
-  if (scratch->parser.iterate(padded).get(doc) || doc.get_object().get(top)) return std::nullopt;
-  auto find_in = [&](od::object obj) -> std::optional<uint64_t> {
-    for (auto field : obj) {
-      std::string_view k;
-      if (field.unescaped_key().get(k)) return std::nullopt;
-      if (k != key) continue;
-      std::string_view token;
-      if (field.value().raw_json_token().get(token)) return std::nullopt;
-      return model::StickyHash(TrimRight(token));
-    }
-    return std::nullopt;
-  };
-  for (auto field : top) {
-    std::string_view k;
-    if (field.unescaped_key().get(k)) return std::nullopt;
-    od::value value;
-    if (field.value().get(value)) return std::nullopt;
-    if (k == key) return model::StickyHash(TrimRight(value.raw_json_token()));
-    od::object inner;
-    if (k == "features" && !value.get_object().get(inner)) {
-      if (auto h = find_in(inner)) return h;
-    } else if (k == "instances") {
-      od::array rows;
-      if (value.get_array().get(rows)) return std::nullopt;
-      for (auto row : rows) {
-        if (!row.get_object().get(inner)) return find_in(inner);
-        return std::nullopt;
-      }
-    }
-  }
-  return std::nullopt;
-}
-
-Status Scorer::ScoreJson(const ScoreTarget& target, std::string_view body, ScoreScratch* scratch,
-                         std::string* response) const {
+Status Scorer::Score(const ScoreTarget& target, const Payload& request, ScoreScratch* scratch,
+                     std::string* response) const {
   Status s;
-  StartJson(target, body, scratch, response, nullptr, nullptr, &s);
+  Start(target, request, scratch, response, nullptr, nullptr, &s);
   return s;
 }
 
-bool Scorer::StartJson(const ScoreTarget& target, std::string_view body, ScoreScratch* scratch,
-                       std::string* response, features::AsyncReads* reads,
-                       features::ReadDone* done, Status* status) const {
+bool Scorer::Start(const ScoreTarget& target, const Payload& request, ScoreScratch* scratch,
+                   std::string* response, features::AsyncReads* reads, features::ReadDone* done,
+                   Status* status) const {
   ScoreScratch::Pending& p = scratch->pending;
   p.start = std::chrono::steady_clock::now();
   scratch->rows_scored = 0;
   scratch->deadline = target.deadline;
   const model::ModelRepository& repo = Models(scratch);  // held by scratch until the next call
-  auto picked = Pick(repo, target, body, scratch);
+  auto picked = Pick(repo, target, request, scratch);
   if (!picked.ok()) {
     *status = picked.status();
     return false;
   }
   p.v = picked->first;
   p.path = target.path;
-  p.body = body;
+  p.payload = request;
   p.response = response;
   p.d = Decoded{};
   p.d.route = picked->second;
   scratch->fell_back = false;
-  if (Status s = Decode(*p.v, body, scratch, &p.d); !s.ok()) {
+  if (Status s = Decode(*p.v, request, scratch, &p.d); !s.ok()) {
     *status = Failed(*p.v, p.path, std::move(s));
     return false;
   }
@@ -379,23 +320,23 @@ bool Scorer::StartJson(const ScoreTarget& target, std::string_view body, ScoreSc
     }
     ApplyRead(*p.v, one, scratch, ReadNow(scratch), p.read_start);
   }
-  *status = FinishJson(scratch);
+  *status = Finish(scratch);
   return false;
 }
 
-Status Scorer::ResumeJson(ScoreScratch* scratch, Status read) const {
+Status Scorer::Resume(ScoreScratch* scratch, Status read) const {
   ScoreScratch::Pending& p = scratch->pending;
   ApplyRead(*p.v, std::span<Decoded>(&p.d, 1), scratch, read, p.read_start);
-  return FinishJson(scratch);
+  return Finish(scratch);
 }
 
-Status Scorer::FinishJson(ScoreScratch* scratch) const {
+Status Scorer::Finish(ScoreScratch* scratch) const {
   ScoreScratch::Pending& p = scratch->pending;
   const ModelVersion& v = *p.v;
   const VersionMetrics* m = MetricsFor(v);
   if (Status s = PredictDecoded(v, m, p.path, &p.d, scratch); s.ok()) {
-    WriteResponse(v, p.d, *scratch, p.response);
-  } else if (s = AnswerFallback(v, p.path, p.body, s, &p.d, scratch, p.response); !s.ok()) {
+    WriteAnswer(v, p.d, p.payload, *scratch, p.response);
+  } else if (s = AnswerFallback(v, p.path, p.payload, s, &p.d, scratch, p.response); !s.ok()) {
     return Failed(v, p.path, std::move(s));
   }
   if (m != nullptr) {
@@ -403,14 +344,16 @@ Status Scorer::FinishJson(ScoreScratch* scratch) const {
     Count(pm, p.d);
     LatencySink(pm.latency, pm.window.get()).Record(std::chrono::steady_clock::now() - p.start);
   }
-  MaybeLog(p.path, p.body, *p.response);
+  MaybeLog(p.path, p.payload, *p.response);
   if (p.path != Path::kShadow && !scratch->fell_back) {
-    // The snapshot StartJson took (held by the scratch).
+    // The snapshot Start took (held by the scratch).
     if (const model::ModelEntry* e = scratch->snapshot.repo->Find(v.name);
         !e->policy.shadow.empty()) {
       const int n_out = v.model->num_outputs();
       OfferShadow(v,
-                  {.model = v.name, .bodies = {std::string(p.body)},
+                  {.model = v.name, .codec = p.payload.codec,
+                   .bodies = {std::string(p.payload.bytes)},
+                   .header_sizes = {p.payload.header_size},
                    .rows = {{0, scratch->outputs.size() / n_out}}},
                   scratch->outputs);
     }
@@ -433,7 +376,7 @@ Status Scorer::PredictDecoded(const ModelVersion& v, const VersionMetrics* m, Pa
   return Predict(v, m, path, d->n_rows, scratch);
 }
 
-void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const std::string_view> bodies,
+void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const Payload> bodies,
                         ScoreScratch* scratch, std::vector<EventResult>* results,
                         std::span<const int64_t> read_at_us) const {
   for (EventResult& r : *results) r.latency = LatencySink();
@@ -466,7 +409,7 @@ void Scorer::ScoreBatch(const ScoreTarget& target, std::span<const std::string_v
 }
 
 void Scorer::ScoreGroup(const ModelVersion& v, const ScoreTarget& target,
-                        std::span<const std::string_view> bodies,
+                        std::span<const Payload> bodies,
                         std::span<const int64_t> read_at_us, ScoreScratch* scratch,
                         std::vector<EventResult>* results) const {
   const std::vector<uint32_t>& group = scratch->group;
@@ -497,16 +440,17 @@ void Scorer::ScoreGroup(const ModelVersion& v, const ScoreTarget& target,
     EventResult& r = (*results)[group[g]];
     r.status = decoded[g].status.ok() ? predicted : decoded[g].status;
     if (!r.status.ok()) continue;
-    WriteResponse(v, decoded[g], *scratch, &r.response);
+    WriteAnswer(v, decoded[g], bodies[group[g]], *scratch, &r.response);
     MaybeLog(target.path, bodies[group[g]], r.response);
   }
   if (target.path != Path::kShadow && predicted.ok()) {
     // The batch's snapshot (ScoreBatch took it; no refresh mid-batch).
     const model::ModelEntry* e = scratch->snapshot.repo->Find(v.name);
     if (e != nullptr && !e->policy.shadow.empty()) {
-      ShadowJob job{.model = v.name};
+      ShadowJob job{.model = v.name, .codec = bodies[group[0]].codec};
       for (size_t g = 0; g < group.size(); ++g) {
-        job.bodies.emplace_back(bodies[group[g]]);
+        job.bodies.emplace_back(bodies[group[g]].bytes);
+        job.header_sizes.push_back(bodies[group[g]].header_size);
         job.rows.emplace_back(decoded[g].first_row,
                               (*results)[group[g]].status.ok() ? decoded[g].n_rows : 0);
       }
@@ -606,9 +550,10 @@ void LatencySink::Record(std::chrono::nanoseconds elapsed) const {
   window_->Record(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
 }
 
-void Scorer::MaybeLog(Path path, std::string_view body, std::string_view response) const {
+void Scorer::MaybeLog(Path path, const Payload& request, std::string_view response) const {
   observability::PredictionLog* log = options_.prediction_log;
   if (log == nullptr || !log->ShouldSample()) return;
+  std::string_view body = request.codec->LogText(request);
   while (!body.empty() && (body.back() == '\n' || body.back() == ' ' || body.back() == '\r')) {
     body.remove_suffix(1);
   }
@@ -640,41 +585,31 @@ void Scorer::WriteStats(JsonWriter& w) const {
   w.EndArray();
 }
 
-Status Scorer::Decode(const ModelVersion& v, std::string_view body, ScoreScratch* scratch,
+Status Scorer::Decode(const ModelVersion& v, const Payload& request, ScoreScratch* scratch,
                       Decoded* out) const {
-  scratch->padded.reserve(body.size() + simdjson::SIMDJSON_PADDING);
-  scratch->padded.assign(body);
-  simdjson::padded_string_view padded(scratch->padded.data(), scratch->padded.size(),
-                                      scratch->padded.capacity());
-  od::document doc;
-  if (auto e = scratch->parser.iterate(padded).get(doc)) return Malformed(body, e);
-  od::object top;
-  od::json_type type;
-  if (auto e = doc.type().get(type)) return Malformed(body, e);
-  if (type != od::json_type::object) {
-    if (FindJsonSyntaxError(body)) return Malformed(body, simdjson::TAPE_ERROR);
-    return BadStructure("request body must be a JSON object with \"features\" or \"instances\"",
-                        "");
-  }
-  if (auto e = doc.get_object().get(top)) return Malformed(body, e);
-  Status s = DecodeTop(v, top, scratch, out);
-  // Past the top-level object there must be nothing left.
-  if (s.ok() && !doc.current_location().error()) {
-    return Malformed(body, simdjson::TRAILING_CONTENT);
-  }
-  if (!s.ok() && (s.reason() == "malformed_json" || FindJsonSyntaxError(body))) {
-    return Malformed(body, simdjson::TAPE_ERROR);  // the syntax error is the first problem
-  }
-  return s;
+  const schema::RowDecoder decoder = DecoderFor(v, *out);
+  const Enrichment* e = EnrichmentFor(v);
+  RowSink rows(v, decoder,
+               e != nullptr ? std::span<const schema::KeySpec>(e->keys)
+                            : std::span<const schema::KeySpec>(),
+               static_cast<size_t>(options_.max_batch_size), out->first_row, *scratch);
+  return request.codec->Decode(request, rows, out);
 }
 
-Scorer::RowView Scorer::RowAt(const ModelVersion& v, size_t row, ScoreScratch* scratch) const {
-  const size_t nf = v.schema.size();
-  const Enrichment* e = EnrichmentFor(v);
-  const size_t nk = e != nullptr ? e->keys.size() : 0;
-  return RowView{std::span<float>(scratch->rows.data() + row * nf, nf),
-                 std::span<Cell>(scratch->cells.data() + row * nf, nf),
-                 std::span<std::string>(scratch->keys.data() + row * nk, nk)};
+void RowSink::Resize(size_t n) {
+  const size_t rows = first_row_ + n;
+  const size_t nf = version.schema.size(), nk = keys.size();
+  scratch.rows.resize(rows * nf);
+  scratch.cells.resize(rows * nf);
+  scratch.keys.resize(rows * nk);
+}
+
+RowSink::Row RowSink::At(size_t i) {
+  const size_t row = first_row_ + i;
+  const size_t nf = version.schema.size(), nk = keys.size();
+  return Row{std::span<float>(scratch.rows.data() + row * nf, nf),
+             std::span<Cell>(scratch.cells.data() + row * nf, nf),
+             std::span<std::string>(scratch.keys.data() + row * nk, nk)};
 }
 
 void Scorer::ReserveRows(const ModelVersion& v, size_t n, ScoreScratch* scratch) const {
@@ -682,140 +617,6 @@ void Scorer::ReserveRows(const ModelVersion& v, size_t n, ScoreScratch* scratch)
   scratch->rows.resize(n * v.schema.size());
   scratch->cells.resize(n * v.schema.size());
   scratch->keys.resize(n * (e != nullptr ? e->keys.size() : 0));
-}
-
-// Top-level fields: "features" (one row), "instances" (a batch), "id", or, in
-// the flat form, the row's own fields ({"user_id": 1, "amount": 9.5}).
-Status Scorer::DecodeTop(const ModelVersion& v, od::object top, ScoreScratch* scratch,
-                         Decoded* out) const {
-  const schema::RowDecoder decoder = DecoderFor(v, *out);
-  enum class Form { kNone, kFeatures, kInstances, kFlat } form = Form::kNone;
-  auto take_form = [&](Form f, std::string_view key) -> Status {
-    if (form == Form::kNone) {
-      form = f;
-      return Status::Ok();
-    }
-    if (form == f && f == Form::kFlat) return Status::Ok();
-    return BadStructure("give one of \"features\", \"instances\" or a flat row, once",
-                        std::string(key));
-  };
-  for (auto f : top) {
-    od::field field;
-    std::string_view key;
-    if (auto e = std::move(f).get(field)) return JsonFail(e);
-    if (auto e = field.unescaped_key().get(key)) return JsonFail(e);
-    od::value value = field.value();
-    od::json_type type;
-    if (auto e = value.type().get(type)) return JsonFail(e);
-    if (key == "id") {
-      if (type != od::json_type::string && type != od::json_type::number) {
-        return InvalidArgument("\"id\" must be a string or a number", "wrong_type", "id");
-      }
-      std::string_view raw = value.raw_json_token();
-      if (type == od::json_type::string) {
-        std::string_view unused;
-        if (auto e = value.get_string().get(unused)) return JsonFail(e);
-      }
-      out->id = std::string(TrimRight(raw));
-    } else if (key == "model") {  // the stream's routing field; must agree with the target
-      std::string_view name;
-      if (type != od::json_type::string || value.get_string().get(name)) {
-        return InvalidArgument("\"model\" must be a string", "wrong_type", "model");
-      }
-      if (name != v.name) {
-        return InvalidArgument("the body names model '" + std::string(name) + "' but '" +
-                                   v.name + "' is the target",
-                               "bad_request", "model");
-      }
-    } else if (key == "event_time") {  // carried through by the stream worker
-      if (type != od::json_type::string && type != od::json_type::number) {
-        return InvalidArgument("\"event_time\" must be a string or a number", "wrong_type",
-                               "event_time");
-      }
-      std::string_view raw = value.raw_json_token();
-      (void)raw;
-      if (type == od::json_type::string) {
-        std::string_view unused;
-        if (auto e = value.get_string().get(unused)) return JsonFail(e);
-      }
-    } else if (key == "features") {
-      RETURN_IF_ERROR(take_form(Form::kFeatures, key));
-      ReserveRows(v, out->first_row + 1, scratch);
-      out->n_rows = 1;
-      RowView row = RowAt(v, out->first_row, scratch);
-      if (type == od::json_type::object) {
-        RETURN_IF_ERROR(decoder.DecodeObject(value.get_object(), -1, row.values, row.cells,
-                                             row.keys));
-      } else if (type == od::json_type::array) {
-        decoder.Begin(row.cells, row.keys);
-        RETURN_IF_ERROR(decoder.DecodeArray(value.get_array(), -1, row.values, row.cells));
-      } else {
-        return InvalidArgument("\"features\" must be an object of name: value or an ordered array",
-                               "wrong_type", "features");
-      }
-    } else if (key == "instances") {
-      RETURN_IF_ERROR(take_form(Form::kInstances, key));
-      if (type != od::json_type::array) {
-        return InvalidArgument("\"instances\" must be an array of rows", "wrong_type",
-                               "instances");
-      }
-      out->batch = true;
-      RETURN_IF_ERROR(DecodeInstances(v, value.get_array(), scratch, out));
-    } else {
-      if (form != Form::kFlat) {
-        RETURN_IF_ERROR(take_form(Form::kFlat, key));
-        ReserveRows(v, out->first_row + 1, scratch);
-        RowView row = RowAt(v, out->first_row, scratch);
-        decoder.Begin(row.cells, row.keys);
-        out->n_rows = 1;
-        out->flat = true;
-      }
-      RowView row = RowAt(v, out->first_row, scratch);
-      RETURN_IF_ERROR(decoder.DecodeField(key, value, schema::kFlatRow, row.values, row.cells,
-                                          row.keys));
-    }
-  }
-  if (form == Form::kNone) {
-    return BadStructure("request needs \"features\" (one row), \"instances\" (a batch) or the "
-                        "row's fields",
-                        "");
-  }
-  return Status::Ok();
-}
-
-Status Scorer::DecodeInstances(const ModelVersion& v, od::array arr, ScoreScratch* scratch,
-                               Decoded* out) const {
-  const schema::RowDecoder decoder = DecoderFor(v, *out);
-  size_t n = 0;
-  for (auto element : arr) {
-    od::value value;
-    if (auto err = std::move(element).get(value)) return JsonFail(err);
-    if (n >= static_cast<size_t>(options_.max_batch_size)) {
-      return Status(StatusCode::kPayloadTooLarge,
-                    "batch has more than the maximum of " +
-                        std::to_string(options_.max_batch_size) + " instances",
-                    "batch_too_large", "instances");
-    }
-    ReserveRows(v, out->first_row + n + 1, scratch);
-    RowView row = RowAt(v, out->first_row + n, scratch);
-    od::json_type type;
-    if (auto err = value.type().get(type)) return JsonFail(err);
-    if (type == od::json_type::object) {
-      RETURN_IF_ERROR(decoder.DecodeObject(value.get_object(), static_cast<int>(n), row.values,
-                                           row.cells, row.keys));
-    } else if (type == od::json_type::array) {
-      decoder.Begin(row.cells, row.keys);
-      RETURN_IF_ERROR(decoder.DecodeArray(value.get_array(), static_cast<int>(n), row.values,
-                                          row.cells));
-    } else {
-      return InvalidArgument("each instance must be an object or an ordered array", "wrong_type",
-                             "instances[" + std::to_string(n) + "]");
-    }
-    ++n;
-  }
-  if (n == 0) return InvalidArgument("\"instances\" is empty", "bad_request", "instances");
-  out->n_rows = n;
-  return Status::Ok();
 }
 
 namespace {
@@ -962,80 +763,13 @@ Status Scorer::FinishRows(const ModelVersion& v, const Decoded& d, ScoreScratch*
   return Status::Ok();
 }
 
-void Scorer::WriteHead(JsonWriter& w, const ModelVersion& v, const Decoded& d) {
-  w.BeginObject();
-  if (!d.id.empty()) w.Key("id").Raw(d.id);
-  w.Key("model").String(v.name).Key("version").Int(v.version);
-  if (!d.route.empty()) w.Key("route").String(d.route);
-}
-
-void Scorer::WritePrediction(JsonWriter& w, const ModelVersion& v, const float* p) {
-  if (v.spec.output != OutputKind::kClasses) {
-    w.Float(p[0]);
-    return;
-  }
-  w.BeginObject();
-  for (size_t k = 0; k < v.spec.labels.size(); ++k) w.Key(v.spec.labels[k]).Float(p[k]);
-  w.EndObject();
-}
-
-void Scorer::WriteResponse(const ModelVersion& v, const Decoded& d, const ScoreScratch& scratch,
-                           std::string* response, int64_t fallback_from) const {
-  response->clear();
-  JsonWriter w(response);
-  const int n_out = v.model->num_outputs();
-  const int n_features = v.schema.size();
+void Scorer::WriteAnswer(const ModelVersion& v, const Decoded& d, const Payload& request,
+                         const ScoreScratch& scratch, std::string* response,
+                         int64_t fallback_from) const {
   // A fallback version's stored inputs were not read.
   const Enrichment* e = fallback_from != 0 ? nullptr : EnrichmentFor(v);
-  auto write_prediction = [&](size_t i) {
-    WritePrediction(w, v, scratch.outputs.data() + (d.first_row + i) * n_out);
-  };
-  // Stored features that could not be used, with their Feast status.
-  auto write_statuses = [&](size_t i) {
-    w.BeginObject();
-    for (size_t ref = 0; ref < e->columns.size(); ++ref) {
-      const auto st = scratch.statuses[(d.first_row + i) * e->columns.size() + ref];
-      if (st == features::FeatureStatus::kPresent) continue;
-      w.Key(v.schema.feature(e->columns[ref]).name).String(features::FeatureStatusName(st));
-    }
-    w.EndObject();
-  };
-  WriteHead(w, v, d);
-  if (!d.batch) {
-    w.Key("prediction");
-    write_prediction(0);
-    const Cell* cells = scratch.cells.data() + d.first_row * n_features;
-    w.Key("defaulted");
-    WriteNames(w, v.schema, cells, Cell::kDefaulted);
-    w.Key("missing");
-    WriteNames(w, v.schema, cells, Cell::kMissing);
-    if (e != nullptr) {
-      w.Key("feature_statuses");
-      write_statuses(0);
-    }
-  } else {
-    w.Key("predictions").BeginArray();
-    for (size_t r = 0; r < d.n_rows; ++r) write_prediction(r);
-    w.EndArray();
-    for (Cell which : {Cell::kDefaulted, Cell::kMissing}) {
-      w.Key(which == Cell::kDefaulted ? "defaulted" : "missing").BeginArray();
-      for (size_t r = 0; r < d.n_rows; ++r) {
-        WriteNames(w, v.schema, scratch.cells.data() + (d.first_row + r) * n_features, which);
-      }
-      w.EndArray();
-    }
-    if (e != nullptr) {
-      w.Key("feature_statuses").BeginArray();
-      for (size_t r = 0; r < d.n_rows; ++r) write_statuses(r);
-      w.EndArray();
-    }
-  }
-  if (e != nullptr) w.Key("feature_store").String(d.degraded ? "degraded" : "ok");
-  if (fallback_from != 0) {
-    w.Key("fallback").Bool(true).Key("fallback_reason").String(kFallbackReasons[d.fallback_reason]);
-    w.Key("fallback_kind").String("version").Key("fallback_from").Int(fallback_from);
-  }
-  w.EndObject();
+  request.codec->WriteAnswer(v, d, scratch, e != nullptr ? &e->columns : nullptr, fallback_from,
+                             response);
 }
 
 }  // namespace rtml::pipeline

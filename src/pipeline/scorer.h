@@ -2,12 +2,12 @@
 // HTTP and the Kafka stream worker so both validate, enrich, default and score
 // identically.
 //
-// ScoreJson resolves the target model version, decodes the JSON body
-// ({"features": {...} | [...]}, {"instances": [...]}, or a flat object of
-// features) through the version's input schema into dense rows, fills the
+// Score resolves the target model version, has the request's codec (its
+// wire format: pipeline/codec.h, protocol/) decode it through the version's
+// input schema into dense rows, fills the
 // inputs the request left out from the online feature store when the model
 // names a feature service (one store read for the whole batch), applies
-// defaults, runs the model on the batch, and writes the JSON response.
+// defaults, runs the model on the batch, and has the codec write the answer.
 //
 // A missing or stale stored feature falls back to its default and is listed
 // in "defaulted" with its status in "feature_statuses". If the store fails,
@@ -49,6 +49,7 @@
 #include "features/online_reader.h"
 #include "model/registry.h"
 #include "model/repository.h"
+#include "pipeline/codec.h"
 #include "common/json_writer.h"
 #include "observability/metrics.h"
 #include "observability/drift.h"
@@ -71,9 +72,10 @@ struct ScoringOptions {
 
 // Which model a request is for: empty name = the repository's default model;
 // no version = that model's default version.
-enum class Path { kHttp = 0, kStream = 1, kShadow = 2 };
-inline constexpr int kPaths = 3;
-std::string_view PathName(Path p);  // "http", "stream", "shadow"
+// kHttp is rtml's own JSON over HTTP; kV2Rest the Open Inference Protocol's.
+enum class Path { kHttp = 0, kStream = 1, kShadow = 2, kV2Rest = 3 };
+inline constexpr int kPaths = 4;
+std::string_view PathName(Path p);  // "http", "stream", "shadow", "v2_rest"
 
 struct ScoreTarget {
   std::string_view model;
@@ -84,21 +86,6 @@ struct ScoreTarget {
   // fails with DeadlineExceeded instead of reading the store or running the
   // model; the store read is cut at it. ScoreBatch (the stream) has none.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
-};
-
-// One request body's rows within a ScoreScratch (internal to the Scorer).
-struct DecodedBody {
-  size_t first_row = 0;
-  size_t n_rows = 0;
-  bool batch = false;
-  bool flat = false;  // the body was the row itself
-  bool degraded = false;
-  int64_t read_at_us = 0;  // when its stored features are read (0: now)
-  std::string_view route;  // why this version answers ("default", "traffic", a label, ...)
-  std::string id;  // raw JSON of "id", if given
-  Status status;   // set by the batch stages after decoding
-  bool lenient = false;     // fields the version does not know are ignored (a fallback's decode)
-  int fallback_reason = -1;  // answered by the fallback: index into kFallbackReasons
 };
 
 // A thread's view of the live models: the snapshot it last took and the
@@ -125,14 +112,14 @@ struct ScoreScratch {
   std::unique_ptr<features::StoreSession> store;  // opened on first use
   features::OnlineReader::Scratch lookup;
   std::vector<DecodedBody> decoded;  // ScoreBatch's per-body state
-  size_t rows_scored = 0;  // rows of the last ScoreJson's body (decoded; 0 if it was not)
+  size_t rows_scored = 0;  // rows of the last Score's body (decoded; 0 if it was not)
   std::chrono::steady_clock::time_point deadline;  // of the request being scored
-  bool fell_back = false;  // the last ScoreJson was answered by its version's fallback
-  // The request StartJson began, while its stored features are read.
+  bool fell_back = false;  // the last Score was answered by its version's fallback
+  // The request Start began, while its stored features are read.
   struct Pending {
     const model::ModelVersion* v = nullptr;  // held by `snapshot`
     Path path = Path::kHttp;
-    std::string_view body;
+    Payload payload;
     std::string* response = nullptr;
     std::chrono::steady_clock::time_point start, read_start;
     DecodedBody d;
@@ -178,28 +165,29 @@ class Scorer final : public model::VersionPreparer {
   // split by the sticky key or a random draw, else its default), with the
   // route; or a NotFound status naming what is unknown.
   Result<std::pair<const model::ModelVersion*, std::string_view>> Pick(
-      const model::ModelRepository& repo, const ScoreTarget& target, std::string_view body,
+      const model::ModelRepository& repo, const ScoreTarget& target, const Payload& request,
       ScoreScratch* scratch) const;
 
-  // Scores `body` for `target`; on success `*response` holds the JSON answer.
-  Status ScoreJson(const ScoreTarget& target, std::string_view body, ScoreScratch* scratch,
-                   std::string* response) const;
-  // ScoreJson for an event loop that must not wait for the feature store.
-  // With `reads` (the loop's), a body whose model needs stored features has
-  // them read there: StartJson returns true and `done` runs on the loop once
-  // the read is over, and must call ResumeJson with the read's status, which
-  // returns what ScoreJson would have. Otherwise (no read needed, or no
-  // `reads`) StartJson finishes at once: false, with ScoreJson's status in
-  // *status. Each request in flight has a ScoreScratch of its own; `body`
-  // and `response` stay alive until it is finished.
-  bool StartJson(const ScoreTarget& target, std::string_view body, ScoreScratch* scratch,
-                 std::string* response, features::AsyncReads* reads, features::ReadDone* done,
-                 Status* status) const;
-  Status ResumeJson(ScoreScratch* scratch, Status read) const;
+  // Scores `request` for `target`; on success `*response` holds the answer,
+  // in the request's wire format.
+  Status Score(const ScoreTarget& target, const Payload& request, ScoreScratch* scratch,
+               std::string* response) const;
+  // Score for an event loop that must not wait for the feature store.
+  // With `reads` (the loop's), a request whose model needs stored features
+  // has them read there: Start returns true and `done` runs on the loop once
+  // the read is over, and must call Resume with the read's status, which
+  // returns what Score would have. Otherwise (no read needed, or no `reads`)
+  // Start finishes at once: false, with Score's status in *status. Each
+  // request in flight has a ScoreScratch of its own; the request's bytes and
+  // `response` stay alive until it is finished.
+  bool Start(const ScoreTarget& target, const Payload& request, ScoreScratch* scratch,
+             std::string* response, features::AsyncReads* reads, features::ReadDone* done,
+             Status* status) const;
+  Status Resume(ScoreScratch* scratch, Status read) const;
 
   // Scores several bodies (e.g. the events of one Kafka poll) for one target
   // as one batch: one feature-store read and one model call for all their
-  // rows. Each body gets its own result, exactly as ScoreJson would answer it.
+  // rows. Each body gets its own result, exactly as Score would answer it.
   // Counts are recorded here; latency is the caller's to record, per event,
   // through each result's `latency` (the stream measures from the poll that
   // fetched the event to its output's hand-off to the producer).
@@ -207,7 +195,7 @@ class Scorer final : public model::VersionPreparer {
   // features are read: the stream reads an event's window features at its
   // event time, so a replay of the topic gives the same values.
   // REQUIRES: results->size() == bodies.size() (reused across calls).
-  void ScoreBatch(const ScoreTarget& target, std::span<const std::string_view> bodies,
+  void ScoreBatch(const ScoreTarget& target, std::span<const Payload> bodies,
                   ScoreScratch* scratch, std::vector<EventResult>* results,
                   std::span<const int64_t> read_at_us = {}) const;
 
@@ -232,6 +220,9 @@ class Scorer final : public model::VersionPreparer {
   void DrainShadow() const { shadow_->Drain(); }
   // The largest PSI of any series of any version; -1 before there is one.
   double WorstPsi() const;
+  // The entity keys a version's rows may carry to read its stored features
+  // (none without a feature service).
+  std::span<const schema::KeySpec> EntityKeys(const model::ModelVersion& v) const;
   const ScoringOptions& options() const { return options_; }
   const features::FeatureStore* feature_store() const { return store_; }
 
@@ -282,20 +273,11 @@ class Scorer final : public model::VersionPreparer {
 
   schema::RowDecoder DecoderFor(const model::ModelVersion& v, const Decoded& d) const;
   const Enrichment* EnrichmentFor(const model::ModelVersion& v) const;
-  Status Decode(const model::ModelVersion& v, std::string_view body, ScoreScratch* scratch,
+  // The request's rows for v, decoded by its codec from out->first_row.
+  Status Decode(const model::ModelVersion& v, const Payload& request, ScoreScratch* scratch,
                 Decoded* out) const;
-  Status DecodeTop(const model::ModelVersion& v, simdjson::ondemand::object top,
-                   ScoreScratch* scratch, Decoded* out) const;
-  Status DecodeInstances(const model::ModelVersion& v, simdjson::ondemand::array arr,
-                         ScoreScratch* scratch, Decoded* out) const;
   // Sizes the row, cell and key buffers for n rows (keeps what is there).
   void ReserveRows(const model::ModelVersion& v, size_t n, ScoreScratch* scratch) const;
-  struct RowView {
-    std::span<float> values;
-    std::span<schema::Cell> cells;
-    std::span<std::string> keys;
-  };
-  RowView RowAt(const model::ModelVersion& v, size_t row, ScoreScratch* scratch) const;
   // Fills stored inputs for every decoded body in one store read; a body
   // whose enrichment fails gets its status set.
   void Enrich(const model::ModelVersion& v, std::span<Decoded> bodies,
@@ -309,9 +291,9 @@ class Scorer final : public model::VersionPreparer {
   Status ReadNow(ScoreScratch* scratch) const;
   void ApplyRead(const model::ModelVersion& v, std::span<Decoded> bodies, ScoreScratch* scratch,
                  const Status& read, std::chrono::steady_clock::time_point started) const;
-  // StartJson's work after the store read: the model, the answer (or the
+  // Start's work after the store read: the model, the answer (or the
   // fallback's), counts, the log line and the shadow offer.
-  Status FinishJson(ScoreScratch* scratch) const;
+  Status Finish(ScoreScratch* scratch) const;
   // Counts a request that failed once its version was known.
   Status Failed(const model::ModelVersion& v, Path path, Status s) const;
   void FillStored(const model::ModelVersion& v, const Enrichment& e, size_t row, int64_t now,
@@ -331,33 +313,25 @@ class Scorer final : public model::VersionPreparer {
   // constant, or its fallback version scored without the feature store.
   // Returns `failed` when the failure is the request's or v has no fallback,
   // `failed` with a note when the fallback cannot answer either.
-  Status AnswerFallback(const model::ModelVersion& v, Path path, std::string_view body,
+  Status AnswerFallback(const model::ModelVersion& v, Path path, const Payload& request,
                         const Status& failed, Decoded* d, ScoreScratch* scratch,
                         std::string* response) const;
-  void WriteConstant(const model::ModelVersion& v, const Decoded& d, std::span<const float> values,
-                     std::string* response) const;
   // Queues a shadow job when the model has shadow versions (not for shadows).
   void OfferShadow(const model::ModelVersion& v, ShadowJob job,
                    const std::vector<float>& outputs) const;
   // ScoreBatch's work for the bodies scratch->group names, all for version v.
   void ScoreGroup(const model::ModelVersion& v, const ScoreTarget& target,
-                  std::span<const std::string_view> bodies, std::span<const int64_t> read_at_us,
+                  std::span<const Payload> bodies, std::span<const int64_t> read_at_us,
                   ScoreScratch* scratch, std::vector<EventResult>* results) const;
-  // The raw JSON token of `key` in a body (top level, "features" or the first
-  // of "instances"), hashed; nullopt when absent or the body is not JSON.
-  std::optional<uint64_t> PeekStickyKey(std::string_view body, std::string_view key,
-                                        ScoreScratch* scratch) const;
   // Counts a scored body.
   static void Count(const PathMetrics& m, const Decoded& d);
-  void MaybeLog(Path path, std::string_view body, std::string_view response) const;
+  void MaybeLog(Path path, const Payload& request, std::string_view response) const;
   Status FinishRows(const model::ModelVersion& v, const Decoded& d, ScoreScratch* scratch) const;
-  // Opens the answer object: id, model, version, route.
-  static void WriteHead(JsonWriter& w, const model::ModelVersion& v, const Decoded& d);
-  // One row's prediction: a number, or {label: probability} for classes.
-  static void WritePrediction(JsonWriter& w, const model::ModelVersion& v, const float* p);
-  // `fallback_from`: the version whose fallback v is (0: none).
-  void WriteResponse(const model::ModelVersion& v, const Decoded& d, const ScoreScratch& scratch,
-                     std::string* response, int64_t fallback_from = 0) const;
+  // The codec's answer for d's scored rows; `fallback_from`: the version
+  // whose fallback v is (0: none).
+  void WriteAnswer(const model::ModelVersion& v, const Decoded& d, const Payload& request,
+                   const ScoreScratch& scratch, std::string* response,
+                   int64_t fallback_from = 0) const;
 
   const features::FeatureStore* store_;
   ScoringOptions options_;

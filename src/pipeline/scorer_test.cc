@@ -1,4 +1,5 @@
 #include "pipeline/scorer.h"
+#include "protocol/rtml_json.h"
 
 #include <gtest/gtest.h>
 
@@ -6,6 +7,13 @@
 
 namespace rtml::pipeline {
 namespace {
+
+// rtml JSON payloads of `bodies`.
+std::vector<Payload> AsJson(std::span<const std::string_view> bodies) {
+  std::vector<Payload> out;
+  for (std::string_view b : bodies) out.push_back(protocol::Json(b));
+  return out;
+}
 
 const std::string kRepo = std::string(RTML_SOURCE_DIR) + "/tests/testdata/models";
 
@@ -26,13 +34,13 @@ class ScorerTest : public ::testing::Test {
 
   // Scores and parses the response; fails the test on error.
   simdjson::dom::element Score(Scorer& s, std::string_view body, ScoreTarget t = {}) {
-    Status st = s.ScoreJson(t, body, &scratch_, &response_);
+    Status st = s.Score(t, protocol::Json(body), &scratch_, &response_);
     EXPECT_TRUE(st.ok()) << body << " -> " << st.ToString();
     return parser_.parse(response_);
   }
 
   Status Error(Scorer& s, std::string_view body, ScoreTarget t = {}) {
-    Status st = s.ScoreJson(t, body, &scratch_, &response_);
+    Status st = s.Score(t, protocol::Json(body), &scratch_, &response_);
     EXPECT_FALSE(st.ok()) << body;
     return st;
   }
@@ -178,7 +186,7 @@ TEST_F(ScorerTest, RejectsEachBadInputWithReasonAndField) {
   Score(s, R"({"features": {"f1": 1}})");
 }
 
-TEST_F(ScorerTest, BatchOfBodiesAnswersEachLikeScoreJson) {
+TEST_F(ScorerTest, BatchOfBodiesAnswersEachLikeScore) {
   Scorer& s = MakeScorer({.max_batch_size = 3});
   const std::vector<std::string_view> bodies = {
       R"({"features": {"f1": 0.5, "f2": 2}, "id": "a"})",
@@ -189,10 +197,10 @@ TEST_F(ScorerTest, BatchOfBodiesAnswersEachLikeScoreJson) {
       R"({"instances": [{"f1": 1}, {"f1": 1}, {"f1": 1}, {"f1": 1}]})",
   };
   std::vector<EventResult> results(bodies.size());
-  s.ScoreBatch({"binary", 1}, bodies, &scratch_, &results);
+  s.ScoreBatch({"binary", 1}, AsJson(bodies), &scratch_, &results);
   for (size_t i = 0; i < bodies.size(); ++i) {
     std::string alone;
-    Status expected = s.ScoreJson({"binary", 1}, bodies[i], &scratch_, &alone);
+    Status expected = s.Score({"binary", 1}, protocol::Json(bodies[i]), &scratch_, &alone);
     EXPECT_EQ(results[i].status.ok(), expected.ok()) << bodies[i];
     EXPECT_EQ(results[i].status.reason(), expected.reason()) << bodies[i];
     if (expected.ok()) EXPECT_EQ(results[i].response, alone) << bodies[i];
@@ -200,7 +208,7 @@ TEST_F(ScorerTest, BatchOfBodiesAnswersEachLikeScoreJson) {
   EXPECT_EQ(results[5].status.reason(), "batch_too_large");
   std::vector<EventResult> unknown(1);
   const std::vector<std::string_view> one = {R"({"f1": 1})"};
-  s.ScoreBatch({"nope", std::nullopt}, one, &scratch_, &unknown);
+  s.ScoreBatch({"nope", std::nullopt}, AsJson(one), &scratch_, &unknown);
   EXPECT_EQ(unknown[0].status.reason(), "unknown_model");
 }
 

@@ -96,7 +96,10 @@ void ShadowRunner::Score(const ShadowJob& job) {
   const model::ModelRepository& repo = scorer_.Models(&scratch);
   const model::ModelEntry* entry = repo.Find(job.model);
   if (entry == nullptr) return;
-  std::vector<std::string_view> bodies(job.bodies.begin(), job.bodies.end());
+  std::vector<Payload> bodies;
+  for (size_t b = 0; b < job.bodies.size(); ++b) {
+    bodies.push_back({job.codec, job.bodies[b], job.header_sizes[b]});
+  }
   std::vector<EventResult> results(bodies.size());
   for (int64_t s : entry->policy.shadow) {
     const model::ModelVersion* v = entry->Get(s);

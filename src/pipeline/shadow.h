@@ -30,6 +30,7 @@
 
 namespace rtml::pipeline {
 
+class Codec;
 class Scorer;
 enum class Path;
 
@@ -37,7 +38,9 @@ enum class Path;
 struct ShadowJob {
   std::string model;
   int64_t answered_version = 0;
+  const Codec* codec = nullptr;  // the bodies' wire format
   std::vector<std::string> bodies;
+  std::vector<uint64_t> header_sizes;           // per body (Payload::header_size)
   std::vector<std::pair<size_t, size_t>> rows;  // per body: first output row, rows (0: refused)
   std::vector<float> outputs;                   // rows x n_out
   int n_out = 1;

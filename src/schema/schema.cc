@@ -102,22 +102,7 @@ Status RowDecoder::DecodeValue(od::value value, int column, int instance, float*
       return Status::Ok();
     case od::json_type::number:
       if (auto e = value.get_double().get(v)) return BadJson(e, FieldPath(instance, f.name));
-      if (f.dtype == DType::kBool && v != 0.0 && v != 1.0) break;  // 0/1 stand for false/true
-      if (f.dtype == DType::kInt && v != std::trunc(v)) {
-        return InvalidArgument("feature '" + f.name + "' must be an integer, got " +
-                                   FormatNumber(v),
-                               "wrong_type", FieldPath(instance, f.name));
-      }
-      if ((f.min && v < *f.min) || (f.max && v > *f.max)) {
-        return InvalidArgument(
-            "feature '" + f.name + "' is " + FormatNumber(v) + ", outside [" +
-                (f.min ? FormatNumber(*f.min) : "-inf") + ", " +
-                (f.max ? FormatNumber(*f.max) : "inf") + "]",
-            "out_of_range", FieldPath(instance, f.name));
-      }
-      *out = static_cast<float>(v);
-      *cell = Cell::kGiven;
-      return Status::Ok();
+      return CheckNumber(v, column, instance, out, cell);
     case od::json_type::boolean: {
       if (f.dtype != DType::kBool) break;
       bool b = false;
@@ -135,6 +120,80 @@ Status RowDecoder::DecodeValue(od::value value, int column, int instance, float*
                              (type == od::json_type::number ? FormatNumber(v)
                                                             : std::string(JsonTypeName(type))),
                          "wrong_type", FieldPath(instance, f.name));
+}
+
+Status RowDecoder::CheckNumber(double v, int column, int instance, float* out,
+                               Cell* cell) const {
+  const FeatureSpec& f = schema_.feature(column);
+  if (std::isnan(v)) {  // a tensor's way to say "absent", as XGBoost reads it
+    *cell = Cell::kUnset;
+    return Status::Ok();
+  }
+  if (f.dtype == DType::kBool && v != 0.0 && v != 1.0) {  // 0/1 stand for false/true
+    return InvalidArgument("feature '" + f.name + "' must be a boolean (or 0/1), got " +
+                               FormatNumber(v),
+                           "wrong_type", FieldPath(instance, f.name));
+  }
+  if (f.dtype == DType::kInt && v != std::trunc(v)) {
+    return InvalidArgument("feature '" + f.name + "' must be an integer, got " +
+                               FormatNumber(v),
+                           "wrong_type", FieldPath(instance, f.name));
+  }
+  if ((f.min && v < *f.min) || (f.max && v > *f.max)) {
+    return InvalidArgument(
+        "feature '" + f.name + "' is " + FormatNumber(v) + ", outside [" +
+            (f.min ? FormatNumber(*f.min) : "-inf") + ", " +
+            (f.max ? FormatNumber(*f.max) : "inf") + "]",
+        "out_of_range", FieldPath(instance, f.name));
+  }
+  *out = static_cast<float>(v);
+  *cell = Cell::kGiven;
+  return Status::Ok();
+}
+
+Status RowDecoder::SetNumber(int column, double value, int instance, std::span<float> row,
+                             std::span<Cell> cells) const {
+  if (cells[column] != Cell::kUnset) {
+    return InvalidArgument("feature '" + schema_.feature(column).name + "' is given twice",
+                           "duplicate_feature", FieldPath(instance, schema_.feature(column).name));
+  }
+  return CheckNumber(value, column, instance, &row[column], &cells[column]);
+}
+
+int RowDecoder::KeyIndex(std::string_view name) const {
+  for (size_t k = 0; k < key_specs_.size(); ++k) {
+    if (key_specs_[k].name == name) return static_cast<int>(k);
+  }
+  return -1;
+}
+
+Status RowDecoder::BadKey(int key, int instance) const {
+  const KeySpec& spec = key_specs_[key];
+  return InvalidArgument("entity key '" + spec.name + "' must be " +
+                             (spec.integer ? "an integer" : "a non-empty string"),
+                         "bad_entity_key", FieldPath(instance, spec.name));
+}
+
+Status RowDecoder::SetIntegerKey(int key, int64_t value, int instance,
+                                 std::span<std::string> keys) const {
+  if (!key_specs_[key].integer) return BadKey(key, instance);
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value);
+  keys[key].assign(buf, end);
+  return Status::Ok();
+}
+
+Status RowDecoder::SetTextKey(int key, std::string_view value, int instance,
+                              std::span<std::string> keys) const {
+  if (value.empty()) return BadKey(key, instance);
+  if (key_specs_[key].integer) {
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (ec != std::errc() || end != value.data() + value.size()) return BadKey(key, instance);
+    return SetIntegerKey(key, v, instance, keys);
+  }
+  keys[key].assign(value);
+  return Status::Ok();
 }
 
 void RowDecoder::Begin(std::span<Cell> cells, std::span<std::string> keys) const {
@@ -162,9 +221,7 @@ Status RowDecoder::DecodeKey(od::value value, int key, int instance, std::string
       return Status::Ok();
     }
   }
-  return InvalidArgument("entity key '" + spec.name + "' must be " +
-                             (spec.integer ? "an integer" : "a non-empty string"),
-                         "bad_entity_key", field);
+  return BadKey(key, instance);
 }
 
 Status RowDecoder::DecodeField(std::string_view key, od::value value, int instance,

@@ -103,9 +103,29 @@ class RowDecoder {
   // Fills defaults / NaN for columns still unset; fails for required ones.
   Status Finish(int instance, std::span<float> row, std::span<Cell> cells) const;
 
+  // Values that come as numbers or text instead of JSON (the Open Inference
+  // Protocol's tensors), with the same checks and errors as JSON's.
+  // One value of column `column` (a bool as 0 or 1; NaN: absent, as JSON's
+  // null); a column given twice is an error.
+  Status SetNumber(int column, double value, int instance, std::span<float> row,
+                   std::span<Cell> cells) const;
+  // Entity key `key` given as an integer, or as text (an integer key's text
+  // must be an integer).
+  Status SetIntegerKey(int key, int64_t value, int instance, std::span<std::string> keys) const;
+  Status SetTextKey(int key, std::string_view value, int instance,
+                    std::span<std::string> keys) const;
+  // The entity key named `name`, or -1.
+  int KeyIndex(std::string_view name) const;
+  bool ignores_unknown() const { return unknown_ == UnknownFeatures::kIgnore; }
+  const InputSchema& schema() const { return schema_; }
+  std::span<const KeySpec> key_specs() const { return key_specs_; }
+
  private:
   Status DecodeValue(simdjson::ondemand::value value, int column, int instance, float* out,
                      Cell* cell) const;
+  // A number for `column`: its type and bounds checked.
+  Status CheckNumber(double v, int column, int instance, float* out, Cell* cell) const;
+  Status BadKey(int key, int instance) const;
   Status DecodeKey(simdjson::ondemand::value value, int key, int instance,
                    std::string* out) const;
 

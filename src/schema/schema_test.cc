@@ -127,6 +127,39 @@ TEST(RowDecoderTest, CapturesEntityKeysAndChecksTheirType) {
   EXPECT_EQ(keys, (std::vector<std::string>{"", ""}));
 }
 
+TEST(RowDecoderTest, NumbersAndKeysFromTensorsGetTheSameChecks) {
+  InputSchema schema = TestSchema();
+  const std::vector<KeySpec> specs{{"user_id", true}, {"shop", false}};
+  RowDecoder decoder(schema, UnknownFeatures::kReject, specs);
+  std::vector<float> row(4);
+  std::vector<Cell> cells(4);
+  std::vector<std::string> keys(2);
+  decoder.Begin(cells, keys);
+  ASSERT_TRUE(decoder.SetNumber(0, 12.5, 3, row, cells).ok());
+  EXPECT_EQ(row[0], 12.5f);
+  EXPECT_EQ(cells[0], Cell::kGiven);
+  EXPECT_EQ(decoder.SetNumber(0, 1, 3, row, cells).reason(), "duplicate_feature");
+  EXPECT_EQ(decoder.SetNumber(1, 2.5, 3, row, cells).reason(), "wrong_type");
+  EXPECT_EQ(decoder.SetNumber(2, 2, 3, row, cells).reason(), "wrong_type");  // a bool
+  EXPECT_EQ(decoder.SetNumber(3, NAN, 3, row, cells).ok(), true);           // NaN: absent
+  EXPECT_EQ(cells[3], Cell::kUnset);
+  decoder.Begin(cells, keys);
+  const Status far = decoder.SetNumber(0, 5000, 3, row, cells);
+  EXPECT_EQ(far.reason(), "out_of_range");
+  EXPECT_EQ(far.field(), "instances[3].amount");
+  EXPECT_EQ(decoder.KeyIndex("shop"), 1);
+  EXPECT_EQ(decoder.KeyIndex("amount"), -1);
+  ASSERT_TRUE(decoder.SetIntegerKey(0, -42, 0, keys).ok());
+  EXPECT_EQ(keys[0], "-42");
+  ASSERT_TRUE(decoder.SetTextKey(0, "1001", 0, keys).ok());
+  EXPECT_EQ(keys[0], "1001");
+  EXPECT_EQ(decoder.SetTextKey(0, "10x", 0, keys).reason(), "bad_entity_key");
+  EXPECT_EQ(decoder.SetIntegerKey(1, 7, 0, keys).reason(), "bad_entity_key");  // a string key
+  ASSERT_TRUE(decoder.SetTextKey(1, "s-9", 0, keys).ok());
+  EXPECT_EQ(keys[1], "s-9");
+  EXPECT_EQ(decoder.SetTextKey(1, "", 0, keys).reason(), "bad_entity_key");
+}
+
 TEST(InputSchemaTest, RejectsBadDefinitions) {
   EXPECT_FALSE(InputSchema::Create({}).ok());
   EXPECT_FALSE(InputSchema::Create({{.name = "a"}, {.name = "a"}}).ok());

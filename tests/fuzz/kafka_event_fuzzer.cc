@@ -9,6 +9,7 @@
 
 #include "fuzz_env.h"
 #include "kafka/aggregation_feed.h"
+#include "protocol/rtml_json.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   rtml::fuzz::Env& env = rtml::fuzz::DemoEnv();
@@ -22,7 +23,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       newline == std::string_view::npos ? input : input.substr(newline + 1);
   int64_t read_at_us = 0;
   if (feed != nullptr) (void)feed->Parse("transactions", key, payload, &read_at_us);
-  const std::string_view bodies[] = {payload, R"({"user_id": 1001, "amount": 12.5})"};
+  const rtml::pipeline::Payload bodies[] = {
+      {&rtml::protocol::KafkaEvent(), payload},
+      {&rtml::protocol::KafkaEvent(), R"({"user_id": 1001, "amount": 12.5})"}};
   std::vector<rtml::pipeline::EventResult> results(2);
   env.scorer->ScoreBatch({.path = rtml::pipeline::Path::kStream}, bodies, &scratch, &results);
   return 0;

@@ -6,12 +6,13 @@
 #include <string>
 
 #include "fuzz_env.h"
+#include "protocol/rtml_json.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   rtml::fuzz::Env& env = rtml::fuzz::DemoEnv();
   static rtml::pipeline::ScoreScratch scratch;
   std::string response;
   const std::string_view body(reinterpret_cast<const char*>(data), size);
-  (void)env.scorer->ScoreJson({}, body, &scratch, &response);
+  (void)env.scorer->Score({}, rtml::protocol::Json(body), &scratch, &response);
   return 0;
 }

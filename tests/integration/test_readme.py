@@ -104,6 +104,9 @@ def documented_status(expected):
             if cls in expected:
                 return status
         return 400
+    m = re.match(r'\{"error":"[^"]*","reason":"(\w+)"', expected or "")  # V2's shape
+    if m:
+        return 404 if m.group(1) in ("unknown_model", "unknown_version", "not_found") else 400
     return None
 
 

@@ -1,0 +1,734 @@
+#include "protocol/v2_rest.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "common/json_scan.h"
+#include "pipeline/fallback.h"
+#include "pipeline/scorer.h"
+#include "protocol/json_body.h"
+
+namespace rtml::protocol {
+namespace od = simdjson::ondemand;
+using model::ModelVersion;
+using model::OutputKind;
+using pipeline::DecodedBody;
+using pipeline::Payload;
+using pipeline::RowSink;
+using pipeline::ScoreScratch;
+
+namespace {
+
+enum class Kind { kBool, kInt, kUint, kFloat, kHalf, kBfloat, kBytes };
+struct Datatype {
+  std::string_view name;
+  Kind kind;
+  size_t bytes;  // per element in binary data (0: BYTES, length-prefixed)
+};
+constexpr Datatype kDatatypes[] = {
+    {"BOOL", Kind::kBool, 1},   {"UINT8", Kind::kUint, 1},  {"UINT16", Kind::kUint, 2},
+    {"UINT32", Kind::kUint, 4}, {"UINT64", Kind::kUint, 8}, {"INT8", Kind::kInt, 1},
+    {"INT16", Kind::kInt, 2},   {"INT32", Kind::kInt, 4},   {"INT64", Kind::kInt, 8},
+    {"FP16", Kind::kHalf, 2},   {"BF16", Kind::kBfloat, 2}, {"FP32", Kind::kFloat, 4},
+    {"FP64", Kind::kFloat, 8},  {"BYTES", Kind::kBytes, 0}};
+
+const Datatype* FindDatatype(std::string_view name) {
+  for (const Datatype& d : kDatatypes) {
+    if (d.name == name) return &d;
+  }
+  return nullptr;
+}
+
+std::string Quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+Status Bad(std::string message, std::string_view reason, std::string field) {
+  return InvalidArgument(std::move(message), std::string(reason), std::move(field));
+}
+
+Status JsonFail(simdjson::error_code e, std::string field) {
+  return InvalidArgument(std::string("malformed JSON: ") + simdjson::error_message(e),
+                         "malformed_json", std::move(field));
+}
+
+
+// One element of a tensor, whatever carried it.
+struct Element {
+  double number = 0;   // numeric and BOOL datatypes
+  int64_t integer = 0;  // INT*/UINT* (exact)
+  bool exact = false;   // `integer` holds the value
+  std::string_view text;  // BYTES
+};
+
+// Where an input tensor's elements go.
+struct Target {
+  int column = -1;      // a feature's column
+  int key = -1;         // an entity key
+  bool matrix = false;  // [N, n_features] in model order
+  bool skip = false;    // unknown, and the version ignores unknown inputs
+};
+
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  float f;
+  if (exp == 0) {
+    f = std::ldexp(static_cast<float>(mant), -24);
+  } else if (exp == 31) {
+    f = mant != 0 ? std::numeric_limits<float>::quiet_NaN()
+                  : std::numeric_limits<float>::infinity();
+  } else {
+    f = std::ldexp(static_cast<float>(mant | 0x400), static_cast<int>(exp) - 25);
+  }
+  return sign != 0 ? -f : f;
+}
+
+template <class T>
+T LoadLe(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));  // x86-64 and arm64 are little-endian, as the wire is
+  return v;
+}
+
+// A tensor as the request describes it.
+struct Tensor {
+  std::string_view name;
+  const Datatype* type = nullptr;
+  size_t rows = 0, width = 0;  // shape [rows] (width 0) or [rows, width]
+  size_t count() const { return rows * std::max<size_t>(width, 1); }
+  std::string field() const { return "inputs." + std::string(name); }
+};
+
+class V2RestCodec final : public pipeline::Codec {
+ public:
+  std::string_view name() const override { return "v2_rest"; }
+  std::optional<uint64_t> StickyKey(const Payload& p, std::string_view key,
+                                    ScoreScratch& scratch) const override;
+  Status Decode(const Payload& p, RowSink& rows, DecodedBody* d) const override;
+  void WriteAnswer(const ModelVersion& v, const DecodedBody& d, const ScoreScratch& scratch,
+                   const std::vector<int>* stored, int64_t fallback_from,
+                   std::string* out) const override;
+  void WriteConstant(const ModelVersion& v, const DecodedBody& d, std::span<const float> values,
+                     std::string* out) const override;
+  std::string_view LogText(const Payload& p) const override {
+    return p.header_size > 0 ? p.bytes.substr(0, p.header_size) : p.bytes;
+  }
+
+ private:
+  Status DecodeInput(od::object tensor, size_t index, RowSink& rows, DecodedBody* d,
+                     std::string_view* binary) const;
+  Status DecodeOutputs(od::array outputs, const ModelVersion& v, DecodedBody* d) const;
+  void Write(const ModelVersion& v, const DecodedBody& d, const float* outputs, bool constant,
+             const std::vector<int>* stored, int64_t fallback_from, std::string_view kind,
+             std::string* out) const;
+};
+
+// The JSON part of a payload (all of it, but with binary tensors).
+Result<std::string_view> JsonPart(const Payload& p) {
+  if (p.header_size == 0) return p.bytes;
+  if (p.header_size > p.bytes.size()) {
+    return Bad("Inference-Header-Content-Length is " + std::to_string(p.header_size) +
+                   " but the body has only " + std::to_string(p.bytes.size()) + " bytes",
+               "bad_binary_data", "Inference-Header-Content-Length");
+  }
+  return p.bytes.substr(0, p.header_size);
+}
+
+// The sticky key's first element, as the JSON path hashes it (a number's
+// or a string's raw token), so one entity routes alike on every path.
+std::optional<uint64_t> V2RestCodec::StickyKey(const Payload& p, std::string_view key,
+                                               ScoreScratch& scratch) const {
+  auto json = JsonPart(p);
+  if (!json.ok()) return std::nullopt;
+  od::document doc;
+  od::array inputs;
+  if (scratch.parser.iterate(PaddedCopy(*json, scratch)).get(doc) ||
+      doc.find_field_unordered("inputs").get_array().get(inputs)) {
+    return std::nullopt;
+  }
+  for (auto t : inputs) {
+    od::object tensor;
+    std::string_view name;
+    if (t.get_object().get(tensor) || tensor.find_field_unordered("name").get_string().get(name)) {
+      return std::nullopt;
+    }
+    if (name != key) continue;
+    od::value data;
+    if (tensor.find_field_unordered("data").get(data)) return std::nullopt;  // binary: no key
+    // The first scalar of a possibly nested array.
+    for (int depth = 0; depth < 8; ++depth) {
+      od::json_type type;
+      if (data.type().get(type)) return std::nullopt;
+      if (type != od::json_type::array) {
+        return model::StickyHash(TrimRight(data.raw_json_token()));
+      }
+      od::array arr;
+      if (data.get_array().get(arr)) return std::nullopt;
+      auto first = arr.begin();
+      if (first == arr.end() || (*first).get(data)) return std::nullopt;
+    }
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+Status V2RestCodec::Decode(const Payload& p, RowSink& rows, DecodedBody* d) const {
+  ASSIGN_OR_RETURN(std::string_view json, JsonPart(p));
+  std::string_view binary = p.bytes.substr(json.size());  // the raw tensors, in order
+  od::document doc;
+  if (auto e = rows.scratch.parser.iterate(PaddedCopy(json, rows.scratch)).get(doc)) {
+    return MalformedJson(json, simdjson::error_message(e));
+  }
+  od::object top;
+  od::json_type type;
+  if (auto e = doc.type().get(type)) return MalformedJson(json, simdjson::error_message(e));
+  if (type != od::json_type::object) {
+    if (FindJsonSyntaxError(json)) return MalformedJson(json, "not JSON");
+    return Bad("an inference request is a JSON object with \"inputs\"", "bad_request", "");
+  }
+  if (auto e = doc.get_object().get(top)) return MalformedJson(json, simdjson::error_message(e));
+  bool saw_inputs = false;
+  size_t n_inputs = 0;
+  Status s = [&]() -> Status {
+    for (auto f : top) {
+      od::field field;
+      std::string_view key;
+      if (auto e = std::move(f).get(field)) return JsonFail(e, "");
+      if (auto e = field.unescaped_key().get(key)) return JsonFail(e, "");
+      od::value value = field.value();
+      if (key == "id") {
+        std::string_view id;
+        if (value.get_string().get(id)) {
+          return Bad("\"id\" must be a string", "wrong_type", "id");
+        }
+        d->id = std::string(TrimRight(value.raw_json_token()));
+      } else if (key == "inputs") {
+        saw_inputs = true;
+        od::array inputs;
+        if (value.get_array().get(inputs)) {
+          return Bad("\"inputs\" must be an array of tensors", "wrong_type", "inputs");
+        }
+        for (auto t : inputs) {
+          od::object tensor;
+          if (t.get_object().get(tensor)) {
+            return Bad("each input must be a tensor object {name, datatype, shape, data}",
+                       "wrong_type", "inputs[" + std::to_string(n_inputs) + "]");
+          }
+          RETURN_IF_ERROR(DecodeInput(tensor, n_inputs++, rows, d, &binary));
+        }
+      } else if (key == "outputs") {
+        od::array outputs;
+        if (value.get_array().get(outputs)) {
+          return Bad("\"outputs\" must be an array of {\"name\"}", "wrong_type", "outputs");
+        }
+        RETURN_IF_ERROR(DecodeOutputs(outputs, rows.version, d));
+      } else if (key == "parameters") {
+        od::object params;
+        if (value.get_object().get(params)) {
+          return Bad("\"parameters\" must be an object", "wrong_type", "parameters");
+        }
+      }
+      // Other fields (e.g. "model_name") are not the request's inputs: ignored.
+    }
+    return Status::Ok();
+  }();
+  if (!s.ok()) {
+    if (s.reason() == "malformed_json" || FindJsonSyntaxError(json)) {
+      return MalformedJson(json, "not JSON");  // the syntax error is the first problem
+    }
+    return s;
+  }
+  if (!doc.current_location().error()) return MalformedJson(json, "trailing content");
+  if (!saw_inputs || n_inputs == 0) {
+    return Bad("the request has no \"inputs\" (tensors named as the model's inputs: see GET "
+               "/v2/models/" + rows.version.name + ")",
+               "bad_request", "inputs");
+  }
+  if (!binary.empty()) {
+    return Bad(std::to_string(binary.size()) +
+                   " bytes of binary data follow the JSON header that no input's "
+                   "binary_data_size accounts for",
+               "bad_binary_data", "inputs");
+  }
+  d->batch = true;
+  return Status::Ok();
+}
+
+Status V2RestCodec::DecodeOutputs(od::array outputs, const ModelVersion& v,
+                                  DecodedBody* d) const {
+  const std::vector<V2Output> known = V2Outputs(v);
+  d->outputs = 0;
+  size_t i = 0;
+  for (auto o : outputs) {
+    const std::string field = "outputs[" + std::to_string(i++) + "]";
+    od::object out;
+    std::string_view name;
+    if (o.get_object().get(out) || out.find_field_unordered("name").get_string().get(name)) {
+      return Bad("each requested output must be {\"name\": ...}", "wrong_type", field);
+    }
+    auto it = std::find_if(known.begin(), known.end(),
+                           [&](const V2Output& k) { return k.name == name; });
+    if (it == known.end()) {
+      std::string names;
+      for (const V2Output& k : known) names += (names.empty() ? "" : ", ") + std::string(k.name);
+      return Status(StatusCode::kInvalidArgument,
+                    "unknown output " + Quoted(name) + " (model '" + v.name + "' answers " +
+                        names + ")",
+                    "unknown_output", field);
+    }
+    d->outputs |= 1u << (it - known.begin());
+  }
+  if (i == 0) d->outputs = ~0u;  // an empty list asks for the defaults: all
+  return Status::Ok();
+}
+
+// The shape: [N] or [N, width], non-negative integers.
+Status ReadShape(od::value value, Tensor* t) {
+  od::array dims;
+  if (value.get_array().get(dims)) {
+    return Bad("input " + Quoted(t->name) + " needs \"shape\": an array of integers",
+               "wrong_shape", t->field());
+  }
+  size_t n = 0;
+  int64_t shape[2] = {0, 0};
+  for (auto dim : dims) {
+    int64_t x = 0;
+    if (dim.get_int64().get(x) || x < 0) {
+      return Bad("input " + Quoted(t->name) + "'s shape must hold non-negative integers",
+                 "wrong_shape", t->field());
+    }
+    if (n == 2) {
+      return Bad("input " + Quoted(t->name) + " has more than 2 dimensions: rtml takes [N] or "
+                 "[N, n] tensors",
+                 "wrong_shape", t->field());
+    }
+    shape[n++] = x;
+  }
+  if (n == 0) {
+    return Bad("input " + Quoted(t->name) + " has an empty shape: give [N] or [N, n]",
+               "wrong_shape", t->field());
+  }
+  t->rows = static_cast<size_t>(shape[0]);
+  t->width = n == 2 ? static_cast<size_t>(shape[1]) : 0;
+  return Status::Ok();
+}
+
+// Which part of the rows a tensor fills, checking its shape and datatype.
+Result<Target> Resolve(const Tensor& t, const RowSink& rows) {
+  const schema::RowDecoder& decoder = rows.decoder;
+  Target target;
+  target.column = decoder.schema().IndexOf(t.name);
+  if (target.column < 0) target.key = decoder.KeyIndex(t.name);
+  const size_t nf = static_cast<size_t>(decoder.schema().size());
+  if (target.column < 0 && target.key < 0) {
+    if (t.width == nf && nf > 1) {
+      target.matrix = true;
+    } else if (decoder.ignores_unknown()) {
+      target.skip = true;
+      return target;
+    } else {
+      return Status(StatusCode::kInvalidArgument,
+                    "unknown input " + Quoted(t.name) + ": model '" + rows.version.name +
+                        "' takes a tensor per feature named as the feature (shape [N]), or one "
+                        "[N, " + std::to_string(nf) + "] tensor in its input order (GET /v2/models/" +
+                        rows.version.name + ")",
+                    "unknown_input", t.field());
+    }
+  } else if (t.width > 1) {
+    return Bad("input " + Quoted(t.name) + " is one value per row: shape [N] or [N, 1], not [" +
+                   std::to_string(t.rows) + ", " + std::to_string(t.width) + "]",
+               "wrong_shape", t.field());
+  }
+  const Kind kind = t.type->kind;
+  if (target.key >= 0) {
+    if (kind != Kind::kBytes && kind != Kind::kInt && kind != Kind::kUint) {
+      return Bad("entity key " + Quoted(t.name) + " must be INT64 (or another integer type) or "
+                 "BYTES, not " + std::string(t.type->name),
+                 "wrong_datatype", t.field());
+    }
+  } else if (kind == Kind::kBytes) {
+    return Bad("input " + Quoted(t.name) + " is numeric: BYTES is only for entity keys",
+               "wrong_datatype", t.field());
+  }
+  return target;
+}
+
+// Calls put(i, element) for each element of a JSON "data" array (nested or
+// flat), checking each against the datatype.
+template <class Put>
+Status ForEachJson(od::value data, const Tensor& t, Put&& put) {
+  size_t i = 0;
+  const size_t want = t.count();
+  auto element = [&](od::value v) -> Status {
+    if (i >= want) {
+      return Bad("input " + Quoted(t.name) + " has more than the " + std::to_string(want) +
+                     " values its shape says",
+                 "wrong_shape", t.field());
+    }
+    Element e;
+    od::json_type type;
+    if (auto err = v.type().get(type)) return JsonFail(err, t.field());
+    bool ok = false;
+    switch (t.type->kind) {
+      case Kind::kBool:
+        if (type == od::json_type::boolean) {
+          bool b = false;
+          ok = !v.get_bool().get(b);
+          e.number = b ? 1 : 0;
+        } else if (type == od::json_type::number) {
+          ok = !v.get_double().get(e.number);
+        }
+        break;
+      case Kind::kInt:
+        ok = type == od::json_type::number && !v.get_int64().get(e.integer);
+        e.number = static_cast<double>(e.integer);
+        e.exact = true;
+        break;
+      case Kind::kUint: {
+        uint64_t u = 0;
+        ok = type == od::json_type::number && !v.get_uint64().get(u) &&
+             u <= static_cast<uint64_t>(INT64_MAX);
+        e.integer = static_cast<int64_t>(u);
+        e.number = static_cast<double>(u);
+        e.exact = true;
+        break;
+      }
+      case Kind::kFloat:
+      case Kind::kHalf:
+      case Kind::kBfloat:
+        ok = type == od::json_type::number && !v.get_double().get(e.number);
+        break;
+      case Kind::kBytes:
+        ok = type == od::json_type::string && !v.get_string().get(e.text);
+        break;
+    }
+    if (!ok) {
+      return Bad("input " + Quoted(t.name) + " is " + std::string(t.type->name) + " but value " +
+                     std::to_string(i) + " is not (" + std::string(TrimRight(v.raw_json_token())) +
+                     ")",
+                 "wrong_type", t.field());
+    }
+    return put(i++, e);
+  };
+  // Depth-first over nested arrays, flattening row-major.
+  auto walk = [&](auto& self, od::value v, int depth) -> Status {
+    od::json_type type;
+    if (auto err = v.type().get(type)) return JsonFail(err, t.field());
+    if (type != od::json_type::array) return element(v);
+    if (depth > 2) {
+      return Bad("input " + Quoted(t.name) + "'s data is nested deeper than its shape",
+                 "wrong_shape", t.field());
+    }
+    od::array arr;
+    if (auto err = v.get_array().get(arr)) return JsonFail(err, t.field());
+    for (auto x : arr) {
+      od::value inner;
+      if (auto err = x.get(inner)) return JsonFail(err, t.field());
+      RETURN_IF_ERROR(self(self, inner, depth + 1));
+    }
+    return Status::Ok();
+  };
+  od::json_type type;
+  if (auto err = data.type().get(type)) return JsonFail(err, t.field());
+  if (type != od::json_type::array) {
+    return Bad("input " + Quoted(t.name) + "'s \"data\" must be an array", "wrong_type",
+               t.field());
+  }
+  RETURN_IF_ERROR(walk(walk, data, 0));
+  if (i != want) {
+    return Bad("input " + Quoted(t.name) + " has " + std::to_string(i) + " values; its shape " +
+                   "says " + std::to_string(want),
+               "wrong_shape", t.field());
+  }
+  return Status::Ok();
+}
+
+// The same for raw little-endian data (the binary tensor extension).
+template <class Put>
+Status ForEachRaw(std::string_view raw, const Tensor& t, Put&& put) {
+  const size_t want = t.count();
+  const size_t size = t.type->bytes;
+  if (t.type->kind != Kind::kBytes && raw.size() != want * size) {
+    return Bad("input " + Quoted(t.name) + " has " + std::to_string(raw.size()) +
+                   " bytes of binary data; " + std::to_string(want) + " " +
+                   std::string(t.type->name) + " values take " + std::to_string(want * size),
+               "bad_binary_data", t.field());
+  }
+  const char* p = raw.data();
+  const char* end = raw.data() + raw.size();
+  for (size_t i = 0; i < want; ++i) {
+    Element e;
+    switch (t.type->kind) {
+      case Kind::kBool: e.number = *p != 0 ? 1 : 0; break;
+      case Kind::kInt:
+        e.integer = size == 1   ? LoadLe<int8_t>(p)
+                    : size == 2 ? LoadLe<int16_t>(p)
+                    : size == 4 ? LoadLe<int32_t>(p)
+                                : LoadLe<int64_t>(p);
+        e.number = static_cast<double>(e.integer);
+        e.exact = true;
+        break;
+      case Kind::kUint: {
+        const uint64_t u = size == 1   ? LoadLe<uint8_t>(p)
+                           : size == 2 ? LoadLe<uint16_t>(p)
+                           : size == 4 ? LoadLe<uint32_t>(p)
+                                       : LoadLe<uint64_t>(p);
+        if (u > static_cast<uint64_t>(INT64_MAX)) {
+          return Bad("input " + Quoted(t.name) + "'s value " + std::to_string(i) +
+                         " is past INT64's range",
+                     "out_of_range", t.field());
+        }
+        e.integer = static_cast<int64_t>(u);
+        e.number = static_cast<double>(u);
+        e.exact = true;
+        break;
+      }
+      case Kind::kFloat: e.number = size == 4 ? LoadLe<float>(p) : LoadLe<double>(p); break;
+      case Kind::kHalf: e.number = HalfToFloat(LoadLe<uint16_t>(p)); break;
+      case Kind::kBfloat: {
+        const uint32_t bits = static_cast<uint32_t>(LoadLe<uint16_t>(p)) << 16;
+        float f;
+        std::memcpy(&f, &bits, sizeof(f));
+        e.number = f;
+        break;
+      }
+      case Kind::kBytes: {
+        if (end - p < 4) {
+          return Bad("input " + Quoted(t.name) + "'s binary data ends inside value " +
+                         std::to_string(i) + "'s length",
+                     "bad_binary_data", t.field());
+        }
+        const uint32_t n = LoadLe<uint32_t>(p);
+        p += 4;
+        if (static_cast<size_t>(end - p) < n) {
+          return Bad("input " + Quoted(t.name) + "'s value " + std::to_string(i) + " says " +
+                         std::to_string(n) + " bytes but " + std::to_string(end - p) +
+                         " are left",
+                     "bad_binary_data", t.field());
+        }
+        e.text = std::string_view(p, n);
+        p += n;
+        break;
+      }
+    }
+    if (t.type->kind != Kind::kBytes) p += size;
+    RETURN_IF_ERROR(put(i, e));
+  }
+  if (p != end) {
+    return Bad("input " + Quoted(t.name) + " has " + std::to_string(end - p) +
+                   " bytes of binary data past its " + std::to_string(want) + " values",
+               "bad_binary_data", t.field());
+  }
+  return Status::Ok();
+}
+
+Status V2RestCodec::DecodeInput(od::object tensor, size_t index, RowSink& rows, DecodedBody* d,
+                                std::string_view* binary) const {
+  Tensor t;
+  const std::string at = "inputs[" + std::to_string(index) + "]";
+  if (tensor.find_field_unordered("name").get_string().get(t.name) || t.name.empty()) {
+    return Bad("input " + std::to_string(index) + " needs a \"name\"", "bad_request", at);
+  }
+  std::string_view datatype;
+  if (tensor.find_field_unordered("datatype").get_string().get(datatype)) {
+    return Bad("input " + Quoted(t.name) + " needs a \"datatype\" (FP32, FP64, INT64, BOOL, ...)",
+               "wrong_datatype", t.field());
+  }
+  t.type = FindDatatype(datatype);
+  if (t.type == nullptr) {
+    return Bad("input " + Quoted(t.name) + " has unknown datatype " + Quoted(datatype),
+               "wrong_datatype", t.field());
+  }
+  od::value shape;
+  if (tensor.find_field_unordered("shape").get(shape)) {
+    return Bad("input " + Quoted(t.name) + " needs a \"shape\"", "wrong_shape", t.field());
+  }
+  RETURN_IF_ERROR(ReadShape(shape, &t));
+  // The first input sets the batch's rows; every other must agree.
+  if (index == 0) {
+    if (t.rows == 0) return Bad("input " + Quoted(t.name) + " has no rows", "bad_request", t.field());
+    if (t.rows > rows.max_rows) {
+      return Status(StatusCode::kPayloadTooLarge,
+                    "batch has " + std::to_string(t.rows) + " rows, more than the maximum of " +
+                        std::to_string(rows.max_rows),
+                    "batch_too_large", t.field());
+    }
+    d->n_rows = t.rows;
+    rows.Resize(t.rows);
+    for (size_t i = 0; i < t.rows; ++i) {
+      RowSink::Row r = rows.At(i);
+      rows.decoder.Begin(r.cells, r.keys);
+    }
+  } else if (t.rows != d->n_rows) {
+    return Bad("input " + Quoted(t.name) + " has " + std::to_string(t.rows) +
+                   " rows but the first input has " + std::to_string(d->n_rows),
+               "wrong_shape", t.field());
+  }
+  ASSIGN_OR_RETURN(const Target target, Resolve(t, rows));
+  const schema::RowDecoder& decoder = rows.decoder;
+  const size_t width = std::max<size_t>(t.width, 1);
+  auto put = [&](size_t i, const Element& e) -> Status {
+    if (target.skip) return Status::Ok();
+    const size_t row = i / width;
+    RowSink::Row r = rows.At(row);
+    const int instance = static_cast<int>(row);
+    if (target.key >= 0) {
+      return t.type->kind == Kind::kBytes
+                 ? decoder.SetTextKey(target.key, e.text, instance, r.keys)
+                 : decoder.SetIntegerKey(target.key, e.integer, instance, r.keys);
+    }
+    const int column = target.matrix ? static_cast<int>(i % width) : target.column;
+    return decoder.SetNumber(column, e.number, instance, r.values, r.cells);
+  };
+  // Binary data (its size in the tensor's parameters) or JSON "data".
+  int64_t binary_size = -1;
+  od::object params;
+  if (!tensor.find_field_unordered("parameters").get_object().get(params)) {
+    int64_t n = 0;
+    auto field = params.find_field_unordered("binary_data_size");
+    if (field.error() == simdjson::SUCCESS) {
+      if (field.get_int64().get(n) || n < 0) {
+        return Bad("input " + Quoted(t.name) + "'s binary_data_size must be a byte count",
+                   "bad_binary_data", t.field());
+      }
+      binary_size = n;
+    }
+  }
+  if (binary_size >= 0) {
+    if (static_cast<size_t>(binary_size) > binary->size()) {
+      return Bad("input " + Quoted(t.name) + " says " + std::to_string(binary_size) +
+                     " bytes of binary data but only " + std::to_string(binary->size()) +
+                     " follow (truncated?)",
+                 "bad_binary_data", t.field());
+    }
+    const std::string_view raw = binary->substr(0, static_cast<size_t>(binary_size));
+    binary->remove_prefix(static_cast<size_t>(binary_size));
+    return ForEachRaw(raw, t, put);
+  }
+  od::value data;
+  if (tensor.find_field_unordered("data").get(data)) {
+    return Bad("input " + Quoted(t.name) + " has no \"data\" (nor binary_data_size)",
+               "bad_request", t.field());
+  }
+  return ForEachJson(data, t, put);
+}
+
+size_t ArgMax(const float* p, int n) {
+  return static_cast<size_t>(std::max_element(p, p + n) - p);
+}
+
+void V2RestCodec::Write(const ModelVersion& v, const DecodedBody& d, const float* outputs,
+                        bool constant, const std::vector<int>* stored, int64_t fallback_from,
+                        std::string_view kind, std::string* response) const {
+  response->clear();
+  JsonWriter w(response);
+  const int n_out = v.model->num_outputs();
+  auto row = [&](size_t i) { return constant ? outputs : outputs + (d.first_row + i) * n_out; };
+  w.BeginObject().Key("model_name").String(v.name);
+  w.Key("model_version").String(std::to_string(v.version));
+  if (!d.id.empty()) w.Key("id").Raw(d.id);
+  w.Key("parameters").BeginObject();
+  if (!d.route.empty()) w.Key("route").String(d.route);
+  if (stored != nullptr) w.Key("feature_store").String(d.degraded ? "degraded" : "ok");
+  if (!kind.empty()) {
+    w.Key("fallback").Bool(true).Key("fallback_reason");
+    w.String(pipeline::kFallbackReasons[d.fallback_reason]).Key("fallback_kind").String(kind);
+    if (fallback_from != 0) w.Key("fallback_from").Int(fallback_from);
+  }
+  w.EndObject();
+  w.Key("outputs").BeginArray();
+  const std::vector<V2Output> tensors = V2Outputs(v);
+  for (size_t k = 0; k < tensors.size(); ++k) {
+    if ((d.outputs & (1u << k)) == 0) continue;
+    const V2Output& o = tensors[k];
+    w.BeginObject().Key("name").String(o.name).Key("datatype").String(o.datatype);
+    w.Key("shape").BeginArray().Uint(d.n_rows);
+    if (o.width > 0) w.Uint(static_cast<uint64_t>(o.width));
+    w.EndArray().Key("data").BeginArray();
+    for (size_t i = 0; i < d.n_rows; ++i) {
+      const float* p = row(i);
+      if (o.name == "label") {
+        w.String(v.spec.labels[ArgMax(p, n_out)]);
+      } else {
+        for (int j = 0; j < std::max(o.width, 1); ++j) w.Float(p[j]);
+      }
+    }
+    w.EndArray().EndObject();
+  }
+  w.EndArray().EndObject();
+}
+
+void V2RestCodec::WriteAnswer(const ModelVersion& v, const DecodedBody& d,
+                              const ScoreScratch& scratch, const std::vector<int>* stored,
+                              int64_t fallback_from, std::string* out) const {
+  Write(v, d, scratch.outputs.data(), false, stored, fallback_from,
+        fallback_from != 0 ? "version" : "", out);
+}
+
+void V2RestCodec::WriteConstant(const ModelVersion& v, const DecodedBody& d,
+                                std::span<const float> values, std::string* out) const {
+  Write(v, d, values.data(), true, nullptr, 0, "constant", out);
+}
+
+}  // namespace
+
+const pipeline::Codec& V2Rest() {
+  static const V2RestCodec codec;
+  return codec;
+}
+
+std::vector<V2Output> V2Outputs(const ModelVersion& v) {
+  switch (v.spec.output) {
+    case OutputKind::kProbability: return {{"probability", "FP32", 0}};
+    case OutputKind::kRegression: return {{"value", "FP32", 0}};
+    case OutputKind::kClasses:
+      return {{"probabilities", "FP32", v.model->num_outputs()}, {"label", "BYTES", 0}};
+  }
+  return {};
+}
+
+std::string_view V2Datatype(schema::DType t) {
+  switch (t) {
+    case schema::DType::kFloat: return "FP32";
+    case schema::DType::kInt: return "INT64";
+    case schema::DType::kBool: return "BOOL";
+  }
+  return "FP32";
+}
+
+void WriteV2ModelMetadata(JsonWriter& w, const model::ModelEntry& e, const ModelVersion& v,
+                          std::span<const schema::KeySpec> keys) {
+  w.BeginObject().Key("name").String(e.name).Key("versions").BeginArray();
+  for (const auto& [number, unused] : e.versions) w.String(std::to_string(number));
+  w.EndArray();
+  w.Key("platform").String("rtml_" + std::string(v.model->backend()));
+  auto tensor = [&](std::string_view name, std::string_view datatype, int width) {
+    w.BeginObject().Key("name").String(name).Key("datatype").String(datatype);
+    w.Key("shape").BeginArray().Int(-1);
+    if (width > 0) w.Int(width);
+    w.EndArray().EndObject();
+  };
+  w.Key("inputs").BeginArray();
+  for (const schema::FeatureSpec& f : v.schema.features()) tensor(f.name, V2Datatype(f.dtype), 0);
+  for (const schema::KeySpec& k : keys) tensor(k.name, k.integer ? "INT64" : "BYTES", 0);
+  w.EndArray();
+  w.Key("outputs").BeginArray();
+  for (const V2Output& o : V2Outputs(v)) tensor(o.name, o.datatype, o.width);
+  w.EndArray();
+  w.Key("parameters").BeginObject().Key("version").String(std::to_string(v.version));
+  w.Key("objective").String(v.model->objective());
+  if (!v.spec.labels.empty()) {
+    std::string labels;
+    for (const std::string& l : v.spec.labels) labels += (labels.empty() ? "" : ",") + l;
+    w.Key("labels").String(labels);
+  }
+  if (!keys.empty()) {
+    std::string names;
+    for (const schema::KeySpec& k : keys) names += (names.empty() ? "" : ",") + k.name;
+    w.Key("entity_keys").String(names);
+  }
+  w.EndObject().EndObject();
+}
+
+}  // namespace rtml::protocol
