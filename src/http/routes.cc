@@ -417,6 +417,15 @@ Routes::Table Routes::MakeTable() {
 
 namespace {
 
+// 200 with the answer: JSON, or (binary_header > 0) a JSON header of that
+// many bytes and binary tensors after it (V2's binary extension).
+void SetAnswer(Response& res, uint64_t binary_header) {
+  if (binary_header == 0) return SetJson(res, bhttp::status::ok);
+  res.result(bhttp::status::ok);
+  res.set(bhttp::field::content_type, "application/octet-stream");
+  res.set("Inference-Header-Content-Length", std::to_string(binary_header));
+}
+
 // V2 bodies: JSON, or JSON and binary tensors (application/octet-stream, as
 // the binary extension's examples send); tritonclient sends none.
 Status CheckV2ContentType(const Request& req) {
@@ -496,9 +505,10 @@ void Routes::Predict(Call& c, const pipeline::ScoreTarget& base, std::string_vie
     ++scratch.in_flight;
     return;
   }
+  const uint64_t binary_header = p.score.pending.d.answer_header_size;
   scratch.GiveBack(p, generation);
   if (!s.ok()) return ErrorIn(shape, s, res);
-  SetJson(res, bhttp::status::ok);
+  SetAnswer(res, binary_header);
 }
 
 // Its features are in: it waits for a turn of the loop to be scored (a
@@ -534,7 +544,7 @@ void Routes::ResumePredict(PendingPredict& p) {
   const auto start = std::chrono::steady_clock::now();
   const observability::LogScope log_scope({.model = p.model, .request_id = p.request_id});
   Status s = scorer_.Resume(&p.score, std::move(p.read));
-  s.ok() ? SetJson(*p.res, bhttp::status::ok)
+  s.ok() ? SetAnswer(*p.res, p.score.pending.d.answer_header_size)
          : ErrorIn(p.v2 ? Shape::kV2 : Shape::kRtml, s, *p.res);
   Finish(*p.req, *p.res);
   std::shared_ptr<LaterAnswer> answer = std::move(p.answer);

@@ -11,6 +11,7 @@
 // request (codecs are static).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -50,6 +51,11 @@ struct DecodedBody {
   bool lenient = false;     // fields the version does not know are ignored (a fallback's decode)
   int fallback_reason = -1;  // answered by the fallback: index into kFallbackReasons
   uint32_t outputs = ~0u;    // which of its outputs the answer carries (a codec's bits)
+  uint32_t binary_outputs = 0;  // which of them as raw bytes after a JSON header
+  uint64_t answer_header_size = 0;  // set by the codec: that header's bytes (0: all JSON)
+  // A deadline the body gives (V2's parameters.timeout_ms): the request's
+  // is the sooner of it and the transport's.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 // Where a codec writes one body's rows: the Scorer's buffers, for the
@@ -93,17 +99,18 @@ class Codec {
   // request's id and what its answer must look like in *d. Every value goes
   // through rows.decoder, so validation is the same in every format.
   virtual Status Decode(const Payload& p, RowSink& rows, DecodedBody* d) const = 0;
-  // The answer to a scored request: scratch.outputs (d's rows, from
+  // The answer to a scored request (the codec may note in d how it wrote
+  // it: answer_header_size): scratch.outputs (d's rows, from
   // d.first_row), what each input was (scratch.cells) and, for the inputs
   // in `stored` (schema columns read from the store; null: none), why a
   // stored value was not used (scratch.statuses). `fallback_from`: the
   // version whose fallback v is (0: v answered itself).
-  virtual void WriteAnswer(const model::ModelVersion& v, const DecodedBody& d,
+  virtual void WriteAnswer(const model::ModelVersion& v, DecodedBody& d,
                            const ScoreScratch& scratch, const std::vector<int>* stored,
                            int64_t fallback_from, std::string* out) const = 0;
   // The answer of a constant fallback: `values` (one row of outputs) for
   // every row of d.
-  virtual void WriteConstant(const model::ModelVersion& v, const DecodedBody& d,
+  virtual void WriteConstant(const model::ModelVersion& v, DecodedBody& d,
                              std::span<const float> values, std::string* out) const = 0;
   // The request as the prediction log keeps it (text).
   virtual std::string_view LogText(const Payload& p) const { return p.bytes; }

@@ -53,6 +53,7 @@ Status Scorer::AnswerFallback(const ModelVersion& v, Path path, const Payload& r
   }
   fd.fallback_reason = d->fallback_reason = *reason;
   WriteAnswer(*fb, fd, request, *scratch, response, v.version);
+  d->answer_header_size = fd.answer_header_size;
   scratch->fell_back = true;
   return Status::Ok();
 }

@@ -311,6 +311,7 @@ bool Scorer::Start(const ScoreTarget& target, const Payload& request, ScoreScrat
     return false;
   }
   scratch->rows_scored = p.d.n_rows;
+  scratch->deadline = std::min(scratch->deadline, p.d.deadline);  // the body's own, if sooner
   const std::span<Decoded> one(&p.d, 1);
   if (PlanRead(*p.v, one, scratch)) {
     p.read_start = std::chrono::steady_clock::now();
@@ -763,7 +764,7 @@ Status Scorer::FinishRows(const ModelVersion& v, const Decoded& d, ScoreScratch*
   return Status::Ok();
 }
 
-void Scorer::WriteAnswer(const ModelVersion& v, const Decoded& d, const Payload& request,
+void Scorer::WriteAnswer(const ModelVersion& v, Decoded& d, const Payload& request,
                          const ScoreScratch& scratch, std::string* response,
                          int64_t fallback_from) const {
   // A fallback version's stored inputs were not read.

@@ -329,7 +329,7 @@ class Scorer final : public model::VersionPreparer {
   Status FinishRows(const model::ModelVersion& v, const Decoded& d, ScoreScratch* scratch) const;
   // The codec's answer for d's scored rows; `fallback_from`: the version
   // whose fallback v is (0: none).
-  void WriteAnswer(const model::ModelVersion& v, const Decoded& d, const Payload& request,
+  void WriteAnswer(const model::ModelVersion& v, Decoded& d, const Payload& request,
                    const ScoreScratch& scratch, std::string* response,
                    int64_t fallback_from = 0) const;
 

@@ -67,10 +67,10 @@ class RtmlJsonCodec final : public pipeline::Codec {
   std::optional<uint64_t> StickyKey(const Payload& p, std::string_view key,
                                     ScoreScratch& scratch) const override;
   Status Decode(const Payload& p, RowSink& rows, DecodedBody* d) const override;
-  void WriteAnswer(const ModelVersion& v, const DecodedBody& d, const ScoreScratch& scratch,
+  void WriteAnswer(const ModelVersion& v, DecodedBody& d, const ScoreScratch& scratch,
                    const std::vector<int>* stored, int64_t fallback_from,
                    std::string* out) const override;
-  void WriteConstant(const ModelVersion& v, const DecodedBody& d, std::span<const float> values,
+  void WriteConstant(const ModelVersion& v, DecodedBody& d, std::span<const float> values,
                      std::string* out) const override;
 
  private:
@@ -274,7 +274,7 @@ Status RtmlJsonCodec::DecodeInstances(od::array arr, RowSink& rows, DecodedBody*
   return Status::Ok();
 }
 
-void RtmlJsonCodec::WriteAnswer(const ModelVersion& v, const DecodedBody& d,
+void RtmlJsonCodec::WriteAnswer(const ModelVersion& v, DecodedBody& d,
                                 const ScoreScratch& scratch, const std::vector<int>* stored,
                                 int64_t fallback_from, std::string* response) const {
   response->clear();
@@ -333,7 +333,7 @@ void RtmlJsonCodec::WriteAnswer(const ModelVersion& v, const DecodedBody& d,
   w.EndObject();
 }
 
-void RtmlJsonCodec::WriteConstant(const ModelVersion& v, const DecodedBody& d,
+void RtmlJsonCodec::WriteConstant(const ModelVersion& v, DecodedBody& d,
                                   std::span<const float> values, std::string* response) const {
   response->clear();
   JsonWriter w(response);

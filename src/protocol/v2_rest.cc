@@ -106,10 +106,10 @@ class V2RestCodec final : public pipeline::Codec {
   std::optional<uint64_t> StickyKey(const Payload& p, std::string_view key,
                                     ScoreScratch& scratch) const override;
   Status Decode(const Payload& p, RowSink& rows, DecodedBody* d) const override;
-  void WriteAnswer(const ModelVersion& v, const DecodedBody& d, const ScoreScratch& scratch,
+  void WriteAnswer(const ModelVersion& v, DecodedBody& d, const ScoreScratch& scratch,
                    const std::vector<int>* stored, int64_t fallback_from,
                    std::string* out) const override;
-  void WriteConstant(const ModelVersion& v, const DecodedBody& d, std::span<const float> values,
+  void WriteConstant(const ModelVersion& v, DecodedBody& d, std::span<const float> values,
                      std::string* out) const override;
   std::string_view LogText(const Payload& p) const override {
     return p.header_size > 0 ? p.bytes.substr(0, p.header_size) : p.bytes;
@@ -118,11 +118,49 @@ class V2RestCodec final : public pipeline::Codec {
  private:
   Status DecodeInput(od::object tensor, size_t index, RowSink& rows, DecodedBody* d,
                      std::string_view* binary) const;
-  Status DecodeOutputs(od::array outputs, const ModelVersion& v, DecodedBody* d) const;
-  void Write(const ModelVersion& v, const DecodedBody& d, const float* outputs, bool constant,
+  // Which outputs the request asks for; of them, which it says are (not)
+  // binary (`said`: it said so; `binary`: what it said).
+  Status DecodeOutputs(od::array outputs, const ModelVersion& v, DecodedBody* d, uint32_t* said,
+                       uint32_t* binary) const;
+  void Write(const ModelVersion& v, DecodedBody& d, const float* outputs, bool constant,
              const std::vector<int>* stored, int64_t fallback_from, std::string_view kind,
              std::string* out) const;
 };
+
+// A boolean parameter: absent, true or false, or an error naming it.
+Result<std::optional<bool>> BoolParam(od::object params, std::string_view name,
+                                      const std::string& field) {
+  auto v = params.find_field_unordered(name);
+  if (v.error() == simdjson::NO_SUCH_FIELD) return std::optional<bool>();
+  bool b = false;
+  if (v.get_bool().get(b)) {
+    return Bad("parameter " + Quoted(name) + " must be true or false", "wrong_type",
+               field + "." + std::string(name));
+  }
+  return std::optional<bool>(b);
+}
+
+// parameters.timeout_ms (rtml's), or timeout (Triton's, in microseconds, as
+// tritonclient's infer(timeout=) sends it): the answer is not wanted later
+// than that from now. A positive number, at most a day.
+Status ReadTimeout(od::object params, DecodedBody* d) {
+  for (const auto& [name, us_per_unit] : {std::pair<std::string_view, double>{"timeout_ms", 1e3},
+                                          {"timeout", 1.0}}) {
+    auto v = params.find_field_unordered(name);
+    if (v.error() == simdjson::NO_SUCH_FIELD) continue;
+    double x = 0;
+    const double us = v.get_double().get(x) ? -1 : x * us_per_unit;
+    if (!(us > 0 && us <= 86400e6)) {
+      return Bad("parameter " + Quoted(name) + " must be a positive number" +
+                     (us_per_unit == 1.0 ? " of microseconds" : " of milliseconds") +
+                     " (at most a day)",
+                 "bad_timeout", "parameters." + std::string(name));
+    }
+    d->deadline = std::min(d->deadline, std::chrono::steady_clock::now() +
+                                            std::chrono::microseconds(static_cast<int64_t>(us)));
+  }
+  return Status::Ok();
+}
 
 // The JSON part of a payload (all of it, but with binary tensors).
 Result<std::string_view> JsonPart(const Payload& p) {
@@ -190,6 +228,8 @@ Status V2RestCodec::Decode(const Payload& p, RowSink& rows, DecodedBody* d) cons
   if (auto e = doc.get_object().get(top)) return MalformedJson(json, simdjson::error_message(e));
   bool saw_inputs = false;
   size_t n_inputs = 0;
+  std::optional<bool> all_binary;  // parameters.binary_data_output
+  uint32_t said_binary = 0, binary_outputs = 0;
   Status s = [&]() -> Status {
     for (auto f : top) {
       od::field field;
@@ -222,12 +262,14 @@ Status V2RestCodec::Decode(const Payload& p, RowSink& rows, DecodedBody* d) cons
         if (value.get_array().get(outputs)) {
           return Bad("\"outputs\" must be an array of {\"name\"}", "wrong_type", "outputs");
         }
-        RETURN_IF_ERROR(DecodeOutputs(outputs, rows.version, d));
+        RETURN_IF_ERROR(DecodeOutputs(outputs, rows.version, d, &said_binary, &binary_outputs));
       } else if (key == "parameters") {
         od::object params;
         if (value.get_object().get(params)) {
           return Bad("\"parameters\" must be an object", "wrong_type", "parameters");
         }
+        ASSIGN_OR_RETURN(all_binary, BoolParam(params, "binary_data_output", "parameters"));
+        RETURN_IF_ERROR(ReadTimeout(params, d));
       }
       // Other fields (e.g. "model_name") are not the request's inputs: ignored.
     }
@@ -252,11 +294,12 @@ Status V2RestCodec::Decode(const Payload& p, RowSink& rows, DecodedBody* d) cons
                "bad_binary_data", "inputs");
   }
   d->batch = true;
+  d->binary_outputs = binary_outputs | (all_binary.value_or(false) ? d->outputs & ~said_binary : 0);
   return Status::Ok();
 }
 
-Status V2RestCodec::DecodeOutputs(od::array outputs, const ModelVersion& v,
-                                  DecodedBody* d) const {
+Status V2RestCodec::DecodeOutputs(od::array outputs, const ModelVersion& v, DecodedBody* d,
+                                  uint32_t* said, uint32_t* binary) const {
   const std::vector<V2Output> known = V2Outputs(v);
   d->outputs = 0;
   size_t i = 0;
@@ -277,7 +320,14 @@ Status V2RestCodec::DecodeOutputs(od::array outputs, const ModelVersion& v,
                         names + ")",
                     "unknown_output", field);
     }
-    d->outputs |= 1u << (it - known.begin());
+    const uint32_t bit = 1u << (it - known.begin());
+    d->outputs |= bit;
+    od::object params;
+    if (!out.find_field_unordered("parameters").get_object().get(params)) {
+      ASSIGN_OR_RETURN(std::optional<bool> b, BoolParam(params, "binary_data", field));
+      if (b) *said |= bit;
+      if (b.value_or(false)) *binary |= bit;
+    }
   }
   if (i == 0) d->outputs = ~0u;  // an empty list asks for the defaults: all
   return Status::Ok();
@@ -618,7 +668,7 @@ size_t ArgMax(const float* p, int n) {
   return static_cast<size_t>(std::max_element(p, p + n) - p);
 }
 
-void V2RestCodec::Write(const ModelVersion& v, const DecodedBody& d, const float* outputs,
+void V2RestCodec::Write(const ModelVersion& v, DecodedBody& d, const float* outputs,
                         bool constant, const std::vector<int>* stored, int64_t fallback_from,
                         std::string_view kind, std::string* response) const {
   response->clear();
@@ -637,18 +687,42 @@ void V2RestCodec::Write(const ModelVersion& v, const DecodedBody& d, const float
     if (fallback_from != 0) w.Key("fallback_from").Int(fallback_from);
   }
   w.EndObject();
+  // Binary outputs: raw little-endian after the JSON, in the outputs' order.
+  static thread_local std::string raw;
+  raw.clear();
+  auto append = [&](const void* p, size_t n) { raw.append(static_cast<const char*>(p), n); };
   w.Key("outputs").BeginArray();
   const std::vector<V2Output> tensors = V2Outputs(v);
   for (size_t k = 0; k < tensors.size(); ++k) {
     if ((d.outputs & (1u << k)) == 0) continue;
     const V2Output& o = tensors[k];
+    const bool binary = (d.binary_outputs & (1u << k)) != 0;
+    const bool label = o.name == "label";
     w.BeginObject().Key("name").String(o.name).Key("datatype").String(o.datatype);
     w.Key("shape").BeginArray().Uint(d.n_rows);
     if (o.width > 0) w.Uint(static_cast<uint64_t>(o.width));
-    w.EndArray().Key("data").BeginArray();
+    w.EndArray();
+    if (binary) {
+      const size_t before = raw.size();
+      for (size_t i = 0; i < d.n_rows; ++i) {
+        const float* p = row(i);
+        if (label) {
+          const std::string& l = v.spec.labels[ArgMax(p, n_out)];
+          const uint32_t n = static_cast<uint32_t>(l.size());
+          append(&n, sizeof(n));
+          append(l.data(), l.size());
+        } else {
+          append(p, sizeof(float) * std::max(o.width, 1));
+        }
+      }
+      w.Key("parameters").BeginObject().Key("binary_data_size").Uint(raw.size() - before);
+      w.EndObject().EndObject();
+      continue;
+    }
+    w.Key("data").BeginArray();
     for (size_t i = 0; i < d.n_rows; ++i) {
       const float* p = row(i);
-      if (o.name == "label") {
+      if (label) {
         w.String(v.spec.labels[ArgMax(p, n_out)]);
       } else {
         for (int j = 0; j < std::max(o.width, 1); ++j) w.Float(p[j]);
@@ -657,16 +731,18 @@ void V2RestCodec::Write(const ModelVersion& v, const DecodedBody& d, const float
     w.EndArray().EndObject();
   }
   w.EndArray().EndObject();
+  d.answer_header_size = (d.binary_outputs & d.outputs) != 0 ? response->size() : 0;
+  response->append(raw);
 }
 
-void V2RestCodec::WriteAnswer(const ModelVersion& v, const DecodedBody& d,
+void V2RestCodec::WriteAnswer(const ModelVersion& v, DecodedBody& d,
                               const ScoreScratch& scratch, const std::vector<int>* stored,
                               int64_t fallback_from, std::string* out) const {
   Write(v, d, scratch.outputs.data(), false, stored, fallback_from,
         fallback_from != 0 ? "version" : "", out);
 }
 
-void V2RestCodec::WriteConstant(const ModelVersion& v, const DecodedBody& d,
+void V2RestCodec::WriteConstant(const ModelVersion& v, DecodedBody& d,
                                 std::span<const float> values, std::string* out) const {
   Write(v, d, values.data(), true, nullptr, 0, "constant", out);
 }

@@ -4,6 +4,7 @@
 #include <simdjson.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 
 #include "pipeline/scorer.h"
@@ -103,7 +104,7 @@ TEST_F(V2RestTest, ClassesAnswerProbabilitiesAndLabelsAndOutputsSelect) {
   std::string_view first = label["data"].at(0);
   EXPECT_TRUE(first == "low" || first == "mid" || first == "high");
   auto only = Ok("iris", R"({"inputs": [{"name": "f1", "datatype": "FP32", "shape": [1],
-      "data": [0.5]}], "outputs": [{"name": "label", "parameters": {"binary_data": true}}]})");
+      "data": [0.5]}], "outputs": [{"name": "label", "parameters": {"binary_data": false}}]})");
   ASSERT_EQ(only["outputs"].get_array().size(), 1u);
   EXPECT_EQ(std::string_view(only["outputs"].at(0)["name"]), "label");
 }
@@ -210,6 +211,54 @@ TEST_F(V2RestTest, BinaryDataMustMatchItsSizes) {
   ASSERT_TRUE(binary(small, std::string("\x03\x00\x38", 3)).ok()) << response_;  // 3, 0.5
   const double p = double(parser_.parse(response_)["outputs"].at(0)["data"].at(0));
   EXPECT_DOUBLE_EQ(p, Native("binary", R"({"f5": 3, "f1": 0.5})"));
+}
+
+TEST_F(V2RestTest, BinaryOutputsFollowTheJsonHeader) {
+  const std::string body = R"({"parameters": {"binary_data_output": true},
+      "inputs": [{"name": "f1", "datatype": "FP32", "shape": [2], "data": [0.5, 3]}],
+      "outputs": [{"name": "probabilities"}, {"name": "label", "parameters": {"binary_data": false}}]})";
+  ASSERT_TRUE(Infer("iris", V2Json(body)).ok()) << response_;
+  const size_t header = scratch_.pending.d.answer_header_size;
+  ASSERT_GT(header, 0u);
+  ASSERT_EQ(response_.size(), header + 6 * sizeof(float));
+  const std::string json = response_.substr(0, header);
+  float raw[6];
+  std::memcpy(raw, response_.data() + header, sizeof(raw));
+  auto r = parser_.parse(json);
+  auto probs = r["outputs"].at(0);
+  EXPECT_EQ(int64_t(probs["parameters"]["binary_data_size"]), 24);
+  EXPECT_EQ(probs["data"].error(), simdjson::NO_SUCH_FIELD);
+  EXPECT_EQ(r["outputs"].at(1)["data"].get_array().size(), 2u);  // the label in JSON
+  std::string_view first_label = r["outputs"].at(1)["data"].at(0);
+  const std::string labels[] = {"low", "mid", "high"};
+  EXPECT_EQ(first_label, labels[std::max_element(raw, raw + 3) - raw]);
+  // Binary BYTES: a 4-byte length, then the label.
+  ASSERT_TRUE(Infer("iris", V2Json(R"({"inputs": [{"name": "f1", "datatype": "FP32",
+      "shape": [1], "data": [0.5]}], "outputs": [{"name": "label",
+      "parameters": {"binary_data": true}}]})")).ok());
+  const size_t h = scratch_.pending.d.answer_header_size;
+  uint32_t n = 0;
+  std::memcpy(&n, response_.data() + h, 4);
+  EXPECT_EQ(response_.size(), h + 4 + n);
+  // Without binary outputs asked for, the answer is all JSON.
+  ASSERT_TRUE(Infer("iris", V2Json(R"({"inputs": [{"name": "f1", "datatype": "FP32",
+      "shape": [1], "data": [0.5]}]})")).ok());
+  EXPECT_EQ(scratch_.pending.d.answer_header_size, 0u);
+  EXPECT_EQ(Bad("iris", R"({"parameters": {"binary_data_output": 1}, "inputs": [{"name": "f1",
+      "datatype": "FP32", "shape": [1], "data": [0.5]}]})").reason(), "wrong_type");
+}
+
+TEST_F(V2RestTest, ParametersCarryADeadline) {
+  auto with = [](std::string_view params) {
+    return std::string(R"({"parameters": )") + std::string(params) +
+           R"(, "inputs": [{"name": "f1", "datatype": "FP32", "shape": [1], "data": [0.5]}]})";
+  };
+  EXPECT_TRUE(Infer("binary", V2Json(with(R"({"timeout_ms": 10000})"))).ok()) << response_;
+  // Triton's "timeout" is in microseconds: 1 µs is over before the model runs.
+  EXPECT_EQ(Infer("binary", V2Json(with(R"({"timeout": 1})"))).code(),
+            StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(Bad("binary", with(R"({"timeout_ms": 0})")).reason(), "bad_timeout");
+  EXPECT_EQ(Bad("binary", with(R"({"timeout_ms": "5"})")).reason(), "bad_timeout");
 }
 
 TEST_F(V2RestTest, MetadataListsInputsOutputsAndLabels) {

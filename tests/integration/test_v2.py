@@ -142,6 +142,17 @@ class FraudV2Test(unittest.TestCase):
         result = self.client.infer("fraud", feature_tensors(self.inputs, rows, binary=True))
         np.testing.assert_allclose(result.as_numpy("probability"),
                                    xgboost_predict(FRAUD_MODEL, rows), atol=1e-6)
+        # What it got was binary: a JSON header, then 64 raw FP32s.
+        users = {"name": "user_id", "datatype": "INT64", "shape": [2], "data": [101, 102]}
+        amounts = {"name": "amount", "datatype": "FP32", "shape": [2], "data": [10, 20]}
+        raw = self.post("/v2/models/fraud/infer", {"inputs": [users, amounts],
+                                                   "parameters": {"binary_data_output": True}})
+        self.assertEqual(raw.status_code, 200, raw.text)
+        header = int(raw.headers["Inference-Header-Content-Length"])
+        self.assertEqual(len(raw.content), header + 2 * 4)
+        out = json.loads(raw.content[:header])["outputs"][0]
+        self.assertEqual(out["parameters"]["binary_data_size"], 8)
+        self.assertEqual(raw.headers["Content-Type"], "application/octet-stream")
 
     def test_one_matrix_tensor_in_model_order(self):
         rows = fraud_rows(self.inputs, 16, seed=3)
@@ -181,6 +192,16 @@ class FraudV2Test(unittest.TestCase):
             self.client.infer("fraud", [key])
         self.assertEqual(e.exception.status(), "400")
         self.assertIn("required feature 'amount'", e.exception.message())
+
+    def test_a_deadline_in_the_parameters_is_honoured(self):
+        tensors = feature_tensors(self.inputs, fraud_rows(self.inputs, 1, seed=5), binary=True)
+        # tritonclient's timeout (microseconds) goes in the request's parameters.
+        self.assertEqual(self.client.infer("fraud", tensors, timeout=10_000_000)
+                         .as_numpy("probability").shape, (1,))
+        with self.assertRaises(InferenceServerException) as e:
+            self.client.infer("fraud", tensors, timeout=1)
+        self.assertEqual(e.exception.status(), "504")
+        self.assertIn("deadline passed", e.exception.message())
 
     def tensor(self, name, datatype, shape, data):
         return {"name": name, "datatype": datatype, "shape": shape, "data": data}
