@@ -17,6 +17,7 @@
 //   GET  /v2, /v2/health/live, /v2/health/ready     the Open Inference Protocol (V2):
 //   GET  /v2/models/{name}[/versions/{v}][/ready]   metadata and readiness,
 //   POST /v2/models/{name}[/versions/{v}]/infer     inference (protocol/v2_rest.h)
+//   POST /v2/repository/index, /v2/repository/models/{name}/load|unload  (admin)
 //
 // The routes are a table (MakeTable(), http/route_table.h): a pattern, its
 // methods, whether it queues under admission control, and its handler.
@@ -135,6 +136,8 @@ class Routes final : public Handler {
   void V2ModelMetadata(std::string_view model, std::string_view version, bool ready_only,
                        Response& res);
   void V2Error(const Status& status, Response& res);
+  void V2RepositoryIndex(Call& c);
+  Deferred V2RepositoryChange(Call& c, bool load);
   void ErrorIn(Shape shape, const Status& status, Response& res);
   void ListModels(std::string_view name, Response& res);
   // 401 without a bearer token, 403 with another one; OK when none is set.

@@ -304,7 +304,7 @@ class MultiClassV2Test(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.server = Server("--models", TESTDATA_MODELS)
+        cls.server = Server("--models", TESTDATA_MODELS, env={"RTML_ADMIN_TOKEN": "s3cret"})
         cls.client = httpclient.InferenceServerClient(url=f"127.0.0.1:{cls.server.port}")
         rows = np.fromfile(os.path.join(PARITY, "rows.f32"), dtype="<f4").reshape(-1, 6)
         probs = np.fromfile(os.path.join(PARITY, "xgb-pypi", "multi_softprob.pred.f32"),
@@ -343,6 +343,28 @@ class MultiClassV2Test(unittest.TestCase):
         self.assertEqual([o["name"] for o in response["outputs"]], ["label"])
         self.assertIsNone(result.as_numpy("probabilities"))
         self.assertEqual(len(result.as_numpy("label")), 1)
+
+    def test_repository_extension_behind_the_admin_token(self):
+        admin = {"Authorization": "Bearer s3cret"}
+        with self.assertRaises(InferenceServerException) as e:
+            self.client.get_model_repository_index()
+        self.assertEqual(e.exception.status(), "401")
+        index = self.client.get_model_repository_index(headers=admin)
+        states = {(m["name"], m["version"]): m["state"] for m in index}
+        self.assertEqual(states[("iris", "1")], "READY")
+        self.assertEqual(states[("binary", "2")], "READY")
+        try:
+            self.client.unload_model("reg", headers=admin)
+            self.assertFalse(self.client.is_model_ready("reg"))
+            ready = self.client.get_model_repository_index(headers=admin)
+            self.assertNotIn("reg", [m["name"] for m in ready if m["state"] == "READY"])
+        finally:
+            self.client.load_model("reg", headers=admin)
+        self.assertTrue(self.client.is_model_ready("reg"))
+        with self.assertRaises(InferenceServerException) as e:
+            self.client.load_model("nope", headers=admin)
+        self.assertEqual(e.exception.status(), "404")
+        self.assertIn("nope", e.exception.message())
 
     def test_several_models_by_name_and_version(self):
         row = {"inputs": [{"name": "f1", "datatype": "FP32", "shape": [1], "data": [0.5]}]}
