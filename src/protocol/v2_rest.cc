@@ -322,8 +322,12 @@ Status V2RestCodec::DecodeOutputs(od::array outputs, const ModelVersion& v, Deco
     }
     const uint32_t bit = 1u << (it - known.begin());
     d->outputs |= bit;
-    od::object params;
-    if (!out.find_field_unordered("parameters").get_object().get(params)) {
+    auto params_field = out.find_field_unordered("parameters");
+    if (params_field.error() != simdjson::NO_SUCH_FIELD) {
+      od::object params;
+      if (params_field.get_object().get(params)) {
+        return Bad("an output's \"parameters\" must be an object", "wrong_type", field);
+      }
       ASSIGN_OR_RETURN(std::optional<bool> b, BoolParam(params, "binary_data", field));
       if (b) *said |= bit;
       if (b.value_or(false)) *binary |= bit;
@@ -632,12 +636,19 @@ Status V2RestCodec::DecodeInput(od::object tensor, size_t index, RowSink& rows, 
     return decoder.SetNumber(column, e.number, instance, r.values, r.cells);
   };
   // Binary data (its size in the tensor's parameters) or JSON "data".
+  // Optional fields: absent is fine, any other error ends the decoding (the
+  // parser cannot go on after one).
   int64_t binary_size = -1;
-  od::object params;
-  if (!tensor.find_field_unordered("parameters").get_object().get(params)) {
-    int64_t n = 0;
+  auto params_field = tensor.find_field_unordered("parameters");
+  if (params_field.error() != simdjson::NO_SUCH_FIELD) {
+    od::object params;
+    if (params_field.get_object().get(params)) {
+      return Bad("input " + Quoted(t.name) + "'s \"parameters\" must be an object",
+                 "wrong_type", t.field());
+    }
     auto field = params.find_field_unordered("binary_data_size");
-    if (field.error() == simdjson::SUCCESS) {
+    if (field.error() != simdjson::NO_SUCH_FIELD) {
+      int64_t n = 0;
       if (field.get_int64().get(n) || n < 0) {
         return Bad("input " + Quoted(t.name) + "'s binary_data_size must be a byte count",
                    "bad_binary_data", t.field());

@@ -168,6 +168,13 @@ TEST_F(V2RestTest, EveryBadTensorIsAClearClientError) {
       {R"({"inputs": [{"name": "f1", "datatype": "FP32", "shape": [1], "data": [1]}]} x)",
        "malformed_json", ""},
       {R"({"inputs": [{"name": "f1", )", "malformed_json", ""},
+      // A field that is not one, past the ones read: found by v2_infer_fuzzer (the
+      // parser was used on after the error; UBSan).
+      {R"({"inputs": [{"name": "f1", "datatype": "FP32", "shape": [1],0, 1.0]}]})",
+       "malformed_json", ""},
+      {R"({"inputs": [{"name": "f1", "datatype": "FP32", "shape": [1], "data": [1]}],
+           "outputs": [{"name": "probability", 3}]})",
+       "malformed_json", ""},
   };
   for (const Case& c : cases) {
     Status s = Bad("binary", c.body);
