@@ -12,6 +12,8 @@ PACKAGES=(
   # libraries rtml links (Debian 12 only)
   libboost-dev libsimdjson-dev libxgboost-dev libyaml-cpp-dev libcli11-dev
   libspdlog-dev libfmt-dev librocksdb-dev libhiredis-dev librdkafka-dev libssl-dev
+  # the V2 gRPC service (src/grpc): gRPC C++ and its code generators
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # tests
   libgtest-dev libgmock-dev curl openssl prometheus python3 python3-venv python3-numpy python3-yaml redis-server redis-tools kcat
   # demo model training and the Python reference peer

@@ -14,6 +14,7 @@ struct ServeOptions {
   std::string config_path;  // empty: built-in defaults
   std::optional<std::string> host;
   std::optional<int> port;
+  std::optional<int> grpc_port;  // the V2 gRPC service (0 = none)
   std::optional<int> threads;
   std::optional<std::string> models;
   std::optional<std::string> log_level;

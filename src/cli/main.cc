@@ -38,6 +38,10 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--host", serve.host, "Listen address (overrides http.host)");
   serve_cmd->add_option("-p,--port", serve.port, "Listen port (overrides http.port; 0 = any)")
       ->check(CLI::Range(0, 65535));
+  serve_cmd->add_option("--grpc-port", serve.grpc_port,
+                        "Serve the Open Inference Protocol over gRPC on this port (overrides "
+                        "grpc.port; 0 = no gRPC)")
+      ->check(CLI::Range(0, 65535));
   serve_cmd->add_option("--threads", serve.threads,
                         "Event loops (overrides http.threads; 0 = one per core)")
       ->check(kNonNegative);
@@ -56,6 +60,9 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("-c,--config", demo.serve.config_path, "Config file (YAML)")
       ->check(CLI::ExistingFile);
   demo_cmd->add_option("-p,--port", demo.serve.port, "HTTP port (overrides http.port)")
+      ->check(CLI::Range(0, 65535));
+  demo_cmd->add_option("--grpc-port", demo.serve.grpc_port,
+                       "Also serve the Open Inference Protocol over gRPC on this port")
       ->check(CLI::Range(0, 65535));
   demo_cmd->add_option("--broker-port", demo.broker_port, "Embedded Kafka bootstrap port")
       ->check(CLI::Range(1, 65535));

@@ -34,6 +34,7 @@ Result<config::Config> LoadWithOverrides(const ServeOptions& o) {
   ASSIGN_OR_RETURN(config::Config c, config::LoadConfig(o.config_path));
   if (o.host) c.http.host = *o.host;
   if (o.port) c.http.port = *o.port;
+  if (o.grpc_port) c.grpc.port = *o.grpc_port;
   if (o.threads) c.http.threads = *o.threads;
   if (o.models) c.models.repository = *o.models;
   if (o.log_level) c.log.level = *o.log_level;
@@ -282,6 +283,17 @@ Stack::~Stack() { Stop(); }
 Status Stack::Start() {
   RETURN_IF_ERROR(server_->Start());
   const config::Config& c = config_;
+  if (c.grpc.port != 0) {
+    auto grpc = rpc::InferenceServer::Start(
+        {.host = c.grpc.host,
+         .port = c.grpc.port,
+         .threads = c.grpc.threads,
+         .max_message_bytes = c.grpc.max_message_bytes,
+         .default_timeout_ms = c.grpc.default_timeout_ms},
+        *scorer_, [routes = routes_.get()] { return routes->NotReadyReason(); }, &metrics_);
+    if (!grpc.ok()) return grpc.status();
+    grpc_ = std::move(grpc).value();
+  }
   if (worker_) {
     const config::KafkaConfig& k = c.kafka;
     spdlog::info("stream worker: {} -> {} (dead letters: {}), group {}, brokers {}",
@@ -318,10 +330,10 @@ void Stack::Stop() {
                  worker_->stats().events_in.load(), worker_->stats().predictions_out.load(),
                  worker_->stats().dead_letters.load());
   }
-  if (server_) {
-    server_->Shutdown(std::chrono::milliseconds(
-        static_cast<int64_t>(config_.http.shutdown_grace_s * 1000)));
-  }
+  const std::chrono::milliseconds grace(
+      static_cast<int64_t>(config_.http.shutdown_grace_s * 1000));
+  if (grpc_) grpc_->Shutdown(grace);
+  if (server_) server_->Shutdown(grace);
 }
 
 }  // namespace rtml::cli

@@ -1,6 +1,7 @@
 // Stack: everything `rtml serve` runs, built from a Config: the model
 // repository, the feature store, metrics, the Scorer, the HTTP routes and
-// server, and the stream worker when Kafka brokers are configured.
+// server, the gRPC service when grpc.port is set, and the stream worker when
+// Kafka brokers are configured.
 // `rtml serve` and `rtml demo` both run one.
 // Thread-safety: Build/Start/Stop from the controlling thread.
 #pragma once
@@ -13,6 +14,7 @@
 #include "cli/commands.h"
 #include "config/config.h"
 #include "features/feature_store.h"
+#include "grpc/inference_service.h"
 #include "http/routes.h"
 #include "http/server.h"
 #include "kafka/stream_worker.h"
@@ -30,16 +32,18 @@ class Stack {
   static Result<std::unique_ptr<Stack>> Build(config::Config config);
   ~Stack();
 
-  // Starts the HTTP server and, with brokers, the stream worker thread.
+  // Starts the HTTP server, the gRPC service (grpc.port) and, with brokers,
+  // the stream worker thread.
   Status Start();
   // Starts a graceful stop: /readyz answers 503 ("draining") from now on;
   // everything else keeps serving.
   void BeginDrain();
-  // Stops the worker (committing what is done) and the server (letting
+  // Stops the worker (committing what is done) and the servers (letting
   // requests in progress finish, at most http.shutdown_grace_s). Idempotent.
   void Stop();
 
   int http_port() const { return server_->port(); }
+  int grpc_port() const { return grpc_ ? grpc_->port() : 0; }
   const config::Config& config() const { return config_; }
   const kafka::StreamWorker* worker() const { return worker_.get(); }
   const pipeline::Scorer& scorer() const { return *scorer_; }
@@ -55,6 +59,7 @@ class Stack {
   std::unique_ptr<pipeline::Scorer> scorer_;
   std::unique_ptr<http::Routes> routes_;
   std::unique_ptr<http::HttpServer> server_;
+  std::unique_ptr<rpc::InferenceServer> grpc_;  // null without grpc.port
   std::unique_ptr<kafka::StreamWorker> worker_;
   std::thread worker_thread_;
   bool stopped_ = false;

@@ -72,6 +72,16 @@ Status ReadModels(const YAML::Node& n, const std::string& base_dir, ModelsConfig
   return Status::Ok();
 }
 
+Status ReadGrpc(const YAML::Node& n, GrpcConfig* c) {
+  RETURN_IF_ERROR(CheckKeys(n, "grpc", {"host", "port", "threads", "max_message_bytes",
+                                        "default_timeout_ms"}));
+  RETURN_IF_ERROR(Read(n, "grpc", "host", &c->host));
+  RETURN_IF_ERROR(Read(n, "grpc", "port", &c->port));
+  RETURN_IF_ERROR(Read(n, "grpc", "threads", &c->threads));
+  RETURN_IF_ERROR(Read(n, "grpc", "max_message_bytes", &c->max_message_bytes));
+  return Read(n, "grpc", "default_timeout_ms", &c->default_timeout_ms);
+}
+
 Status ReadScoring(const YAML::Node& n, ScoringConfig* c) {
   RETURN_IF_ERROR(CheckKeys(n, "scoring", {"max_batch_size", "unknown_features", "metrics"}));
   RETURN_IF_ERROR(Read(n, "scoring", "metrics", &c->metrics));
@@ -216,8 +226,10 @@ Result<Config> FromYaml(const YAML::Node& root, const std::string& base_dir) {
   c.features.rocksdb_path = ResolvePath(base_dir, c.features.rocksdb_path);
   if (!root || root.IsNull()) return c;
   RETURN_IF_ERROR(CheckKeys(root, "config",
-                            {"http", "models", "scoring", "features", "kafka", "drift", "log"}));
+                            {"http", "grpc", "models", "scoring", "features", "kafka", "drift",
+                             "log"}));
   RETURN_IF_ERROR(ReadHttp(root["http"], base_dir, &c.http));
+  RETURN_IF_ERROR(ReadGrpc(root["grpc"], &c.grpc));
   RETURN_IF_ERROR(ReadModels(root["models"], base_dir, &c.models));
   RETURN_IF_ERROR(ReadScoring(root["scoring"], &c.scoring));
   RETURN_IF_ERROR(ReadFeatures(root["features"], base_dir, &c.features));
@@ -331,6 +343,23 @@ Status Validate(const Config& c) {
   if (c.http.threads < 0) return FailedPrecondition("http.threads must be >= 0");
   if (c.http.max_body_bytes < 64) return FailedPrecondition("http.max_body_bytes must be >= 64");
   if (c.http.idle_timeout_s <= 0) return FailedPrecondition("http.idle_timeout_s must be > 0");
+  if (c.grpc.port < 0 || c.grpc.port > 65535) {
+    return FailedPrecondition("grpc.port must be 0..65535 (0 = off), not " +
+                              std::to_string(c.grpc.port));
+  }
+  if (c.grpc.port != 0 && c.grpc.port == c.http.port && c.grpc.host == c.http.host) {
+    return FailedPrecondition("grpc.port must differ from http.port (" +
+                              std::to_string(c.http.port) + "): gRPC has a port of its own");
+  }
+  if (c.grpc.threads <= 0 || c.grpc.threads > 256) {
+    return FailedPrecondition("grpc.threads must be 1..256");
+  }
+  if (c.grpc.max_message_bytes < 64 || c.grpc.max_message_bytes > (size_t{1} << 31) - 1) {
+    return FailedPrecondition("grpc.max_message_bytes must be 64..2147483647");
+  }
+  if (c.grpc.default_timeout_ms < 0) {
+    return FailedPrecondition("grpc.default_timeout_ms must be >= 0");
+  }
   if (c.scoring.max_batch_size <= 0) {
     return FailedPrecondition("scoring.max_batch_size must be > 0");
   }

@@ -44,6 +44,16 @@ struct HttpConfig {
   std::string tls_client_ca;
 };
 
+// The Open Inference Protocol's gRPC service (inference.GRPCInferenceService)
+// on a port of its own and threads of its own, sharing the Scorer.
+struct GrpcConfig {
+  std::string host = "127.0.0.1";
+  int port = 0;                          // 0 = no gRPC service
+  int threads = 2;                       // each with its completion queue and scratch
+  size_t max_message_bytes = 4 << 20;    // larger requests get RESOURCE_EXHAUSTED
+  double default_timeout_ms = 0;         // deadline of calls that set none; 0 = none
+};
+
 struct ModelsConfig {
   std::string repository = "models";  // relative to the config file's folder
   std::string default_model;          // served by POST /predict; empty = the only model
@@ -104,6 +114,7 @@ struct LogConfig {
 
 struct Config {
   HttpConfig http;
+  GrpcConfig grpc;
   ModelsConfig models;
   ScoringConfig scoring;
   FeaturesConfig features;

@@ -14,11 +14,14 @@ TEST(ConfigTest, EmptyConfigGivesDocumentedDefaults) {
   EXPECT_EQ(c->models.repository, "/srv/models");
   EXPECT_EQ(c->scoring.max_batch_size, 1024);
   EXPECT_FALSE(c->scoring.ignore_unknown_features);
+  EXPECT_EQ(c->grpc.port, 0);  // no gRPC service unless asked for
+  EXPECT_EQ(c->grpc.threads, 2);
 }
 
 TEST(ConfigTest, ReadsEverySectionAndResolvesPaths) {
   auto c = ParseConfig(R"(
 http: {host: 0.0.0.0, port: 9000, threads: 3, max_body_bytes: 4096, idle_timeout_s: 5}
+grpc: {host: 0.0.0.0, port: 9001, threads: 4, max_message_bytes: 65536, default_timeout_ms: 50}
 models: {repository: ../repo, default: fraud}
 scoring: {max_batch_size: 16, unknown_features: ignore}
 log: {level: debug, format: json}
@@ -33,6 +36,11 @@ log: {level: debug, format: json}
   EXPECT_EQ(c->scoring.max_batch_size, 16);
   EXPECT_TRUE(c->scoring.ignore_unknown_features);
   EXPECT_TRUE(c->log.json);
+  EXPECT_EQ(c->grpc.host, "0.0.0.0");
+  EXPECT_EQ(c->grpc.port, 9001);
+  EXPECT_EQ(c->grpc.threads, 4);
+  EXPECT_EQ(c->grpc.max_message_bytes, 65536u);
+  EXPECT_EQ(c->grpc.default_timeout_ms, 50);
 }
 
 void ExpectFails(std::string_view yaml, std::string_view mention) {
@@ -58,6 +66,11 @@ TEST(ConfigTest, RejectsTyposAndBadValuesNamingTheKey) {
   ExpectFails("http: {tls: {client_ca: ca.pem}}", "needs http.tls.cert");
   ExpectFails("http: {tls: {cert: c.pem, key: k.pem, ca: x}}", "unknown key 'ca'");
   ExpectFails("http: {tls: on}", "http.tls: a mapping");
+  ExpectFails("grpc: {prot: 1}", "unknown key 'prot'");
+  ExpectFails("grpc: {port: 70000}", "grpc.port");
+  ExpectFails("grpc: {port: 8080}", "must differ from http.port");
+  ExpectFails("grpc: {threads: 0}", "grpc.threads");
+  ExpectFails("grpc: {max_message_bytes: 1}", "grpc.max_message_bytes");
 }
 
 TEST(ConfigTest, TlsFilesAreRelativeToTheConfigFile) {

@@ -71,6 +71,9 @@ class Routes final : public Handler {
   void set_readiness(std::function<std::string()> not_ready) { not_ready_ = std::move(not_ready); }
   // false: no per-request metric updates (to measure their cost).
   void set_metrics(bool on) { metrics_on_ = on; }
+  // Why /readyz answers 503 (draining, starting, catching up), or empty;
+  // the gRPC service's ServerReady asks the same.
+  std::string NotReadyReason() const;
   // Non-empty: the repository API and feature writes need this bearer token.
   void set_admin_token(std::string token) { admin_token_ = std::move(token); }
 
@@ -154,8 +157,6 @@ class Routes final : public Handler {
   void ListFeatures(Response& res);
   void Health(Response& res);
   void Ready(Response& res);
-  // Why /readyz answers 503 (draining, starting, catching up), or empty.
-  std::string NotReadyReason() const;
   void Metrics(Response& res);
   void Stats(Response& res);
   void Dashboard(Response& res);

@@ -34,6 +34,10 @@ struct Payload {
   // What the transport knows of the bytes that the bytes do not say (the
   // V2 binary extension: the JSON header's length; 0: all JSON).
   uint64_t header_size = 0;
+  // What the transport already parsed of the bytes, in the codec's own type
+  // (the gRPC codec's: the ModelInferRequest gRPC handed over), so that the
+  // codec need not parse them again; null: the codec parses the bytes.
+  const void* parsed = nullptr;
 };
 
 // One request body's rows within a ScoreScratch, and what its answer needs:
@@ -112,8 +116,12 @@ class Codec {
   // every row of d.
   virtual void WriteConstant(const model::ModelVersion& v, DecodedBody& d,
                              std::span<const float> values, std::string* out) const = 0;
-  // The request as the prediction log keeps it (text).
+  // The request as the prediction log keeps it (JSON text), and the answer
+  // (`answer`, as WriteAnswer wrote it for d).
   virtual std::string_view LogText(const Payload& p) const { return p.bytes; }
+  virtual std::string_view LogAnswer(std::string_view answer, const DecodedBody& d) const {
+    return d.answer_header_size > 0 ? answer.substr(0, d.answer_header_size) : answer;
+  }
 };
 
 }  // namespace rtml::pipeline

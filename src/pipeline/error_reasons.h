@@ -17,6 +17,9 @@ inline constexpr const char* kErrorReasons[] = {
     "unauthorized",    "forbidden",         "model_load_failed",   "unknown_label",
     "bad_aggregation_event", "stream_feature_view",
     "queue_wait",      "queue_full",        "deadline_exceeded",   "bad_timeout",
+    // the Open Inference Protocol's (REST and gRPC)
+    "wrong_datatype",  "wrong_shape",       "unknown_input",       "unknown_output",
+    "bad_binary_data", "malformed_request",
     "other"};
 
 }  // namespace rtml::pipeline

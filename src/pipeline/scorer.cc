@@ -35,6 +35,7 @@ std::string_view PathName(Path p) {
     case Path::kStream: return "stream";
     case Path::kShadow: return "shadow";
     case Path::kV2Rest: return "v2_rest";
+    case Path::kV2Grpc: return "v2_grpc";
   }
   return "unknown";
 }
@@ -345,7 +346,7 @@ Status Scorer::Finish(ScoreScratch* scratch) const {
     Count(pm, p.d);
     LatencySink(pm.latency, pm.window.get()).Record(std::chrono::steady_clock::now() - p.start);
   }
-  MaybeLog(p.path, p.payload, *p.response);
+  MaybeLog(p.path, p.payload, *p.response, p.d);
   if (p.path != Path::kShadow && !scratch->fell_back) {
     // The snapshot Start took (held by the scratch).
     if (const model::ModelEntry* e = scratch->snapshot.repo->Find(v.name);
@@ -442,7 +443,7 @@ void Scorer::ScoreGroup(const ModelVersion& v, const ScoreTarget& target,
     r.status = decoded[g].status.ok() ? predicted : decoded[g].status;
     if (!r.status.ok()) continue;
     WriteAnswer(v, decoded[g], bodies[group[g]], *scratch, &r.response);
-    MaybeLog(target.path, bodies[group[g]], r.response);
+    MaybeLog(target.path, bodies[group[g]], r.response, decoded[g]);
   }
   if (target.path != Path::kShadow && predicted.ok()) {
     // The batch's snapshot (ScoreBatch took it; no refresh mid-batch).
@@ -464,7 +465,7 @@ void Scorer::ScoreGroup(const ModelVersion& v, const ScoreTarget& target,
     if (!r.status.ok() && v.spec.fallback) {
       r.status = AnswerFallback(v, target.path, bodies[group[g]], r.status, &decoded[g], scratch,
                                 &r.response);
-      if (r.status.ok()) MaybeLog(target.path, bodies[group[g]], r.response);
+      if (r.status.ok()) MaybeLog(target.path, bodies[group[g]], r.response, decoded[g]);
     }
   }
   if (m == nullptr) return;
@@ -551,14 +552,15 @@ void LatencySink::Record(std::chrono::nanoseconds elapsed) const {
   window_->Record(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
 }
 
-void Scorer::MaybeLog(Path path, const Payload& request, std::string_view response) const {
+void Scorer::MaybeLog(Path path, const Payload& request, std::string_view response,
+                      const Decoded& d) const {
   observability::PredictionLog* log = options_.prediction_log;
   if (log == nullptr || !log->ShouldSample()) return;
   std::string_view body = request.codec->LogText(request);
   while (!body.empty() && (body.back() == '\n' || body.back() == ' ' || body.back() == '\r')) {
     body.remove_suffix(1);
   }
-  log->Write(std::string(PathName(path)), body, response);
+  log->Write(std::string(PathName(path)), body, request.codec->LogAnswer(response, d));
 }
 
 void Scorer::WriteStats(JsonWriter& w) const {

@@ -72,10 +72,11 @@ struct ScoringOptions {
 
 // Which model a request is for: empty name = the repository's default model;
 // no version = that model's default version.
-// kHttp is rtml's own JSON over HTTP; kV2Rest the Open Inference Protocol's.
-enum class Path { kHttp = 0, kStream = 1, kShadow = 2, kV2Rest = 3 };
-inline constexpr int kPaths = 4;
-std::string_view PathName(Path p);  // "http", "stream", "shadow", "v2_rest"
+// kHttp is rtml's own JSON over HTTP; kV2Rest the Open Inference Protocol's,
+// kV2Grpc the same over gRPC.
+enum class Path { kHttp = 0, kStream = 1, kShadow = 2, kV2Rest = 3, kV2Grpc = 4 };
+inline constexpr int kPaths = 5;
+std::string_view PathName(Path p);  // "http", "stream", "shadow", "v2_rest", "v2_grpc"
 
 struct ScoreTarget {
   std::string_view model;
@@ -325,7 +326,9 @@ class Scorer final : public model::VersionPreparer {
                   ScoreScratch* scratch, std::vector<EventResult>* results) const;
   // Counts a scored body.
   static void Count(const PathMetrics& m, const Decoded& d);
-  void MaybeLog(Path path, const Payload& request, std::string_view response) const;
+  // Writes a sampled request and its answer to the prediction log, as JSON.
+  void MaybeLog(Path path, const Payload& request, std::string_view response,
+                const Decoded& d) const;
   Status FinishRows(const model::ModelVersion& v, const Decoded& d, ScoreScratch* scratch) const;
   // The codec's answer for d's scored rows; `fallback_from`: the version
   // whose fallback v is (0: none).

@@ -10,6 +10,7 @@
 #include "pipeline/fallback.h"
 #include "pipeline/scorer.h"
 #include "protocol/json_body.h"
+#include "protocol/v2_tensor.h"
 
 namespace rtml::protocol {
 namespace od = simdjson::ondemand;
@@ -21,84 +22,17 @@ using pipeline::RowSink;
 using pipeline::ScoreScratch;
 
 namespace {
-
-enum class Kind { kBool, kInt, kUint, kFloat, kHalf, kBfloat, kBytes };
-struct Datatype {
-  std::string_view name;
-  Kind kind;
-  size_t bytes;  // per element in binary data (0: BYTES, length-prefixed)
-};
-constexpr Datatype kDatatypes[] = {
-    {"BOOL", Kind::kBool, 1},   {"UINT8", Kind::kUint, 1},  {"UINT16", Kind::kUint, 2},
-    {"UINT32", Kind::kUint, 4}, {"UINT64", Kind::kUint, 8}, {"INT8", Kind::kInt, 1},
-    {"INT16", Kind::kInt, 2},   {"INT32", Kind::kInt, 4},   {"INT64", Kind::kInt, 8},
-    {"FP16", Kind::kHalf, 2},   {"BF16", Kind::kBfloat, 2}, {"FP32", Kind::kFloat, 4},
-    {"FP64", Kind::kFloat, 8},  {"BYTES", Kind::kBytes, 0}};
-
-const Datatype* FindDatatype(std::string_view name) {
-  for (const Datatype& d : kDatatypes) {
-    if (d.name == name) return &d;
-  }
-  return nullptr;
-}
-
-std::string Quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
-
-Status Bad(std::string message, std::string_view reason, std::string field) {
-  return InvalidArgument(std::move(message), std::string(reason), std::move(field));
-}
+using v2::Bad;
+using v2::Element;
+using v2::Kind;
+using v2::Quoted;
+using v2::Tensor;
+using v2::TensorSink;
 
 Status JsonFail(simdjson::error_code e, std::string field) {
   return InvalidArgument(std::string("malformed JSON: ") + simdjson::error_message(e),
                          "malformed_json", std::move(field));
 }
-
-
-// One element of a tensor, whatever carried it.
-struct Element {
-  double number = 0;   // numeric and BOOL datatypes
-  int64_t integer = 0;  // INT*/UINT* (exact)
-  bool exact = false;   // `integer` holds the value
-  std::string_view text;  // BYTES
-};
-
-// Where an input tensor's elements go.
-struct Target {
-  int column = -1;      // a feature's column
-  int key = -1;         // an entity key
-  bool matrix = false;  // [N, n_features] in model order
-  bool skip = false;    // unknown, and the version ignores unknown inputs
-};
-
-float HalfToFloat(uint16_t h) {
-  const uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-  float f;
-  if (exp == 0) {
-    f = std::ldexp(static_cast<float>(mant), -24);
-  } else if (exp == 31) {
-    f = mant != 0 ? std::numeric_limits<float>::quiet_NaN()
-                  : std::numeric_limits<float>::infinity();
-  } else {
-    f = std::ldexp(static_cast<float>(mant | 0x400), static_cast<int>(exp) - 25);
-  }
-  return sign != 0 ? -f : f;
-}
-
-template <class T>
-T LoadLe(const char* p) {
-  T v;
-  std::memcpy(&v, p, sizeof(T));  // x86-64 and arm64 are little-endian, as the wire is
-  return v;
-}
-
-// A tensor as the request describes it.
-struct Tensor {
-  std::string_view name;
-  const Datatype* type = nullptr;
-  size_t rows = 0, width = 0;  // shape [rows] (width 0) or [rows, width]
-  size_t count() const { return rows * std::max<size_t>(width, 1); }
-  std::string field() const { return "inputs." + std::string(name); }
-};
 
 class V2RestCodec final : public pipeline::Codec {
  public:
@@ -144,20 +78,13 @@ Result<std::optional<bool>> BoolParam(od::object params, std::string_view name,
 // tritonclient's infer(timeout=) sends it): the answer is not wanted later
 // than that from now. A positive number, at most a day.
 Status ReadTimeout(od::object params, DecodedBody* d) {
-  for (const auto& [name, us_per_unit] : {std::pair<std::string_view, double>{"timeout_ms", 1e3},
-                                          {"timeout", 1.0}}) {
+  for (std::string_view name : {"timeout_ms", "timeout"}) {
     auto v = params.find_field_unordered(name);
     if (v.error() == simdjson::NO_SUCH_FIELD) continue;
     double x = 0;
-    const double us = v.get_double().get(x) ? -1 : x * us_per_unit;
-    if (!(us > 0 && us <= 86400e6)) {
-      return Bad("parameter " + Quoted(name) + " must be a positive number" +
-                     (us_per_unit == 1.0 ? " of microseconds" : " of milliseconds") +
-                     " (at most a day)",
-                 "bad_timeout", "parameters." + std::string(name));
-    }
-    d->deadline = std::min(d->deadline, std::chrono::steady_clock::now() +
-                                            std::chrono::microseconds(static_cast<int64_t>(us)));
+    RETURN_IF_ERROR(v2::ApplyTimeout(name, v.get_double().get(x) ? std::nullopt
+                                                                  : std::optional<double>(x),
+                                     "parameters." + std::string(name), d));
   }
   return Status::Ok();
 }
@@ -300,7 +227,6 @@ Status V2RestCodec::Decode(const Payload& p, RowSink& rows, DecodedBody* d) cons
 
 Status V2RestCodec::DecodeOutputs(od::array outputs, const ModelVersion& v, DecodedBody* d,
                                   uint32_t* said, uint32_t* binary) const {
-  const std::vector<V2Output> known = V2Outputs(v);
   d->outputs = 0;
   size_t i = 0;
   for (auto o : outputs) {
@@ -310,17 +236,7 @@ Status V2RestCodec::DecodeOutputs(od::array outputs, const ModelVersion& v, Deco
     if (o.get_object().get(out) || out.find_field_unordered("name").get_string().get(name)) {
       return Bad("each requested output must be {\"name\": ...}", "wrong_type", field);
     }
-    auto it = std::find_if(known.begin(), known.end(),
-                           [&](const V2Output& k) { return k.name == name; });
-    if (it == known.end()) {
-      std::string names;
-      for (const V2Output& k : known) names += (names.empty() ? "" : ", ") + std::string(k.name);
-      return Status(StatusCode::kInvalidArgument,
-                    "unknown output " + Quoted(name) + " (model '" + v.name + "' answers " +
-                        names + ")",
-                    "unknown_output", field);
-    }
-    const uint32_t bit = 1u << (it - known.begin());
+    ASSIGN_OR_RETURN(const uint32_t bit, v2::OutputBit(v, name, field));
     d->outputs |= bit;
     auto params_field = out.find_field_unordered("parameters");
     if (params_field.error() != simdjson::NO_SUCH_FIELD) {
@@ -344,74 +260,25 @@ Status ReadShape(od::value value, Tensor* t) {
     return Bad("input " + Quoted(t->name) + " needs \"shape\": an array of integers",
                "wrong_shape", t->field());
   }
+  // Up to three dimensions are read, so that a third is told as one too many.
+  int64_t shape[3] = {0, 0, 0};
   size_t n = 0;
-  int64_t shape[2] = {0, 0};
   for (auto dim : dims) {
     int64_t x = 0;
     if (dim.get_int64().get(x) || x < 0) {
       return Bad("input " + Quoted(t->name) + "'s shape must hold non-negative integers",
                  "wrong_shape", t->field());
     }
-    if (n == 2) {
-      return Bad("input " + Quoted(t->name) + " has more than 2 dimensions: rtml takes [N] or "
-                 "[N, n] tensors",
-                 "wrong_shape", t->field());
-    }
+    if (n == 3) break;
     shape[n++] = x;
   }
-  if (n == 0) {
-    return Bad("input " + Quoted(t->name) + " has an empty shape: give [N] or [N, n]",
-               "wrong_shape", t->field());
-  }
-  t->rows = static_cast<size_t>(shape[0]);
-  t->width = n == 2 ? static_cast<size_t>(shape[1]) : 0;
-  return Status::Ok();
-}
-
-// Which part of the rows a tensor fills, checking its shape and datatype.
-Result<Target> Resolve(const Tensor& t, const RowSink& rows) {
-  const schema::RowDecoder& decoder = rows.decoder;
-  Target target;
-  target.column = decoder.schema().IndexOf(t.name);
-  if (target.column < 0) target.key = decoder.KeyIndex(t.name);
-  const size_t nf = static_cast<size_t>(decoder.schema().size());
-  if (target.column < 0 && target.key < 0) {
-    if (t.width == nf && nf > 1) {
-      target.matrix = true;
-    } else if (decoder.ignores_unknown()) {
-      target.skip = true;
-      return target;
-    } else {
-      return Status(StatusCode::kInvalidArgument,
-                    "unknown input " + Quoted(t.name) + ": model '" + rows.version.name +
-                        "' takes a tensor per feature named as the feature (shape [N]), or one "
-                        "[N, " + std::to_string(nf) + "] tensor in its input order (GET /v2/models/" +
-                        rows.version.name + ")",
-                    "unknown_input", t.field());
-    }
-  } else if (t.width > 1) {
-    return Bad("input " + Quoted(t.name) + " is one value per row: shape [N] or [N, 1], not [" +
-                   std::to_string(t.rows) + ", " + std::to_string(t.width) + "]",
-               "wrong_shape", t.field());
-  }
-  const Kind kind = t.type->kind;
-  if (target.key >= 0) {
-    if (kind != Kind::kBytes && kind != Kind::kInt && kind != Kind::kUint) {
-      return Bad("entity key " + Quoted(t.name) + " must be INT64 (or another integer type) or "
-                 "BYTES, not " + std::string(t.type->name),
-                 "wrong_datatype", t.field());
-    }
-  } else if (kind == Kind::kBytes) {
-    return Bad("input " + Quoted(t.name) + " is numeric: BYTES is only for entity keys",
-               "wrong_datatype", t.field());
-  }
-  return target;
+  return v2::SetShape(std::span<const int64_t>(shape, n), t);
 }
 
 // Calls put(i, element) for each element of a JSON "data" array (nested or
 // flat), checking each against the datatype.
-template <class Put>
-Status ForEachJson(od::value data, const Tensor& t, Put&& put) {
+Status PutJson(od::value data, const TensorSink& sink) {
+  const Tensor& t = sink.tensor();
   size_t i = 0;
   const size_t want = t.count();
   auto element = [&](od::value v) -> Status {
@@ -437,7 +304,6 @@ Status ForEachJson(od::value data, const Tensor& t, Put&& put) {
       case Kind::kInt:
         ok = type == od::json_type::number && !v.get_int64().get(e.integer);
         e.number = static_cast<double>(e.integer);
-        e.exact = true;
         break;
       case Kind::kUint: {
         uint64_t u = 0;
@@ -445,7 +311,6 @@ Status ForEachJson(od::value data, const Tensor& t, Put&& put) {
              u <= static_cast<uint64_t>(INT64_MAX);
         e.integer = static_cast<int64_t>(u);
         e.number = static_cast<double>(u);
-        e.exact = true;
         break;
       }
       case Kind::kFloat:
@@ -463,7 +328,7 @@ Status ForEachJson(od::value data, const Tensor& t, Put&& put) {
                      ")",
                  "wrong_type", t.field());
     }
-    return put(i++, e);
+    return sink.Put(i++, e);
   };
   // Depth-first over nested arrays, flattening row-major.
   auto walk = [&](auto& self, od::value v, int depth) -> Status {
@@ -498,85 +363,6 @@ Status ForEachJson(od::value data, const Tensor& t, Put&& put) {
   return Status::Ok();
 }
 
-// The same for raw little-endian data (the binary tensor extension).
-template <class Put>
-Status ForEachRaw(std::string_view raw, const Tensor& t, Put&& put) {
-  const size_t want = t.count();
-  const size_t size = t.type->bytes;
-  if (t.type->kind != Kind::kBytes && raw.size() != want * size) {
-    return Bad("input " + Quoted(t.name) + " has " + std::to_string(raw.size()) +
-                   " bytes of binary data; " + std::to_string(want) + " " +
-                   std::string(t.type->name) + " values take " + std::to_string(want * size),
-               "bad_binary_data", t.field());
-  }
-  const char* p = raw.data();
-  const char* end = raw.data() + raw.size();
-  for (size_t i = 0; i < want; ++i) {
-    Element e;
-    switch (t.type->kind) {
-      case Kind::kBool: e.number = *p != 0 ? 1 : 0; break;
-      case Kind::kInt:
-        e.integer = size == 1   ? LoadLe<int8_t>(p)
-                    : size == 2 ? LoadLe<int16_t>(p)
-                    : size == 4 ? LoadLe<int32_t>(p)
-                                : LoadLe<int64_t>(p);
-        e.number = static_cast<double>(e.integer);
-        e.exact = true;
-        break;
-      case Kind::kUint: {
-        const uint64_t u = size == 1   ? LoadLe<uint8_t>(p)
-                           : size == 2 ? LoadLe<uint16_t>(p)
-                           : size == 4 ? LoadLe<uint32_t>(p)
-                                       : LoadLe<uint64_t>(p);
-        if (u > static_cast<uint64_t>(INT64_MAX)) {
-          return Bad("input " + Quoted(t.name) + "'s value " + std::to_string(i) +
-                         " is past INT64's range",
-                     "out_of_range", t.field());
-        }
-        e.integer = static_cast<int64_t>(u);
-        e.number = static_cast<double>(u);
-        e.exact = true;
-        break;
-      }
-      case Kind::kFloat: e.number = size == 4 ? LoadLe<float>(p) : LoadLe<double>(p); break;
-      case Kind::kHalf: e.number = HalfToFloat(LoadLe<uint16_t>(p)); break;
-      case Kind::kBfloat: {
-        const uint32_t bits = static_cast<uint32_t>(LoadLe<uint16_t>(p)) << 16;
-        float f;
-        std::memcpy(&f, &bits, sizeof(f));
-        e.number = f;
-        break;
-      }
-      case Kind::kBytes: {
-        if (end - p < 4) {
-          return Bad("input " + Quoted(t.name) + "'s binary data ends inside value " +
-                         std::to_string(i) + "'s length",
-                     "bad_binary_data", t.field());
-        }
-        const uint32_t n = LoadLe<uint32_t>(p);
-        p += 4;
-        if (static_cast<size_t>(end - p) < n) {
-          return Bad("input " + Quoted(t.name) + "'s value " + std::to_string(i) + " says " +
-                         std::to_string(n) + " bytes but " + std::to_string(end - p) +
-                         " are left",
-                     "bad_binary_data", t.field());
-        }
-        e.text = std::string_view(p, n);
-        p += n;
-        break;
-      }
-    }
-    if (t.type->kind != Kind::kBytes) p += size;
-    RETURN_IF_ERROR(put(i, e));
-  }
-  if (p != end) {
-    return Bad("input " + Quoted(t.name) + " has " + std::to_string(end - p) +
-                   " bytes of binary data past its " + std::to_string(want) + " values",
-               "bad_binary_data", t.field());
-  }
-  return Status::Ok();
-}
-
 Status V2RestCodec::DecodeInput(od::object tensor, size_t index, RowSink& rows, DecodedBody* d,
                                 std::string_view* binary) const {
   Tensor t;
@@ -589,7 +375,7 @@ Status V2RestCodec::DecodeInput(od::object tensor, size_t index, RowSink& rows, 
     return Bad("input " + Quoted(t.name) + " needs a \"datatype\" (FP32, FP64, INT64, BOOL, ...)",
                "wrong_datatype", t.field());
   }
-  t.type = FindDatatype(datatype);
+  t.type = v2::FindDatatype(datatype);
   if (t.type == nullptr) {
     return Bad("input " + Quoted(t.name) + " has unknown datatype " + Quoted(datatype),
                "wrong_datatype", t.field());
@@ -599,42 +385,7 @@ Status V2RestCodec::DecodeInput(od::object tensor, size_t index, RowSink& rows, 
     return Bad("input " + Quoted(t.name) + " needs a \"shape\"", "wrong_shape", t.field());
   }
   RETURN_IF_ERROR(ReadShape(shape, &t));
-  // The first input sets the batch's rows; every other must agree.
-  if (index == 0) {
-    if (t.rows == 0) return Bad("input " + Quoted(t.name) + " has no rows", "bad_request", t.field());
-    if (t.rows > rows.max_rows) {
-      return Status(StatusCode::kPayloadTooLarge,
-                    "batch has " + std::to_string(t.rows) + " rows, more than the maximum of " +
-                        std::to_string(rows.max_rows),
-                    "batch_too_large", t.field());
-    }
-    d->n_rows = t.rows;
-    rows.Resize(t.rows);
-    for (size_t i = 0; i < t.rows; ++i) {
-      RowSink::Row r = rows.At(i);
-      rows.decoder.Begin(r.cells, r.keys);
-    }
-  } else if (t.rows != d->n_rows) {
-    return Bad("input " + Quoted(t.name) + " has " + std::to_string(t.rows) +
-                   " rows but the first input has " + std::to_string(d->n_rows),
-               "wrong_shape", t.field());
-  }
-  ASSIGN_OR_RETURN(const Target target, Resolve(t, rows));
-  const schema::RowDecoder& decoder = rows.decoder;
-  const size_t width = std::max<size_t>(t.width, 1);
-  auto put = [&](size_t i, const Element& e) -> Status {
-    if (target.skip) return Status::Ok();
-    const size_t row = i / width;
-    RowSink::Row r = rows.At(row);
-    const int instance = static_cast<int>(row);
-    if (target.key >= 0) {
-      return t.type->kind == Kind::kBytes
-                 ? decoder.SetTextKey(target.key, e.text, instance, r.keys)
-                 : decoder.SetIntegerKey(target.key, e.integer, instance, r.keys);
-    }
-    const int column = target.matrix ? static_cast<int>(i % width) : target.column;
-    return decoder.SetNumber(column, e.number, instance, r.values, r.cells);
-  };
+  ASSIGN_OR_RETURN(const TensorSink sink, TensorSink::For(t, index, rows, d));
   // Binary data (its size in the tensor's parameters) or JSON "data".
   // Optional fields: absent is fine, any other error ends the decoding (the
   // parser cannot go on after one).
@@ -665,18 +416,14 @@ Status V2RestCodec::DecodeInput(od::object tensor, size_t index, RowSink& rows, 
     }
     const std::string_view raw = binary->substr(0, static_cast<size_t>(binary_size));
     binary->remove_prefix(static_cast<size_t>(binary_size));
-    return ForEachRaw(raw, t, put);
+    return v2::PutRaw(raw, sink);
   }
   od::value data;
   if (tensor.find_field_unordered("data").get(data)) {
     return Bad("input " + Quoted(t.name) + " has no \"data\" (nor binary_data_size)",
                "bad_request", t.field());
   }
-  return ForEachJson(data, t, put);
-}
-
-size_t ArgMax(const float* p, int n) {
-  return static_cast<size_t>(std::max_element(p, p + n) - p);
+  return PutJson(data, sink);
 }
 
 void V2RestCodec::Write(const ModelVersion& v, DecodedBody& d, const float* outputs,
@@ -703,10 +450,10 @@ void V2RestCodec::Write(const ModelVersion& v, DecodedBody& d, const float* outp
   raw.clear();
   auto append = [&](const void* p, size_t n) { raw.append(static_cast<const char*>(p), n); };
   w.Key("outputs").BeginArray();
-  const std::vector<V2Output> tensors = V2Outputs(v);
-  for (size_t k = 0; k < tensors.size(); ++k) {
+  const v2::Outputs tensors = v2::OutputsOf(v);
+  for (size_t k = 0; k < tensors.size; ++k) {
     if ((d.outputs & (1u << k)) == 0) continue;
-    const V2Output& o = tensors[k];
+    const v2::Output& o = tensors.items[k];
     const bool binary = (d.binary_outputs & (1u << k)) != 0;
     const bool label = o.name == "label";
     w.BeginObject().Key("name").String(o.name).Key("datatype").String(o.datatype);
@@ -718,7 +465,7 @@ void V2RestCodec::Write(const ModelVersion& v, DecodedBody& d, const float* outp
       for (size_t i = 0; i < d.n_rows; ++i) {
         const float* p = row(i);
         if (label) {
-          const std::string& l = v.spec.labels[ArgMax(p, n_out)];
+          const std::string& l = v2::LabelOf(v, p);
           const uint32_t n = static_cast<uint32_t>(l.size());
           append(&n, sizeof(n));
           append(l.data(), l.size());
@@ -734,7 +481,7 @@ void V2RestCodec::Write(const ModelVersion& v, DecodedBody& d, const float* outp
     for (size_t i = 0; i < d.n_rows; ++i) {
       const float* p = row(i);
       if (label) {
-        w.String(v.spec.labels[ArgMax(p, n_out)]);
+        w.String(v2::LabelOf(v, p));
       } else {
         for (int j = 0; j < std::max(o.width, 1); ++j) w.Float(p[j]);
       }
@@ -765,16 +512,6 @@ const pipeline::Codec& V2Rest() {
   return codec;
 }
 
-std::vector<V2Output> V2Outputs(const ModelVersion& v) {
-  switch (v.spec.output) {
-    case OutputKind::kProbability: return {{"probability", "FP32", 0}};
-    case OutputKind::kRegression: return {{"value", "FP32", 0}};
-    case OutputKind::kClasses:
-      return {{"probabilities", "FP32", v.model->num_outputs()}, {"label", "BYTES", 0}};
-  }
-  return {};
-}
-
 std::string_view V2Datatype(schema::DType t) {
   switch (t) {
     case schema::DType::kFloat: return "FP32";
@@ -801,7 +538,7 @@ void WriteV2ModelMetadata(JsonWriter& w, const model::ModelEntry& e, const Model
   for (const schema::KeySpec& k : keys) tensor(k.name, k.integer ? "INT64" : "BYTES", 0);
   w.EndArray();
   w.Key("outputs").BeginArray();
-  for (const V2Output& o : V2Outputs(v)) tensor(o.name, o.datatype, o.width);
+  for (const v2::Output& o : v2::OutputsOf(v)) tensor(o.name, o.datatype, o.width);
   w.EndArray();
   w.Key("parameters").BeginObject().Key("version").String(std::to_string(v.version));
   w.Key("objective").String(v.model->objective());

@@ -12,7 +12,7 @@
 // FP64, INT8-64, UINT8-64 and BOOL for features; a NaN element is an absent
 // value (its default, or missing). Inputs a request leaves out are read from
 // the store or defaulted, as on every path. "outputs" selects what the
-// answer carries; "id" is echoed. The answer's tensors (V2Outputs): a
+// answer carries; "id" is echoed. The answer's tensors (v2_tensor.h): a
 // probability model answers "probability" [N], a classifier "probabilities"
 // [N, K] (the labels' order, metadata's "labels") and "label" [N] (BYTES,
 // the most likely), a regression "value" [N], all FP32 but the label. What
@@ -34,15 +34,6 @@ namespace rtml::protocol {
 
 const pipeline::Codec& V2Rest();
 inline pipeline::Payload V2Json(std::string_view body) { return {&V2Rest(), body}; }
-
-// One output tensor of a version's answers: its name, datatype and width
-// per row (the shape is [N] when 0, else [N, width]).
-struct V2Output {
-  std::string_view name;
-  std::string_view datatype;
-  int width = 0;
-};
-std::vector<V2Output> V2Outputs(const model::ModelVersion& v);
 
 // GET /v2/models/{m}[/versions/{v}]: name, versions, platform, inputs (each
 // feature and entity key, shape [-1]) and outputs; "parameters" names the

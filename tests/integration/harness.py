@@ -91,11 +91,15 @@ class Server:
                                      text=True, env={**os.environ, **(env or {})})
         self.log = []
         self.port = None
+        self.grpc_port = None  # with --grpc-port: the V2 gRPC service's
         found = threading.Event()
 
         def pump():
             for line in self.proc.stdout:
                 self.log.append(line)
+                g = re.search(r"over gRPC on [\d.]+:(\d+)", line)
+                if g:
+                    self.grpc_port = int(g.group(1))
                 m = re.search(r"serving on https?://[\d.]+:(\d+)", line)
                 if m and self.port is None:
                     self.port = int(m.group(1))

@@ -140,6 +140,7 @@ class KubernetesTest(unittest.TestCase):
                 rtml = next(c for c in pod["spec"]["containers"] if c["name"] == "rtml")
                 ports = {p["name"]: p["containerPort"] for p in rtml["ports"]}
                 self.assertEqual(ports["http"], config["http"]["port"])
+                self.assertEqual(ports["grpc"], config["grpc"]["port"])
                 for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz"),
                                     ("startupProbe", "/healthz")):
                     self.assertEqual(rtml[probe]["httpGet"]["path"], path)
