@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What `make test` needs before its tests: the two builds (Release, and
 # clang with ASan + UBSan), the steps that mostly wait on the network (the
-# Kafka broker's jars, the test virtualenv, the Go tools) run beside the
+# Kafka broker's jars, the test virtualenvs, the Go tools) run beside the
 # compilers instead of after them, then the container image (which
 # compiles too: beside the builds it only slows them). The background
 # steps' output goes to build-logs/<step>.log, printed in full if one fails.
@@ -19,8 +19,9 @@ background() {  # background NAME COMMAND...
 }
 background kafka ./scripts/install-kafka.sh
 background venv ./scripts/install-venv.sh
+background mlserver ./scripts/install-mlserver.sh
 background tools ./scripts/install-tools.sh
-echo "prepare-tests: installing the Kafka jars, the test virtualenv and the Go tools in the"
+echo "prepare-tests: installing the Kafka jars, the test virtualenvs and the Go tools in the"
 echo "prepare-tests: background (logs in $logs/) while rtml compiles"
 status=0
 make --no-print-directory build sanitize-build || status=$?

@@ -282,9 +282,11 @@ void Impl::Count(Method m, const ::grpc::Status& s) {
                                .version = *version,
                                .path = pipeline::Path::kV2Grpc};
   const auto now = std::chrono::steady_clock::now();
-  if (ctx.deadline() != std::chrono::system_clock::time_point::max()) {
-    target.deadline = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                ctx.deadline() - std::chrono::system_clock::now());
+  // A deadline past a day is as good as none (and would overflow the clock).
+  constexpr auto kFar = std::chrono::hours(24);
+  const auto left = ctx.deadline() - std::chrono::system_clock::now();
+  if (ctx.deadline() != std::chrono::system_clock::time_point::max() && left < kFar) {
+    target.deadline = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
   } else if (options.default_timeout_ms > 0) {
     target.deadline = now + std::chrono::microseconds(
                                 static_cast<int64_t>(options.default_timeout_ms * 1000));
