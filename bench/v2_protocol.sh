@@ -118,9 +118,10 @@ run_grpc() {
 }
 
 measure_all() {  # measure_all NAME REST_URL GRPC_TARGET
-  for n in 1 64; do
-    run_wrk "$1 REST, $n row(s)" "$2" "v2_$n"
-    run_grpc "$1 gRPC, $n row(s)" "$3" "$WORK/v2_$n.pb"
+  local rows  # (run_wrk sets n)
+  for rows in 1 64; do
+    run_wrk "$1 REST, $rows row(s)" "$2" "v2_$rows"
+    run_grpc "$1 gRPC, $rows row(s)" "$3" "$WORK/v2_$rows.pb"
   done
 }
 
@@ -160,5 +161,6 @@ mkdir -p bench/results
     done
   done
   echo
-  echo "Medians of $RUNS runs of ${DURATION} s, $CONNS connections (REST: wrk -t2; gRPC: grpc_loadgen, $CONNS calls in flight over 4 connections); errors: $(for k in "${!ERRORS[@]}"; do [ "${ERRORS[$k]}" != 0 ] && printf '%s: %s; ' "$k" "${ERRORS[$k]}"; done)none other."
+  errors=$(for k in "${!ERRORS[@]}"; do [ "${ERRORS[$k]}" != 0 ] && printf '%s: %s; ' "$k" "${ERRORS[$k]}"; done || true)
+  echo "Medians of $RUNS runs of ${DURATION} s, $CONNS connections (REST: wrk -t2; gRPC: grpc_loadgen, $CONNS calls in flight over 4 connections); answers that were not OK: ${errors:-none}."
 } | tee bench/results/v2_protocol.md

@@ -317,6 +317,7 @@ Status Stack::Start() {
 
 void Stack::BeginDrain() {
   if (routes_) routes_->set_draining();
+  if (grpc_) grpc_->SetServing(false);
 }
 
 void Stack::Stop() {

@@ -336,6 +336,10 @@ InferenceServer::~InferenceServer() { Shutdown(std::chrono::milliseconds(0)); }
 
 int InferenceServer::port() const { return impl_->port; }
 
+void InferenceServer::SetServing(bool serving) {
+  if (impl_->server != nullptr) impl_->server->GetHealthCheckService()->SetServingStatus(serving);
+}
+
 Result<std::unique_ptr<InferenceServer>> InferenceServer::Start(
     const GrpcOptions& options, const pipeline::Scorer& scorer,
     std::function<std::string()> not_ready, observability::Registry* metrics) {
@@ -350,6 +354,10 @@ Result<std::unique_ptr<InferenceServer>> InferenceServer::Start(
                                           "gRPC calls answered with an error, by status code.",
                                           {{"code", kErrorCodeNames[i]}});
   }
+  // The standard health service (grpc.health.v1.Health: Kubernetes' gRPC
+  // probes, grpc_health_probe, Envoy), on gRPC's own thread: SERVING until
+  // a drain begins (SetServing).
+  ::grpc::EnableDefaultHealthCheckService(true);
   ::grpc::ServerBuilder builder;
   const std::string address = options.host + ":" + std::to_string(options.port);
   builder.AddListeningPort(address, ::grpc::InsecureServerCredentials(), &impl->port);
@@ -378,6 +386,7 @@ Result<std::unique_ptr<InferenceServer>> InferenceServer::Start(
                        " (is the port in use? set grpc.port to a free one, or 0 for no gRPC)",
                   "unavailable");
   }
+  impl->server->GetHealthCheckService()->SetServingStatus(true);
   for (auto& w : impl->workers) {
     impl->RequestAll(*w);
     w->thread = std::thread([i = impl.get(), w = w.get()] { i->Run(*w); });

@@ -1,7 +1,8 @@
 // InferenceServer: the Open Inference Protocol's gRPC service
 // (inference.GRPCInferenceService: ServerLive, ServerReady, ModelReady,
 // ServerMetadata, ModelMetadata, ModelInfer) on a port of its own, for
-// tritonclient.grpc, KServe's and MLServer's clients unchanged.
+// tritonclient.grpc, KServe's and MLServer's clients unchanged, beside gRPC's
+// standard health service (grpc.health.v1.Health) for probes.
 //
 // Each of its threads owns a completion queue, a ScoreScratch (so its own
 // feature-store session and model snapshot) and its request buffers, and
@@ -57,6 +58,9 @@ class InferenceServer {
 
   // The port bound (the one asked for, or the one chosen for 0).
   int port() const;
+  // What the standard health service (grpc.health.v1.Health/Check) answers:
+  // SERVING from Start, NOT_SERVING once a drain begins.
+  void SetServing(bool serving);
   // Stops taking calls, lets those in progress finish for at most `grace`
   // (then cancels them) and joins the threads. Idempotent.
   void Shutdown(std::chrono::milliseconds grace);

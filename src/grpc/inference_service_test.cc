@@ -111,6 +111,36 @@ TEST_F(InferenceServiceTest, HealthAndMetadata) {
   }
 }
 
+// grpc.health.v1.Health/Check with an empty HealthCheckRequest: the answer
+// is HealthCheckResponse{status} (field 1, varint: 1 SERVING, 2 NOT_SERVING).
+std::string HealthCheck(int port) {
+  ::grpc::GenericStub stub(::grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                                 ::grpc::InsecureChannelCredentials()));
+  ::grpc::ClientContext ctx;
+  ::grpc::ByteBuffer in, out;
+  std::atomic<bool> done{false};
+  ::grpc::Status status;
+  ::grpc::Slice empty("", 0);
+  in = ::grpc::ByteBuffer(&empty, 1);
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", {}, &in, &out, [&](::grpc::Status st) {
+    status = st;
+    done = true;
+  });
+  while (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (!status.ok()) return "error: " + status.error_message();
+  std::vector<::grpc::Slice> slices;
+  (void)out.Dump(&slices);
+  std::string bytes;
+  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return bytes;
+}
+
+TEST_F(InferenceServiceTest, TheStandardHealthServiceFollowsTheDrain) {
+  EXPECT_EQ(HealthCheck(server_->port()), std::string("\x08\x01", 2));  // SERVING
+  server_->SetServing(false);
+  EXPECT_EQ(HealthCheck(server_->port()), std::string("\x08\x02", 2));  // NOT_SERVING
+}
+
 TEST_F(InferenceServiceTest, InferScoresAsTheScorerDoesAndErrorsSayWhy) {
   inference::ModelInferRequest req = Row(0.5f);
   req.set_id("abc");

@@ -11,6 +11,7 @@ tritonclient), so rtml's .proto is checked against another's. Bad requests
 INVALID_ARGUMENT or NOT_FOUND naming what was wrong, and no crash.
 """
 import os
+import signal
 import tempfile
 import unittest
 
@@ -20,7 +21,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
-from harness import Server, fraud_demo_config, free_port
+from harness import Server, fraud_demo_config, free_port, wait_for
 from test_v2 import (DTYPES, FRAUD_MODEL, NUMPY, PARITY, TESTDATA_MODELS, fraud_rows,
                      xgboost_predict)
 
@@ -73,6 +74,8 @@ class FraudGrpcTest(unittest.TestCase):
             self.assertEqual(by_name[spec["name"]]["shape"], ["-1"])  # int64 in proto JSON
         self.assertEqual(by_name["user_id"]["datatype"], "INT64")  # the feature service's key
         self.assertEqual([o["name"] for o in meta["outputs"]], ["probability"])
+        health = self.channel.unary_unary("/grpc.health.v1.Health/Check")
+        self.assertEqual(health(b"", timeout=10), b"\x08\x01")  # gRPC's own: SERVING
         with self.assertRaises(InferenceServerException) as e:
             self.client.get_model_metadata("nope")
         self.assertEqual(e.exception.status(), "StatusCode.NOT_FOUND")
@@ -258,6 +261,30 @@ class MultiClassGrpcTest(unittest.TestCase):
         with self.assertRaises(InferenceServerException) as e:
             self.client.infer("iris", tensors, model_version="9")
         self.assertEqual(e.exception.status(), "StatusCode.NOT_FOUND")
+
+
+class DrainGrpcTest(unittest.TestCase):
+    def test_a_drain_is_told_while_calls_are_still_served(self):
+        with tempfile.TemporaryDirectory() as d:
+            config = os.path.join(d, "rtml.yaml")
+            with open(config, "w") as f:
+                f.write(f"models: {{repository: {TESTDATA_MODELS}}}\nhttp: {{drain_s: 30}}\n")
+            server = Server("--grpc-port", str(free_port()), config=config)
+            try:
+                client = grpcclient.InferenceServerClient(url=f"127.0.0.1:{server.grpc_port}")
+                channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+                health = channel.unary_unary("/grpc.health.v1.Health/Check")
+                self.assertTrue(client.is_server_ready())
+                server.proc.send_signal(signal.SIGTERM)
+                wait_for(lambda: health(b"", timeout=5) == b"\x08\x02", 10, "NOT_SERVING")
+                self.assertFalse(client.is_server_ready())
+                t = grpcclient.InferInput("f1", [1], "FP32")
+                t.set_data_from_numpy(np.asarray([0.5], dtype=np.float32))
+                self.assertEqual(client.infer("binary", [t]).as_numpy("probability").shape, (1,))
+                channel.close()
+                client.close()
+            finally:
+                server.stop()
 
 
 if __name__ == "__main__":
