@@ -201,10 +201,33 @@ Result<std::pair<const model::ModelEntry*, const model::ModelVersion*>> Find(
   return ::grpc::INTERNAL;
 }
 
+namespace {
+// gRPC takes only printable ASCII in a metadata value (anything else aborts
+// the call's batch): the field holds the client's own input names, so bytes
+// outside it are %-escaped, and the text is capped.
+constexpr size_t kMaxText = 1024;
+std::string MetadataText(std::string_view text) {
+  std::string out;
+  for (unsigned char c : text.substr(0, kMaxText)) {
+    if (c >= 0x20 && c < 0x7f && c != '%') {
+      out += static_cast<char>(c);
+    } else {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+}  // namespace
+
 ::grpc::Status Impl::Fail(::grpc::ServerContext& ctx, const Status& s) {
-  if (!s.reason().empty()) ctx.AddTrailingMetadata("rtml-reason", std::string(s.reason()));
-  if (!s.field().empty()) ctx.AddTrailingMetadata("rtml-field", std::string(s.field()));
-  return ::grpc::Status(GrpcCodeFor(s.code()), s.message());
+  if (!s.reason().empty()) ctx.AddTrailingMetadata("rtml-reason", MetadataText(s.reason()));
+  if (!s.field().empty()) ctx.AddTrailingMetadata("rtml-field", MetadataText(s.field()));
+  std::string message = s.message();
+  if (message.size() > kMaxText) message.resize(kMaxText);
+  return ::grpc::Status(GrpcCodeFor(s.code()), message);
 }
 
 void Impl::Count(Method m, const ::grpc::Status& s) {

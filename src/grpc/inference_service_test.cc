@@ -175,6 +175,14 @@ TEST_F(InferenceServiceTest, InferScoresAsTheScorerDoesAndErrorsSayWhy) {
   EXPECT_EQ(Metadata(bad, "rtml-reason"), "wrong_datatype");
   EXPECT_EQ(Metadata(bad, "rtml-field"), "inputs.f1");
 
+  // An input name no metadata value may hold is escaped, not a crash.
+  req = Row(0.5f);
+  req.mutable_inputs(0)->set_name("caf\xc3\xa9\n");
+  ::grpc::ClientContext odd;
+  s = stub_->ModelInfer(&odd, req, &r);
+  EXPECT_EQ(s.error_code(), ::grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(Metadata(odd, "rtml-field"), "inputs.caf%C3%A9%0A");
+
   req = Row(0.5f);
   req.set_model_name("nope");
   ::grpc::ClientContext unknown;
