@@ -357,8 +357,9 @@ Status Validate(const Config& c) {
   if (c.grpc.max_message_bytes < 64 || c.grpc.max_message_bytes > (size_t{1} << 31) - 1) {
     return FailedPrecondition("grpc.max_message_bytes must be 64..2147483647");
   }
-  if (c.grpc.default_timeout_ms < 0) {
-    return FailedPrecondition("grpc.default_timeout_ms must be >= 0");
+  // NaN fails both comparisons; a day bounds it, as it bounds a request's.
+  if (!(c.grpc.default_timeout_ms >= 0 && c.grpc.default_timeout_ms <= 86'400'000)) {
+    return FailedPrecondition("grpc.default_timeout_ms must be 0..86400000 (a day; 0 = none)");
   }
   if (c.scoring.max_batch_size <= 0) {
     return FailedPrecondition("scoring.max_batch_size must be > 0");

@@ -71,6 +71,9 @@ TEST(ConfigTest, RejectsTyposAndBadValuesNamingTheKey) {
   ExpectFails("grpc: {port: 8080}", "must differ from http.port");
   ExpectFails("grpc: {threads: 0}", "grpc.threads");
   ExpectFails("grpc: {max_message_bytes: 1}", "grpc.max_message_bytes");
+  ExpectFails("grpc: {default_timeout_ms: -1}", "grpc.default_timeout_ms");
+  ExpectFails("grpc: {default_timeout_ms: 1e12}", "grpc.default_timeout_ms");
+  ExpectFails("grpc: {default_timeout_ms: .nan}", "grpc.default_timeout_ms");
 }
 
 TEST(ConfigTest, TlsFilesAreRelativeToTheConfigFile) {

@@ -1,5 +1,6 @@
 #include "grpc/inference_service.h"
 
+#include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
@@ -38,9 +39,15 @@ constexpr const char* kErrorCodeNames[] = {
     "FAILED_PRECONDITION", "INTERNAL"};
 constexpr size_t kErrorCodeCount = std::size(kErrorCodes);
 
-// What one of the service's threads owns.
+// What one of the service's threads owns. Only its thread touches the
+// calls on its queue; it shuts the queue down itself, once the server has
+// shut down (`alarm` fires, with the worker as its tag) and no call of its
+// own is left, so that no call begins an operation on a queue shut down.
 struct Worker {
   std::unique_ptr<::grpc::ServerCompletionQueue> cq;
+  ::grpc::Alarm alarm;
+  int live_calls = 0;
+  bool server_down = false;
   pipeline::ScoreScratch scratch;
   std::string request_bytes;
   inference::ModelInferRequest request;
@@ -122,6 +129,7 @@ class UnaryCall final : public Call {
       delete this;
       return;
     }
+    // Once the server shuts down, a call requested still comes back (not ok).
     if (!impl_.stopping.load(std::memory_order_relaxed)) {
       Request(impl_, worker_, method_, request_, handle_);
     }
@@ -137,7 +145,10 @@ class UnaryCall final : public Call {
 
  private:
   UnaryCall(Impl& impl, Worker& w, Method m, RequestFn request, HandleFn handle)
-      : impl_(impl), worker_(w), method_(m), request_(request), handle_(handle) {}
+      : impl_(impl), worker_(w), method_(m), request_(request), handle_(handle) {
+    ++worker_.live_calls;
+  }
+  ~UnaryCall() override { --worker_.live_calls; }
 
   Impl& impl_;
   Worker& worker_;
@@ -220,6 +231,18 @@ std::string MetadataText(std::string_view text) {
   }
   return out;
 }
+
+// How long the client still waits (nullopt: no deadline). A deadline past a
+// day is as good as none: Go clients send none as the clock's far end, which
+// would overflow std::chrono's.
+std::optional<std::chrono::steady_clock::duration> TimeLeft(const ::grpc::ServerContext& ctx) {
+  const gpr_timespec deadline = ctx.raw_deadline();
+  if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) == 0) return std::nullopt;
+  const gpr_timespec left = gpr_time_sub(deadline, gpr_now(deadline.clock_type));
+  if (left.tv_sec >= 24 * 3600) return std::nullopt;
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::seconds(left.tv_sec) + std::chrono::nanoseconds(left.tv_nsec));
+}
 }  // namespace
 
 ::grpc::Status Impl::Fail(::grpc::ServerContext& ctx, const Status& s) {
@@ -284,6 +307,7 @@ void Impl::Count(Method m, const ::grpc::Status& s) {
 
 ::grpc::Status Impl::ModelInfer(Worker& w, ::grpc::ServerContext& ctx,
                                 const ::grpc::ByteBuffer& in, ::grpc::ByteBuffer* out) {
+  const auto received = std::chrono::steady_clock::now();
   // The request's bytes, contiguous (usually one slice already).
   w.request_bytes.clear();
   std::vector<::grpc::Slice> slices;
@@ -303,16 +327,14 @@ void Impl::Count(Method m, const ::grpc::Status& s) {
   if (!version.ok()) return Fail(ctx, version.status());
   pipeline::ScoreTarget target{.model = w.request.model_name(),
                                .version = *version,
-                               .path = pipeline::Path::kV2Grpc};
+                               .path = pipeline::Path::kV2Grpc,
+                               .received = received};
   const auto now = std::chrono::steady_clock::now();
-  // A deadline past a day is as good as none (and would overflow the clock).
-  constexpr auto kFar = std::chrono::hours(24);
-  const auto left = ctx.deadline() - std::chrono::system_clock::now();
-  if (ctx.deadline() != std::chrono::system_clock::time_point::max() && left < kFar) {
-    target.deadline = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
+  if (const auto left = TimeLeft(ctx)) {
+    target.deadline = now + *left;
   } else if (options.default_timeout_ms > 0) {
-    target.deadline = now + std::chrono::microseconds(
-                                static_cast<int64_t>(options.default_timeout_ms * 1000));
+    target.deadline = received + std::chrono::microseconds(
+                                     static_cast<int64_t>(options.default_timeout_ms * 1000));
   }
   if (target.deadline <= now) {
     return Fail(ctx, Status(StatusCode::kDeadlineExceeded,
@@ -350,7 +372,18 @@ void Impl::RequestAll(Worker& w) {
 void Impl::Run(Worker& w) {
   void* tag = nullptr;
   bool ok = false;
-  while (w.cq->Next(&tag, &ok)) static_cast<Call*>(tag)->Proceed(ok);
+  bool queue_down = false;
+  while (w.cq->Next(&tag, &ok)) {
+    if (tag == &w) {
+      w.server_down = true;
+    } else {
+      static_cast<Call*>(tag)->Proceed(ok);
+    }
+    if (w.server_down && w.live_calls == 0 && !queue_down) {
+      queue_down = true;
+      w.cq->Shutdown();
+    }
+  }
 }
 
 InferenceServer::InferenceServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -426,7 +459,8 @@ void InferenceServer::Shutdown(std::chrono::milliseconds grace) {
   // Calls in progress finish (the threads still run their queues) until the
   // grace ends; then they are cancelled.
   impl_->server->Shutdown(std::chrono::system_clock::now() + grace);
-  for (auto& w : impl_->workers) w->cq->Shutdown();
+  // Each thread shuts its own queue down once its calls are done.
+  for (auto& w : impl_->workers) w->alarm.Set(w->cq.get(), std::chrono::system_clock::now(), w.get());
   for (auto& w : impl_->workers) {
     if (w->thread.joinable()) w->thread.join();
   }

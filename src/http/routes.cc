@@ -474,6 +474,7 @@ void Routes::Predict(Call& c, const pipeline::ScoreTarget& base, std::string_vie
   }
   pipeline::ScoreTarget target = base;
   target.deadline = c.context.deadline;
+  target.received = c.context.received;
   if (v2) target.path = pipeline::Path::kV2Rest;
   if (!version.empty()) {
     int64_t v = 0;

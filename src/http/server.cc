@@ -419,6 +419,7 @@ void WorkQueue::Pump() {
       item.session->Refuse(DeadlinePassed(start - item.enqueued), 0);
     } else {
       RequestContext context{.deadline = item.deadline,
+                             .received = item.enqueued,
                              .queue_wait = start - item.enqueued,
                              .later = item.session->Later()};
       const Session::Ran ran = item.session->Run(context);

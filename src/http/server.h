@@ -93,6 +93,8 @@ struct RequestContext {
   using Clock = std::chrono::steady_clock;
   // When the client stops waiting; max() = no deadline.
   Clock::time_point deadline = Clock::time_point::max();
+  // When the request was read (the epoch for requests not queued: now).
+  Clock::time_point received{};
   // How long a queued request waited for its turn (0 for the others).
   std::chrono::nanoseconds queue_wait{0};
   // Set by the handler: the rows a queued request scored (for the loop's

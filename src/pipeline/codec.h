@@ -57,9 +57,11 @@ struct DecodedBody {
   uint32_t outputs = ~0u;    // which of its outputs the answer carries (a codec's bits)
   uint32_t binary_outputs = 0;  // which of them as raw bytes after a JSON header
   uint64_t answer_header_size = 0;  // set by the codec: that header's bytes (0: all JSON)
-  // A deadline the body gives (V2's parameters.timeout_ms): the request's
-  // is the sooner of it and the transport's.
+  // A deadline the body gives (V2's parameters.timeout_ms), counted from
+  // `received` (set by the Scorer; the epoch: now): the request's is the
+  // sooner of it and the transport's.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  std::chrono::steady_clock::time_point received{};
 };
 
 // Where a codec writes one body's rows: the Scorer's buffers, for the

@@ -306,6 +306,8 @@ bool Scorer::Start(const ScoreTarget& target, const Payload& request, ScoreScrat
   p.response = response;
   p.d = Decoded{};
   p.d.route = picked->second;
+  p.d.received = target.received == std::chrono::steady_clock::time_point{} ? p.start
+                                                                            : target.received;
   scratch->fell_back = false;
   if (Status s = Decode(*p.v, request, scratch, &p.d); !s.ok()) {
     *status = Failed(*p.v, p.path, std::move(s));

@@ -87,6 +87,10 @@ struct ScoreTarget {
   // fails with DeadlineExceeded instead of reading the store or running the
   // model; the store read is cut at it. ScoreBatch (the stream) has none.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  // When the request arrived (the epoch: when Score starts). A deadline the
+  // body gives (V2's parameters.timeout) counts from here, as the
+  // transport's does, so the time it waited and was decoded in counts.
+  std::chrono::steady_clock::time_point received{};
 };
 
 // A thread's view of the live models: the snapshot it last took and the

@@ -194,15 +194,14 @@ std::optional<uint64_t> HashFirst(const ModelInferRequest& req, int i) {
       if (raw.size() - 4 < n) return std::nullopt;
       return text(std::string_view(raw).substr(4, n));
     }
-    if (type->kind == Kind::kInt && type->bytes == 8 && raw.size() >= 8) {
-      int64_t x = 0;
-      std::memcpy(&x, raw.data(), 8);
-      return number(x);
-    }
-    if (type->kind == Kind::kInt && type->bytes == 4 && raw.size() >= 4) {
-      int32_t x = 0;
-      std::memcpy(&x, raw.data(), 4);
-      return number(x);
+    // Any integer width, signed or not, little-endian (as the spec has it).
+    const bool is_int = type->kind == Kind::kInt, is_uint = type->kind == Kind::kUint;
+    if ((is_int || is_uint) && raw.size() >= type->bytes) {
+      uint64_t bits = 0;
+      std::memcpy(&bits, raw.data(), type->bytes);
+      if (is_uint) return number(bits);
+      const int shift = static_cast<int>(64 - 8 * type->bytes);
+      return number(static_cast<int64_t>(bits << shift) >> shift);  // sign-extended
     }
     return std::nullopt;
   }

@@ -208,6 +208,17 @@ TEST_F(V2GrpcTest, BadTensorsAreToldWhatIsWrong) {
   });
   EXPECT_EQ(s.reason(), "unknown_input");
 
+  // int_contents carries INT8 and INT16 too: a value wider than its type.
+  s = one([](ModelInferRequest& r) {
+    Input(r, "f1", "INT16", {1})->mutable_contents()->add_int_contents(70000);
+  });
+  EXPECT_EQ(s.reason(), "out_of_range");
+  EXPECT_NE(s.message().find("INT16's range -32768..32767"), std::string::npos) << s.message();
+  s = one([](ModelInferRequest& r) {
+    Input(r, "f1", "UINT8", {1})->mutable_contents()->add_uint_contents(256);
+  });
+  EXPECT_EQ(s.reason(), "out_of_range");
+
   s = one([](ModelInferRequest& r) {
     Input(r, "f1", "FP32", {1, 2, 1})->mutable_contents()->add_fp32_contents(1);
   });
@@ -260,15 +271,19 @@ TEST_F(V2GrpcTest, ATimeoutParameterThatHasPassedIsNotScored) {
   ModelInferRequest req;
   Input(req, "f1", "FP32", {1})->mutable_contents()->add_fp32_contents(1);
   (*req.mutable_parameters())["timeout"].set_int64_param(1);  // 1 µs
-  const std::string bytes = req.SerializeAsString();
+  std::string bytes = req.SerializeAsString();
   std::string out;
-  // A deadline 1 µs ahead has passed by the time the model would run.
-  Status s = scorer_->Score({.model = "binary", .path = Path::kV2Grpc}, V2GrpcRequest(bytes),
-                            &scratch_, &out);
-  if (!s.ok()) {
-    EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded) << s.ToString();
-  }
+  // The timeout counts from the call's arrival: 1 µs after one that
+  // arrived 1 ms ago has passed by the time the model would run.
+  const pipeline::ScoreTarget target{
+      .model = "binary", .path = Path::kV2Grpc,
+      .received = std::chrono::steady_clock::now() - std::chrono::milliseconds(1)};
+  Status s = scorer_->Score(target, V2GrpcRequest(bytes), &scratch_, &out);
+  EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded) << s.ToString();
+  EXPECT_EQ(s.reason(), "deadline_exceeded");
   (*req.mutable_parameters())["timeout"].set_int64_param(5'000'000);
+  bytes = req.SerializeAsString();
+  EXPECT_TRUE(scorer_->Score(target, V2GrpcRequest(bytes), &scratch_, &out).ok()) << out;
   EXPECT_TRUE(Infer("binary", req).ok());
 }
 

@@ -134,6 +134,8 @@ TEST_F(V2RestTest, EveryBadTensorIsAClearClientError) {
        "wrong_shape", "non-negative"},
       {R"({"inputs": [{"name": "f1", "datatype": "FP32", "shape": [0], "data": []}]})",
        "bad_request", "no rows"},
+      {R"({"inputs": [{"name": "f1", "datatype": "FP32", "shape": [1, 0], "data": []}]})",
+       "wrong_shape", "[N, 0]"},
       {R"({"inputs": [{"name": "f1", "datatype": "FP32", "shape": [1], "data": [1]},
                       {"name": "f2", "datatype": "FP32", "shape": [2], "data": [1, 2]}]})",
        "wrong_shape", "first input has 1"},
@@ -147,6 +149,10 @@ TEST_F(V2RestTest, EveryBadTensorIsAClearClientError) {
       {R"({"inputs": [{"name": "f2", "datatype": "FP32", "shape": [1], "data": [500]},
                       {"name": "f1", "datatype": "FP32", "shape": [1], "data": [1]}]})",
        "out_of_range", "outside"},
+      {R"({"inputs": [{"name": "f1", "datatype": "INT8", "shape": [1], "data": [300]}]})",
+       "out_of_range", "INT8's range -128..127"},
+      {R"({"inputs": [{"name": "f1", "datatype": "UINT16", "shape": [1], "data": [65536]}]})",
+       "out_of_range", "UINT16's range 0..65535"},
       {R"({"inputs": [{"name": "f1", "datatype": "FP32", "shape": [1], "data": [1]},
                       {"name": "f1", "datatype": "FP32", "shape": [1], "data": [1]}]})",
        "duplicate_feature", "twice"},
@@ -261,9 +267,18 @@ TEST_F(V2RestTest, ParametersCarryADeadline) {
            R"(, "inputs": [{"name": "f1", "datatype": "FP32", "shape": [1], "data": [0.5]}]})";
   };
   EXPECT_TRUE(Infer("binary", V2Json(with(R"({"timeout_ms": 10000})"))).ok()) << response_;
-  // Triton's "timeout" is in microseconds: 1 µs is over before the model runs.
-  EXPECT_EQ(Infer("binary", V2Json(with(R"({"timeout": 1})"))).code(),
-            StatusCode::kDeadlineExceeded);
+  // The timeout counts from the request's arrival: one that arrived 1 ms
+  // ago with Triton's "timeout" of 500 µs is not scored; with 1 s, it is.
+  auto arrived_1ms_ago = [&](std::string_view params) {
+    const pipeline::ScoreTarget target{
+        .model = "binary", .path = Path::kV2Rest,
+        .received = std::chrono::steady_clock::now() - std::chrono::milliseconds(1)};
+    return scorer_->Score(target, V2Json(with(params)), &scratch_, &response_);
+  };
+  const Status late = arrived_1ms_ago(R"({"timeout": 500})");
+  EXPECT_EQ(late.code(), StatusCode::kDeadlineExceeded) << late.ToString();
+  EXPECT_EQ(late.reason(), "deadline_exceeded");
+  EXPECT_TRUE(arrived_1ms_ago(R"({"timeout": 1000000})").ok()) << response_;
   EXPECT_EQ(Bad("binary", with(R"({"timeout_ms": 0})")).reason(), "bad_timeout");
   EXPECT_EQ(Bad("binary", with(R"({"timeout_ms": "5"})")).reason(), "bad_timeout");
 }

@@ -113,6 +113,10 @@ Status SetShape(std::span<const int64_t> dims, Tensor* t) {
     return Bad("input " + Quoted(t->name) + " has an empty shape: give [N] or [N, n]",
                "wrong_shape", t->field());
   }
+  if (dims.size() == 2 && dims[1] == 0) {
+    return Bad("input " + Quoted(t->name) + " has shape [N, 0]: no feature in a row",
+               "wrong_shape", t->field());
+  }
   t->rows = static_cast<size_t>(dims[0]);
   t->width = dims.size() == 2 ? static_cast<size_t>(dims[1]) : 0;
   return Status::Ok();
@@ -183,6 +187,19 @@ Result<TensorSink> TensorSink::For(const Tensor& t, size_t index, RowSink& rows,
 
 Status TensorSink::Put(size_t i, const Element& e) const {
   if (skip_) return Status::Ok();
+  // Typed values (JSON, gRPC's int_contents) can be wider than the datatype.
+  if (const Kind kind = t_.type->kind;
+      t_.type->bytes < 8 && (kind == Kind::kInt || kind == Kind::kUint)) {
+    const int bits = static_cast<int>(8 * t_.type->bytes);
+    const int64_t lo = kind == Kind::kInt ? -(int64_t{1} << (bits - 1)) : 0;
+    const int64_t hi = kind == Kind::kInt ? (int64_t{1} << (bits - 1)) - 1 : (int64_t{1} << bits) - 1;
+    if (e.integer < lo || e.integer > hi) {
+      return Bad("input " + Quoted(t_.name) + "'s value " + std::to_string(i) + " (" +
+                     std::to_string(e.integer) + ") is outside " + std::string(t_.type->name) +
+                     "'s range " + std::to_string(lo) + ".." + std::to_string(hi),
+                 "out_of_range", t_.field());
+    }
+  }
   const size_t width = std::max<size_t>(t_.width, 1);
   const size_t row = i / width;
   RowSink::Row r = rows_->At(row);
@@ -250,8 +267,10 @@ Status ApplyTimeout(std::string_view name, std::optional<double> value, std::str
                    " (at most a day)",
                "bad_timeout", std::move(field));
   }
-  d->deadline = std::min(d->deadline, std::chrono::steady_clock::now() +
-                                          std::chrono::microseconds(static_cast<int64_t>(us)));
+  const auto from = d->received == std::chrono::steady_clock::time_point{}
+                        ? std::chrono::steady_clock::now()
+                        : d->received;
+  d->deadline = std::min(d->deadline, from + std::chrono::microseconds(static_cast<int64_t>(us)));
   return Status::Ok();
 }
 

@@ -84,7 +84,8 @@ Status PutRaw(std::string_view raw, const TensorSink& sink);
 
 // A request's deadline parameter: "timeout_ms" (rtml's, milliseconds) or
 // "timeout" (Triton's, microseconds, as tritonclient sends it), with its
-// value (nullopt: not a number). Sets the sooner of it and d->deadline.
+// value (nullopt: not a number). Sets the sooner of it, counted from
+// d->received, and d->deadline.
 Status ApplyTimeout(std::string_view name, std::optional<double> value, std::string field,
                     pipeline::DecodedBody* d);
 inline bool IsTimeoutParameter(std::string_view name) {

@@ -198,10 +198,16 @@ class FraudV2Test(unittest.TestCase):
         # tritonclient's timeout (microseconds) goes in the request's parameters.
         self.assertEqual(self.client.infer("fraud", tensors, timeout=10_000_000)
                          .as_numpy("probability").shape, (1,))
+        # 1 µs counts from the request's arrival: decoding a JSON batch of
+        # 1,024 rows (the most a request carries) alone takes longer, so the
+        # model is never run.
+        batch = feature_tensors(self.inputs, fraud_rows(self.inputs, 1024, seed=6), binary=False)
         with self.assertRaises(InferenceServerException) as e:
-            self.client.infer("fraud", tensors, timeout=1)
+            self.client.infer("fraud", batch, timeout=1)
         self.assertEqual(e.exception.status(), "504")
         self.assertIn("deadline passed", e.exception.message())
+        self.assertEqual(self.client.infer("fraud", batch, timeout=10_000_000)
+                         .as_numpy("probability").shape, (1024,))
 
     def tensor(self, name, datatype, shape, data):
         return {"name": name, "datatype": datatype, "shape": shape, "data": data}

@@ -145,9 +145,16 @@ class FraudGrpcTest(unittest.TestCase):
         tensors = grpc_tensors(self.inputs, fraud_rows(self.inputs, 1, seed=14))
         ok = self.client.infer("fraud", tensors, timeout=10_000_000, client_timeout=10)
         self.assertEqual(ok.as_numpy("probability").shape, (1,))
+        # 1 µs, in the parameters, counted from the call's arrival: reading
+        # and decoding a batch of 1,024 rows (the most a request carries)
+        # alone takes longer, so the model is never run.
+        batch = grpc_tensors(self.inputs, fraud_rows(self.inputs, 1024, seed=15))
         with self.assertRaises(InferenceServerException) as e:
-            self.client.infer("fraud", tensors, timeout=1)  # 1 µs, in the parameters
+            self.client.infer("fraud", batch, timeout=1)
         self.assertEqual(e.exception.status(), "StatusCode.DEADLINE_EXCEEDED")
+        self.assertIn("deadline passed", e.exception.message())
+        self.assertEqual(self.client.infer("fraud", batch, timeout=10_000_000)
+                         .as_numpy("probability").shape, (1024,))
 
     def assert_error(self, call, code, reason, *words):
         with self.assertRaises(grpc.RpcError) as e:
