@@ -5,13 +5,13 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <charconv>
 #include <optional>
 #include <thread>
 #include <vector>
 
 #include "protocol/open_inference.grpc.pb.h"
 #include "protocol/v2_grpc.h"
+#include "protocol/v2_tensor.h"
 
 namespace rtml::rpc {
 namespace {
@@ -21,13 +21,15 @@ using G = inference::GRPCInferenceService;
 // its bytes reach the codec as bytes, parsed once, here.
 using Service = G::WithAsyncMethod_ServerLive<G::WithAsyncMethod_ServerReady<
     G::WithAsyncMethod_ModelReady<G::WithAsyncMethod_ServerMetadata<
-        G::WithAsyncMethod_ModelMetadata<G::WithRawMethod_ModelInfer<G::Service>>>>>>;
+        G::WithAsyncMethod_ModelMetadata<G::WithAsyncMethod_ModelStatistics<
+            G::WithRawMethod_ModelInfer<G::Service>>>>>>>;
 
 enum Method { kServerLive, kServerReady, kModelReady, kServerMetadata, kModelMetadata,
-              kModelInfer, kMethods };
+              kModelStatistics, kModelInfer, kMethods };
 constexpr const char* kMethodNames[kMethods] = {"ServerLive",     "ServerReady",
                                                 "ModelReady",     "ServerMetadata",
-                                                "ModelMetadata",  "ModelInfer"};
+                                                "ModelMetadata",  "ModelStatistics",
+                                                "ModelInfer"};
 constexpr ::grpc::StatusCode kErrorCodes[] = {
     ::grpc::INVALID_ARGUMENT, ::grpc::NOT_FOUND,        ::grpc::UNAVAILABLE,
     ::grpc::DEADLINE_EXCEEDED, ::grpc::RESOURCE_EXHAUSTED, ::grpc::UNAUTHENTICATED,
@@ -98,6 +100,9 @@ struct InferenceServer::Impl {
   ::grpc::Status ModelMetadata(Worker&, ::grpc::ServerContext& ctx,
                                const inference::ModelMetadataRequest& in,
                                inference::ModelMetadataResponse* out);
+  ::grpc::Status ModelStatistics(Worker&, ::grpc::ServerContext& ctx,
+                                 const inference::ModelStatisticsRequest& in,
+                                 inference::ModelStatisticsResponse* out);
   ::grpc::Status ModelInfer(Worker& w, ::grpc::ServerContext& ctx, const ::grpc::ByteBuffer& in,
                             ::grpc::ByteBuffer* out);
 };
@@ -162,19 +167,6 @@ class UnaryCall final : public Call {
   bool finished_ = false;
 };
 
-// A version as the protocol names it: empty (the model's default) or a
-// positive integer.
-Result<std::optional<int64_t>> VersionOf(std::string_view version) {
-  if (version.empty()) return std::optional<int64_t>();
-  int64_t v = 0;
-  auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
-  if (ec != std::errc() || end != version.data() + version.size() || v <= 0) {
-    return NotFound("version '" + std::string(version) + "' is not a positive integer",
-                    "unknown_version");
-  }
-  return std::optional<int64_t>(v);
-}
-
 // The version of `model` a metadata or readiness call names.
 Result<std::pair<const model::ModelEntry*, const model::ModelVersion*>> Find(
     const model::ModelRepository& repo, std::string_view model, std::string_view version) {
@@ -182,7 +174,7 @@ Result<std::pair<const model::ModelEntry*, const model::ModelVersion*>> Find(
   if (e == nullptr) {
     return NotFound("unknown model '" + std::string(model) + "'", "unknown_model");
   }
-  ASSIGN_OR_RETURN(const std::optional<int64_t> number, VersionOf(version));
+  ASSIGN_OR_RETURN(const std::optional<int64_t> number, protocol::v2::VersionNumber(version));
   const model::ModelVersion* v = e->Get(number);
   if (v == nullptr) {
     return NotFound("model '" + e->name + "' has no version " + std::string(version) +
@@ -291,6 +283,7 @@ void Impl::Count(Method m, const ::grpc::Status& s) {
   out->set_name("rtml");
   out->set_version(RTML_VERSION);
   out->add_extensions("parameters");
+  out->add_extensions("statistics");
   return ::grpc::Status::OK;
 }
 
@@ -302,6 +295,22 @@ void Impl::Count(Method m, const ::grpc::Status& s) {
   if (!found.ok()) return Fail(ctx, found.status());
   const auto [e, v] = *found;
   protocol::FillV2ModelMetadata(*e, *v, scorer.EntityKeys(*v), out);
+  return ::grpc::Status::OK;
+}
+
+// The statistics extension: every version's of every model (no name), of
+// one model (no version), or of one version.
+::grpc::Status Impl::ModelStatistics(Worker&, ::grpc::ServerContext& ctx,
+                                     const inference::ModelStatisticsRequest& in,
+                                     inference::ModelStatisticsResponse* out) {
+  auto version = protocol::v2::VersionNumber(in.version());
+  if (!version.ok()) return Fail(ctx, version.status());
+  if (in.name().empty() && *version) {
+    return Fail(ctx, InvalidArgument("a version needs a model name", "bad_request", "version"));
+  }
+  auto totals = scorer.Totals(in.name(), *version);
+  if (!totals.ok()) return Fail(ctx, totals.status());
+  protocol::FillV2ModelStatistics(*totals, out);
   return ::grpc::Status::OK;
 }
 
@@ -323,12 +332,12 @@ void Impl::Count(Method m, const ::grpc::Status& s) {
                                      "inference.proto)",
                                      "malformed_request"));
   }
-  auto version = VersionOf(w.request.model_version());
+  auto version = protocol::v2::VersionNumber(w.request.model_version());
   if (!version.ok()) return Fail(ctx, version.status());
   pipeline::ScoreTarget target{.model = w.request.model_name(),
                                .version = *version,
-                               .path = pipeline::Path::kV2Grpc,
-                               .received = received};
+                               .path = pipeline::Path::kV2Grpc};
+  target.received = received;
   const auto now = std::chrono::steady_clock::now();
   if (const auto left = TimeLeft(ctx)) {
     target.deadline = now + *left;
@@ -361,6 +370,8 @@ void Impl::RequestAll(Worker& w) {
       *this, w, kServerMetadata, &Service::RequestServerMetadata, &Impl::ServerMetadata);
   UnaryCall<ModelMetadataRequest, ModelMetadataResponse>::Request(
       *this, w, kModelMetadata, &Service::RequestModelMetadata, &Impl::ModelMetadata);
+  UnaryCall<inference::ModelStatisticsRequest, inference::ModelStatisticsResponse>::Request(
+      *this, w, kModelStatistics, &Service::RequestModelStatistics, &Impl::ModelStatistics);
   // Several infer calls waiting per queue, so that calls arriving together
   // are taken without a round trip through the queue each.
   for (int i = 0; i < 4; ++i) {

@@ -111,6 +111,41 @@ TEST_F(InferenceServiceTest, HealthAndMetadata) {
   }
 }
 
+TEST_F(InferenceServiceTest, ModelStatisticsCountWhatWasScored) {
+  for (float f : {0.1f, 0.2f, 0.3f}) {
+    inference::ModelInferResponse r;
+    ::grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->ModelInfer(&ctx, Row(f), &r).ok());
+  }
+  inference::ModelStatisticsRequest req;
+  req.set_name("binary");
+  req.set_version("2");
+  inference::ModelStatisticsResponse r;
+  ::grpc::ClientContext ctx;
+  ASSERT_TRUE(stub_->ModelStatistics(&ctx, req, &r).ok());
+  ASSERT_EQ(r.model_stats_size(), 1);
+  const inference::ModelStatistics& m = r.model_stats(0);
+  EXPECT_EQ(m.name(), "binary");
+  EXPECT_EQ(m.version(), "2");
+  EXPECT_EQ(m.inference_count(), 3u);
+  EXPECT_EQ(m.execution_count(), 3u);
+  EXPECT_EQ(m.inference_stats().success().count(), 3u);
+  EXPECT_EQ(m.inference_stats().queue().count(), 3u);  // a call's arrival to its scoring
+  EXPECT_GT(m.inference_stats().compute_infer().ns(), 0u);
+  EXPECT_GT(m.last_inference(), 0u);
+
+  ::grpc::ClientContext all;
+  ASSERT_TRUE(stub_->ModelStatistics(&all, {}, &r).ok());
+  EXPECT_GE(r.model_stats_size(), 4);  // every version of every model (after the 1 above)
+  req.set_name("nope");
+  ::grpc::ClientContext missing;
+  EXPECT_EQ(stub_->ModelStatistics(&missing, req, &r).error_code(), ::grpc::NOT_FOUND);
+  EXPECT_EQ(Metadata(missing, "rtml-reason"), "unknown_model");
+  req.set_name("");
+  ::grpc::ClientContext nameless;
+  EXPECT_EQ(stub_->ModelStatistics(&nameless, req, &r).error_code(), ::grpc::INVALID_ARGUMENT);
+}
+
 // grpc.health.v1.Health/Check with an empty HealthCheckRequest: the answer
 // is HealthCheckResponse{status} (field 1, varint: 1 SERVING, 2 NOT_SERVING).
 std::string HealthCheck(int port) {

@@ -16,6 +16,7 @@
 //        /materialize-incremental; GET /health      Feast's feature server (feast_api.h)
 //   GET  /v2, /v2/health/live, /v2/health/ready     the Open Inference Protocol (V2):
 //   GET  /v2/models/{name}[/versions/{v}][/ready]   metadata and readiness,
+//   GET  /v2/models[/{name}[/versions/{v}]]/stats   the statistics extension,
 //   POST /v2/models/{name}[/versions/{v}]/infer     inference (protocol/v2_rest.h)
 //   POST /v2/repository/index, /v2/repository/models/{name}/load|unload  (admin)
 //
@@ -138,6 +139,7 @@ class Routes final : public Handler {
   void V2Ready(Response& res);
   void V2ModelMetadata(std::string_view model, std::string_view version, bool ready_only,
                        Response& res);
+  void V2Statistics(std::string_view model, std::string_view version, Response& res);
   void V2Error(const Status& status, Response& res);
   void V2RepositoryIndex(Call& c);
   Deferred V2RepositoryChange(Call& c, bool load);

@@ -3,11 +3,10 @@
 // (protocol/v2_rest.h).
 #include <simdjson.h>
 
-#include <charconv>
-
 #include "common/json_writer.h"
 #include "http/routes.h"
 #include "protocol/v2_rest.h"
+#include "protocol/v2_tensor.h"
 
 namespace rtml::http {
 
@@ -16,7 +15,7 @@ void Routes::V2Server(Response& res) {
   JsonWriter w(&res.body());
   w.BeginObject().Key("name").String("rtml").Key("version").String(RTML_VERSION);
   w.Key("extensions").BeginArray().String("binary_tensor_data").String("model_repository");
-  w.String("parameters").EndArray().EndObject();
+  w.String("parameters").String("statistics").EndArray().EndObject();
   SetJson(res, bhttp::status::ok);
 }
 
@@ -38,18 +37,9 @@ void Routes::V2ModelMetadata(std::string_view model, std::string_view version, b
   if (e == nullptr) {
     return V2Error(NotFound("unknown model '" + std::string(model) + "'", "unknown_model"), res);
   }
-  std::optional<int64_t> number;
-  if (!version.empty()) {
-    int64_t v = 0;
-    auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
-    if (ec != std::errc() || end != version.data() + version.size() || v <= 0) {
-      return V2Error(NotFound("version '" + std::string(version) + "' is not a positive integer",
-                              "unknown_version"),
-                     res);
-    }
-    number = v;
-  }
-  const model::ModelVersion* v = e->Get(number);
+  auto number = protocol::v2::VersionNumber(version);
+  if (!number.ok()) return V2Error(number.status(), res);
+  const model::ModelVersion* v = e->Get(*number);
   if (v == nullptr) {
     return V2Error(NotFound("model '" + e->name + "' has no version " + std::string(version) +
                                 " loaded",
@@ -63,6 +53,17 @@ void Routes::V2ModelMetadata(std::string_view model, std::string_view version, b
   } else {
     protocol::WriteV2ModelMetadata(w, *e, *v, scorer_.EntityKeys(*v));
   }
+  SetJson(res, bhttp::status::ok);
+}
+
+// GET /v2/models[/{m}[/versions/{v}]]/stats: the statistics extension.
+void Routes::V2Statistics(std::string_view model, std::string_view version, Response& res) {
+  auto number = protocol::v2::VersionNumber(version);
+  if (!number.ok()) return V2Error(number.status(), res);
+  auto totals = scorer_.Totals(model, *number);
+  if (!totals.ok()) return V2Error(totals.status(), res);
+  JsonWriter w(&res.body());
+  protocol::WriteV2ModelStatistics(w, *totals);
   SetJson(res, bhttp::status::ok);
 }
 

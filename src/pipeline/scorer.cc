@@ -302,6 +302,11 @@ bool Scorer::Start(const ScoreTarget& target, const Payload& request, ScoreScrat
   }
   p.v = picked->first;
   p.path = target.path;
+  p.model_end = {};
+  if (const VersionMetrics* m = MetricsFor(*p.v);
+      m != nullptr && target.received != std::chrono::steady_clock::time_point{}) {
+    m->paths[static_cast<int>(p.path)].queue.Add(p.start - target.received);
+  }
   p.payload = request;
   p.response = response;
   p.d = Decoded{};
@@ -310,7 +315,7 @@ bool Scorer::Start(const ScoreTarget& target, const Payload& request, ScoreScrat
                                                                             : target.received;
   scratch->fell_back = false;
   if (Status s = Decode(*p.v, request, scratch, &p.d); !s.ok()) {
-    *status = Failed(*p.v, p.path, std::move(s));
+    *status = Failed(*p.v, p.path, std::move(s), p.start);
     return false;
   }
   scratch->rows_scored = p.d.n_rows;
@@ -341,12 +346,17 @@ Status Scorer::Finish(ScoreScratch* scratch) const {
   if (Status s = PredictDecoded(v, m, p.path, &p.d, scratch); s.ok()) {
     WriteAnswer(v, p.d, p.payload, *scratch, p.response);
   } else if (s = AnswerFallback(v, p.path, p.payload, s, &p.d, scratch, p.response); !s.ok()) {
-    return Failed(v, p.path, std::move(s));
+    return Failed(v, p.path, std::move(s), p.start);
   }
   if (m != nullptr) {
     const PathMetrics& pm = m->paths[static_cast<int>(p.path)];
     Count(pm, p.d);
-    LatencySink(pm.latency, pm.window.get()).Record(std::chrono::steady_clock::now() - p.start);
+    const auto now = std::chrono::steady_clock::now();
+    LatencySink(pm.latency, pm.window.get()).Record(now - p.start);
+    if (!scratch->fell_back && p.model_end != std::chrono::steady_clock::time_point{}) {
+      pm.compute_input.Add(p.model_start - p.start);
+      pm.compute_output.Add(now - p.model_end);
+    }
   }
   MaybeLog(p.path, p.payload, *p.response, p.d);
   if (p.path != Path::kShadow && !scratch->fell_back) {
@@ -365,8 +375,15 @@ Status Scorer::Finish(ScoreScratch* scratch) const {
   return Status::Ok();
 }
 
-Status Scorer::Failed(const ModelVersion& v, Path path, Status s) const {
-  if (const VersionMetrics* m = MetricsFor(v)) m->paths[static_cast<int>(path)].errors->Inc();
+Status Scorer::Failed(const ModelVersion& v, Path path, Status s,
+                      std::chrono::steady_clock::time_point start) const {
+  if (const VersionMetrics* m = MetricsFor(v)) {
+    const PathMetrics& pm = m->paths[static_cast<int>(path)];
+    pm.errors->Inc();
+    pm.fail_ns.Inc(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                              std::chrono::steady_clock::now() - start)
+                                              .count()));
+  }
   return s;
 }
 
@@ -501,9 +518,16 @@ Status Scorer::Predict(const ModelVersion& v, const VersionMetrics* m, Path path
   if (m == nullptr) return v.model->Predict(rows, n_rows, scratch->outputs);
   const auto t0 = std::chrono::steady_clock::now();
   RETURN_IF_ERROR(v.model->Predict(rows, n_rows, scratch->outputs));
+  const auto t1 = std::chrono::steady_clock::now();
   const PathMetrics& pm = m->paths[static_cast<int>(path)];
-  pm.model_latency->Observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  pm.model_latency->Observe(std::chrono::duration<double>(t1 - t0).count());
+  scratch->pending.model_start = t0;
+  scratch->pending.model_end = t1;
+  const int64_t t1_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            t1.time_since_epoch()).count();
+  if (t1_ns - m->last_call_ns.load(std::memory_order_relaxed) > 1'000'000) {
+    m->last_call_ns.store(t1_ns, std::memory_order_relaxed);
+  }
   pm.batch_rows->Observe(static_cast<double>(n_rows));
   if (const auto& drift = StateOf(v).drift) drift->Observe(rows, n_rows, scratch->outputs, n_out);
   return Status::Ok();
@@ -588,6 +612,64 @@ void Scorer::WriteStats(JsonWriter& w) const {
     }
   }
   w.EndArray();
+}
+
+namespace {
+
+VersionTotals TotalsOf(std::string model, int64_t version, const auto& m) {
+  VersionTotals t;
+  t.model = std::move(model);
+  t.version = version;
+  auto seconds_to_ns = [](double s) { return static_cast<uint64_t>(s * 1e9); };
+  for (const auto& pm : m.paths) {
+    t.rows += pm.predictions->value();
+    t.model_calls += pm.model_latency->count();
+    t.success.count += pm.latency->count();
+    t.success.ns += seconds_to_ns(pm.latency->sum());
+    t.fail.count += pm.errors->value();
+    t.fail.ns += pm.fail_ns.value();
+    t.compute_infer.count += pm.model_latency->count();
+    t.compute_infer.ns += seconds_to_ns(pm.model_latency->sum());
+    auto add = [](TimedCount& to, TimedCount x) { to.count += x.count, to.ns += x.ns; };
+    add(t.queue, pm.queue.Read());
+    add(t.compute_input, pm.compute_input.Read());
+    add(t.compute_output, pm.compute_output.Read());
+  }
+  if (const int64_t last = m.last_call_ns.load(std::memory_order_relaxed); last != 0) {
+    const auto ago = std::chrono::steady_clock::now().time_since_epoch() -
+                     std::chrono::nanoseconds(last);
+    t.last_inference = std::chrono::system_clock::now() -
+                       std::chrono::duration_cast<std::chrono::system_clock::duration>(ago);
+  }
+  return t;
+}
+
+}  // namespace
+
+Result<std::vector<VersionTotals>> Scorer::Totals(std::string_view model,
+                                                  std::optional<int64_t> version) const {
+  const auto repo = repository();
+  std::vector<VersionTotals> out;
+  auto add_model = [&](const model::ModelEntry& e) {
+    for (const auto& [number, v] : e.versions) {
+      if (!version || *version == number) {
+        out.push_back(TotalsOf(e.name, number, *StateOf(*v).metrics));
+      }
+    }
+  };
+  if (model.empty()) {
+    for (const model::ModelEntry* e : repo->models()) add_model(*e);
+    return out;
+  }
+  const model::ModelEntry* e = repo->Find(model);
+  if (e == nullptr) return NotFound("unknown model '" + std::string(model) + "'", "unknown_model");
+  if (version && e->Get(version) == nullptr) {
+    return NotFound("model '" + e->name + "' has no version " + std::to_string(*version) +
+                        " loaded",
+                    "unknown_version");
+  }
+  add_model(*e);
+  return out;
 }
 
 Status Scorer::Decode(const ModelVersion& v, const Payload& request, ScoreScratch* scratch,

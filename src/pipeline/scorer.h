@@ -31,7 +31,9 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -93,6 +95,29 @@ struct ScoreTarget {
   std::chrono::steady_clock::time_point received{};
 };
 
+// A count of events and their total time, since rtml started.
+struct TimedCount {
+  uint64_t count = 0;
+  uint64_t ns = 0;
+};
+
+// A version's cumulative statistics over every path, kept across reloads of
+// its number: what the V2 statistics extension reports (protocol/v2_rest.h).
+struct VersionTotals {
+  std::string model;
+  int64_t version = 0;
+  uint64_t rows = 0;         // rows scored (answered)
+  uint64_t model_calls = 0;  // model executions (a request, a poll's batch)
+  TimedCount success;        // requests and events answered, decode to answer
+  TimedCount fail;           // refused once the model was known (stream events untimed)
+  TimedCount queue;          // HTTP and gRPC requests: read to scoring start
+  TimedCount compute_input;  // decode and feature-store read, to the model call
+  TimedCount compute_infer;  // the model call
+  TimedCount compute_output; // the model call to the answer written
+  // The last model call (nullopt: none yet).
+  std::optional<std::chrono::system_clock::time_point> last_inference;
+};
+
 // A thread's view of the live models: the snapshot it last took and the
 // registry generation it was taken at.
 struct SnapshotRef {
@@ -127,6 +152,7 @@ struct ScoreScratch {
     Payload payload;
     std::string* response = nullptr;
     std::chrono::steady_clock::time_point start, read_start;
+    std::chrono::steady_clock::time_point model_start, model_end;  // set by Predict
     DecodedBody d;
   } pending;
 };
@@ -217,6 +243,10 @@ class Scorer final : public model::VersionPreparer {
   // Appends the "series" array of GET /v1/stats: per model, version and path,
   // throughput and latency percentiles over 10 s, 1 min and 5 min.
   void WriteStats(JsonWriter& w) const;
+  // Every loaded version's totals: of every model (model empty), of one
+  // model, or of one version of it; NotFound names what is not loaded.
+  Result<std::vector<VersionTotals>> Totals(std::string_view model,
+                                            std::optional<int64_t> version) const;
   // Appends the "drift" array of GET /v1/stats: PSI per model, version and series.
   void WriteDrift(JsonWriter& w) const;
   // Appends the "shadow" array of GET /v1/stats: shadow versions' agreement.
@@ -244,9 +274,24 @@ class Scorer final : public model::VersionPreparer {
     observability::Counter* fallback;         // outcome="fallback": answered by the fallback
     std::array<observability::Counter*, kFallbackReasonCount> fallbacks;  // by reason
     std::unique_ptr<observability::WindowedHistogram> window;
+    // For the V2 statistics (not in /metrics): counts and nanoseconds.
+    struct Timed {
+      mutable observability::Counter count, ns;
+      void Add(std::chrono::steady_clock::duration d) const {
+        count.Inc();
+        ns.Inc(static_cast<uint64_t>(std::max<int64_t>(
+            0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count())));
+      }
+      TimedCount Read() const { return {count.value(), ns.value()}; }
+    };
+    Timed queue, compute_input, compute_output;
+    mutable observability::Counter fail_ns;  // time to refuse (the count is `errors`)
   };
   struct VersionMetrics {
     std::array<PathMetrics, kPaths> paths;  // by Path
+    // The last model call, steady_clock nanoseconds, refreshed at most once a
+    // millisecond (a read of a line other threads rarely write).
+    mutable std::atomic<int64_t> last_call_ns{0};
   };
   // How a version's inputs come from the store: resolved once at Create().
   using Decoded = DecodedBody;
@@ -300,7 +345,9 @@ class Scorer final : public model::VersionPreparer {
   // fallback's), counts, the log line and the shadow offer.
   Status Finish(ScoreScratch* scratch) const;
   // Counts a request that failed once its version was known.
-  Status Failed(const model::ModelVersion& v, Path path, Status s) const;
+  // Counts (and times, from `start`) a request the version refused.
+  Status Failed(const model::ModelVersion& v, Path path, Status s,
+                std::chrono::steady_clock::time_point start) const;
   void FillStored(const model::ModelVersion& v, const Enrichment& e, size_t row, int64_t now,
                   ScoreScratch* scratch) const;
   bool NeedsLookup(const model::ModelVersion& v, const Enrichment& e, size_t row,

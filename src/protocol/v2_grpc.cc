@@ -396,6 +396,31 @@ const pipeline::Codec& V2Grpc() {
   return codec;
 }
 
+void FillV2ModelStatistics(std::span<const pipeline::VersionTotals> all,
+                           inference::ModelStatisticsResponse* out) {
+  auto put = [](inference::StatisticDuration* d, pipeline::TimedCount c) {
+    d->set_count(c.count);
+    d->set_ns(c.ns);
+  };
+  for (const pipeline::VersionTotals& t : all) {
+    inference::ModelStatistics* m = out->add_model_stats();
+    m->set_name(t.model);
+    m->set_version(std::to_string(t.version));
+    m->set_last_inference(v2::LastInferenceMs(t));
+    m->set_inference_count(t.rows);
+    m->set_execution_count(t.model_calls);
+    inference::InferStatistics* s = m->mutable_inference_stats();
+    put(s->mutable_success(), t.success);
+    put(s->mutable_fail(), t.fail);
+    put(s->mutable_queue(), t.queue);
+    put(s->mutable_compute_input(), t.compute_input);
+    put(s->mutable_compute_infer(), t.compute_infer);
+    put(s->mutable_compute_output(), t.compute_output);
+    put(s->mutable_cache_hit(), {});  // rtml has no response cache
+    put(s->mutable_cache_miss(), {});
+  }
+}
+
 void FillV2ModelMetadata(const model::ModelEntry& e, const ModelVersion& v,
                          std::span<const schema::KeySpec> keys,
                          inference::ModelMetadataResponse* out) {

@@ -19,16 +19,19 @@
 // Thread-safety: stateless; use from any thread.
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 
 #include "model/repository.h"
 #include "pipeline/codec.h"
+#include "pipeline/scorer.h"
 #include "schema/schema.h"
 
 namespace inference {
 class ModelInferRequest;
 class ModelMetadataResponse;
+class ModelStatisticsResponse;
 }  // namespace inference
 
 namespace rtml::protocol {
@@ -45,5 +48,9 @@ inline pipeline::Payload V2GrpcRequest(std::string_view bytes,
 void FillV2ModelMetadata(const model::ModelEntry& e, const model::ModelVersion& v,
                          std::span<const schema::KeySpec> keys,
                          inference::ModelMetadataResponse* out);
+
+// ModelStatistics' answer: as GET /v2/models/.../stats.
+void FillV2ModelStatistics(std::span<const pipeline::VersionTotals> all,
+                           inference::ModelStatisticsResponse* out);
 
 }  // namespace rtml::protocol

@@ -275,9 +275,8 @@ TEST_F(V2GrpcTest, ATimeoutParameterThatHasPassedIsNotScored) {
   std::string out;
   // The timeout counts from the call's arrival: 1 µs after one that
   // arrived 1 ms ago has passed by the time the model would run.
-  const pipeline::ScoreTarget target{
-      .model = "binary", .path = Path::kV2Grpc,
-      .received = std::chrono::steady_clock::now() - std::chrono::milliseconds(1)};
+  pipeline::ScoreTarget target{.model = "binary", .path = Path::kV2Grpc};
+  target.received = std::chrono::steady_clock::now() - std::chrono::milliseconds(1);
   Status s = scorer_->Score(target, V2GrpcRequest(bytes), &scratch_, &out);
   EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded) << s.ToString();
   EXPECT_EQ(s.reason(), "deadline_exceeded");

@@ -521,6 +521,40 @@ std::string_view V2Datatype(schema::DType t) {
   return "FP32";
 }
 
+namespace {
+
+// The statistics extension's inference_stats rtml measures, by name
+// (cache_hit and cache_miss are zero: rtml has no response cache).
+struct InferenceStat {
+  const char* name;
+  pipeline::TimedCount pipeline::VersionTotals::*member;
+};
+constexpr InferenceStat kInferenceStats[] = {
+    {"success", &pipeline::VersionTotals::success},
+    {"fail", &pipeline::VersionTotals::fail},
+    {"queue", &pipeline::VersionTotals::queue},
+    {"compute_input", &pipeline::VersionTotals::compute_input},
+    {"compute_infer", &pipeline::VersionTotals::compute_infer},
+    {"compute_output", &pipeline::VersionTotals::compute_output}};
+}  // namespace
+
+void WriteV2ModelStatistics(JsonWriter& w, std::span<const pipeline::VersionTotals> all) {
+  auto duration = [&](std::string_view name, pipeline::TimedCount c) {
+    w.Key(name).BeginObject().Key("count").Uint(c.count).Key("ns").Uint(c.ns).EndObject();
+  };
+  w.BeginObject().Key("model_stats").BeginArray();
+  for (const pipeline::VersionTotals& t : all) {
+    w.BeginObject().Key("name").String(t.model).Key("version").String(std::to_string(t.version));
+    w.Key("last_inference").Uint(v2::LastInferenceMs(t)).Key("inference_count").Uint(t.rows);
+    w.Key("execution_count").Uint(t.model_calls).Key("inference_stats").BeginObject();
+    for (const InferenceStat& stat : kInferenceStats) duration(stat.name, t.*stat.member);
+    duration("cache_hit", {});
+    duration("cache_miss", {});
+    w.EndObject().Key("batch_stats").BeginArray().EndArray().EndObject();
+  }
+  w.EndArray().EndObject();
+}
+
 void WriteV2ModelMetadata(JsonWriter& w, const model::ModelEntry& e, const ModelVersion& v,
                           std::span<const schema::KeySpec> keys) {
   w.BeginObject().Key("name").String(e.name).Key("versions").BeginArray();

@@ -28,6 +28,7 @@
 #include "common/json_writer.h"
 #include "model/repository.h"
 #include "pipeline/codec.h"
+#include "pipeline/scorer.h"
 #include "schema/schema.h"
 
 namespace rtml::protocol {
@@ -41,6 +42,9 @@ inline pipeline::Payload V2Json(std::string_view body) { return {&V2Rest(), body
 // keys.
 void WriteV2ModelMetadata(JsonWriter& w, const model::ModelEntry& e, const model::ModelVersion& v,
                           std::span<const schema::KeySpec> keys);
+// GET /v2/models[/{m}[/versions/{v}]]/stats (the statistics extension):
+// {"model_stats": [...]}, one per version, as Triton has it.
+void WriteV2ModelStatistics(JsonWriter& w, std::span<const pipeline::VersionTotals> all);
 // The V2 datatype of a feature's dtype (FP32, INT64, BOOL).
 std::string_view V2Datatype(schema::DType t);
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <chrono>
 #include <cmath>
 #include <algorithm>
 #include <cstring>
@@ -270,9 +271,8 @@ TEST_F(V2RestTest, ParametersCarryADeadline) {
   // The timeout counts from the request's arrival: one that arrived 1 ms
   // ago with Triton's "timeout" of 500 µs is not scored; with 1 s, it is.
   auto arrived_1ms_ago = [&](std::string_view params) {
-    const pipeline::ScoreTarget target{
-        .model = "binary", .path = Path::kV2Rest,
-        .received = std::chrono::steady_clock::now() - std::chrono::milliseconds(1)};
+    pipeline::ScoreTarget target{.model = "binary", .path = Path::kV2Rest};
+    target.received = std::chrono::steady_clock::now() - std::chrono::milliseconds(1);
     return scorer_->Score(target, V2Json(with(params)), &scratch_, &response_);
   };
   const Status late = arrived_1ms_ago(R"({"timeout": 500})");
@@ -297,6 +297,57 @@ TEST_F(V2RestTest, MetadataListsInputsOutputsAndLabels) {
   EXPECT_EQ(std::string_view(m["outputs"].at(0)["name"]), "probabilities");
   EXPECT_EQ(int64_t(m["outputs"].at(0)["shape"].at(1)), 3);
   EXPECT_EQ(std::string_view(m["parameters"]["labels"]), "low,mid,high");
+}
+
+TEST_F(V2RestTest, StatisticsCountRowsCallsAndTimesPerVersion) {
+  const std::string one = R"({"inputs": [{"name": "f1", "datatype": "FP32", "shape": [1],
+      "data": [0.5]}]})";
+  const std::string three = R"({"inputs": [{"name": "f1", "datatype": "FP32", "shape": [3],
+      "data": [0.5, 1, 2]}]})";
+  const auto before = std::chrono::system_clock::now();
+  ASSERT_TRUE(Infer("binary", V2Json(one)).ok()) << response_;
+  ScoreTarget queued{.model = "binary", .path = Path::kV2Rest};
+  queued.received = std::chrono::steady_clock::now() - std::chrono::milliseconds(2);
+  ASSERT_TRUE(scorer_->Score(queued, V2Json(three), &scratch_, &response_).ok()) << response_;
+  Bad("binary", R"({"inputs": [{"name": "zz", "datatype": "FP32", "shape": [1], "data": [1]}]})");
+
+  auto totals = scorer_->Totals("binary", std::nullopt);
+  ASSERT_TRUE(totals.ok()) << totals.status().ToString();
+  std::string out;
+  JsonWriter w(&out);
+  WriteV2ModelStatistics(w, *totals);
+  simdjson::dom::element doc = parser_.parse(out);
+  simdjson::dom::array stats = doc["model_stats"];
+  ASSERT_EQ(stats.size(), 2u) << out;  // versions 1 and 2 of "binary"
+  simdjson::dom::element v2 = stats.at(1);  // the default version answered
+  EXPECT_EQ(std::string_view(v2["name"]), "binary");
+  EXPECT_EQ(std::string_view(v2["version"]), "2");
+  EXPECT_EQ(uint64_t(v2["inference_count"]), 4u) << out;  // rows
+  EXPECT_EQ(uint64_t(v2["execution_count"]), 2u);
+  simdjson::dom::element is = v2["inference_stats"];
+  EXPECT_EQ(uint64_t(is["success"]["count"]), 2u);
+  EXPECT_GT(uint64_t(is["success"]["ns"]), 0u);
+  EXPECT_EQ(uint64_t(is["fail"]["count"]), 1u);
+  EXPECT_EQ(uint64_t(is["compute_infer"]["count"]), 2u);
+  EXPECT_EQ(uint64_t(is["compute_input"]["count"]), 2u);
+  EXPECT_EQ(uint64_t(is["compute_output"]["count"]), 2u);
+  // Only the request that says when it arrived has a queue time: 2 ms or more.
+  EXPECT_EQ(uint64_t(is["queue"]["count"]), 1u);
+  EXPECT_GE(uint64_t(is["queue"]["ns"]), 2'000'000u);
+  EXPECT_EQ(uint64_t(is["cache_hit"]["count"]), 0u);
+  const auto ms = [](auto t) {
+    return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(
+                        t.time_since_epoch()).count());
+  };
+  EXPECT_GE(uint64_t(v2["last_inference"]) + 2, ms(before));
+  EXPECT_LE(uint64_t(v2["last_inference"]), ms(std::chrono::system_clock::now()) + 2);
+  EXPECT_EQ(uint64_t(stats.at(0)["last_inference"]), 0u);  // version 1: never asked
+  EXPECT_EQ(uint64_t(stats.at(0)["inference_count"]), 0u);
+
+  EXPECT_EQ(scorer_->Totals("binary", 1)->size(), 1u);
+  EXPECT_GE(scorer_->Totals("", std::nullopt)->size(), 4u);  // every model's versions
+  EXPECT_EQ(scorer_->Totals("nope", std::nullopt).status().reason(), "unknown_model");
+  EXPECT_EQ(scorer_->Totals("binary", 9).status().reason(), "unknown_version");
 }
 
 }  // namespace

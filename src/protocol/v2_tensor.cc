@@ -1,6 +1,7 @@
 #include "protocol/v2_tensor.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -302,6 +303,24 @@ Result<uint32_t> OutputBit(const ModelVersion& v, std::string_view name, std::st
 const std::string& LabelOf(const ModelVersion& v, const float* row) {
   const int n = v.model->num_outputs();
   return v.spec.labels[static_cast<size_t>(std::max_element(row, row + n) - row)];
+}
+
+Result<std::optional<int64_t>> VersionNumber(std::string_view version) {
+  if (version.empty()) return std::optional<int64_t>();
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
+  if (ec != std::errc() || end != version.data() + version.size() || v <= 0) {
+    return NotFound("version '" + std::string(version) + "' is not a positive integer",
+                    "unknown_version");
+  }
+  return std::optional<int64_t>(v);
+}
+
+uint64_t LastInferenceMs(const pipeline::VersionTotals& t) {
+  if (!t.last_inference) return 0;
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   t.last_inference->time_since_epoch())
+                                   .count());
 }
 
 }  // namespace rtml::protocol::v2

@@ -19,6 +19,7 @@
 #include "common/status.h"
 #include "model/repository.h"
 #include "pipeline/codec.h"
+#include "pipeline/scorer.h"
 
 namespace rtml::protocol::v2 {
 
@@ -112,5 +113,12 @@ Result<uint32_t> OutputBit(const model::ModelVersion& v, std::string_view name,
                            std::string field);
 // The label of the most likely class of one row of outputs.
 const std::string& LabelOf(const model::ModelVersion& v, const float* row);
+
+// last_inference: milliseconds since the epoch (0: none yet).
+uint64_t LastInferenceMs(const pipeline::VersionTotals& t);
+
+// A version as the protocol names it in a path or a message: empty (nullopt:
+// the model's default, or all) or a positive integer; else unknown_version.
+Result<std::optional<int64_t>> VersionNumber(std::string_view version);
 
 }  // namespace rtml::protocol::v2

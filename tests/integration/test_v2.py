@@ -14,6 +14,7 @@ import os
 import struct
 import subprocess
 import tempfile
+import time
 import unittest
 
 import numpy as np
@@ -122,6 +123,33 @@ class FraudV2Test(unittest.TestCase):
         self.assertIn("unknown model 'nope'", e.exception.message())
         status = requests.get(f"http://{self.url}/v2/models/fraud/versions/7").status_code
         self.assertEqual(status, 404)
+
+    def test_statistics_count_what_was_scored(self):
+        self.assertIn("statistics", self.client.get_server_metadata()["extensions"])
+
+        def fraud_stats():
+            (stats,) = self.client.get_inference_statistics("fraud", "1")["model_stats"]
+            return stats
+
+        before = fraud_stats()
+        self.client.infer("fraud", feature_tensors(self.inputs, fraud_rows(self.inputs, 5, seed=21),
+                                                   binary=True))
+        after = fraud_stats()
+        self.assertEqual((after["name"], after["version"]), ("fraud", "1"))
+        self.assertEqual(after["inference_count"] - before["inference_count"], 5)  # rows
+        self.assertEqual(after["execution_count"] - before["execution_count"], 1)
+        for stat in ("success", "queue", "compute_input", "compute_infer", "compute_output"):
+            self.assertEqual(after["inference_stats"][stat]["count"]
+                             - before["inference_stats"][stat]["count"], 1, stat)
+            self.assertGreater(after["inference_stats"][stat]["ns"],
+                               before["inference_stats"][stat]["ns"], stat)
+        self.assertLessEqual(abs(after["last_inference"] - time.time() * 1000), 5000)
+        everything = self.client.get_inference_statistics()["model_stats"]
+        self.assertIn(("fraud", "1"), {(s["name"], s["version"]) for s in everything})
+        with self.assertRaises(InferenceServerException) as e:
+            self.client.get_inference_statistics("nope")
+        self.assertEqual(e.exception.status(), "404")
+        self.assertIn("unknown model 'nope'", e.exception.message())
 
     def test_one_row_json_equals_xgboost(self):
         rows = fraud_rows(self.inputs, 1, seed=1)

@@ -10,9 +10,11 @@ tritonclient), so rtml's .proto is checked against another's. Bad requests
 (wrong datatype, wrong shape, unknown input, truncated raw data, ...) get
 INVALID_ARGUMENT or NOT_FOUND naming what was wrong, and no crash.
 """
+import functools
 import os
 import signal
 import tempfile
+import time
 import unittest
 
 import grpc
@@ -80,6 +82,29 @@ class FraudGrpcTest(unittest.TestCase):
             self.client.get_model_metadata("nope")
         self.assertEqual(e.exception.status(), "StatusCode.NOT_FOUND")
         self.assertIn("unknown model 'nope'", e.exception.message())
+
+    def test_statistics_count_what_was_scored(self):
+        self.assertIn("statistics", self.client.get_server_metadata(as_json=True)["extensions"])
+
+        def fraud_stats():
+            (stats,) = self.client.get_inference_statistics("fraud", "1", as_json=True)[
+                "model_stats"]
+            return stats
+
+        before = fraud_stats()
+        self.client.infer("fraud", grpc_tensors(self.inputs, fraud_rows(self.inputs, 7, seed=22)))
+        after = fraud_stats()
+        # proto3 JSON: 64-bit integers are strings, zeros are left out.
+        count = lambda s, *path: int(functools.reduce(lambda d, k: d.get(k, {}), path, s) or 0)
+        self.assertEqual(count(after, "inference_count") - count(before, "inference_count"), 7)
+        self.assertEqual(count(after, "execution_count") - count(before, "execution_count"), 1)
+        for stat in ("success", "queue", "compute_infer"):
+            self.assertEqual(count(after, "inference_stats", stat, "count")
+                             - count(before, "inference_stats", stat, "count"), 1, stat)
+        self.assertLessEqual(abs(count(after, "last_inference") - time.time() * 1000), 5000)
+        with self.assertRaises(InferenceServerException) as e:
+            self.client.get_inference_statistics("nope")
+        self.assertEqual(e.exception.status(), "StatusCode.NOT_FOUND")
 
     def test_one_row_equals_xgboost(self):
         rows = fraud_rows(self.inputs, 1, seed=11)
