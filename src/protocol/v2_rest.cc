@@ -34,6 +34,20 @@ Status JsonFail(simdjson::error_code e, std::string field) {
                          "malformed_json", std::move(field));
 }
 
+// A field of `o` wherever it is. On Demand's own out-of-order lookup
+// (find_field_unordered) rewinds the object on the assumption that its
+// structure was already read through, and with malformed JSON that is
+// undefined behaviour (v2_infer_fuzzer found it: a parameter without a
+// value). This searches forward, then once more from the object's start,
+// with every step's error checked.
+simdjson::simdjson_result<od::value> FindField(od::object& o, std::string_view key) {
+  auto ahead = o.find_field(key);
+  if (ahead.error() != simdjson::NO_SUCH_FIELD) return ahead;
+  bool not_empty = false;
+  if (auto e = o.reset().get(not_empty)) return e;
+  return o.find_field(key);
+}
+
 class V2RestCodec final : public pipeline::Codec {
  public:
   std::string_view name() const override { return "v2_rest"; }
@@ -64,7 +78,7 @@ class V2RestCodec final : public pipeline::Codec {
 // A boolean parameter: absent, true or false, or an error naming it.
 Result<std::optional<bool>> BoolParam(od::object params, std::string_view name,
                                       const std::string& field) {
-  auto v = params.find_field_unordered(name);
+  auto v = FindField(params, name);
   if (v.error() == simdjson::NO_SUCH_FIELD) return std::optional<bool>();
   bool b = false;
   if (v.get_bool().get(b)) {
@@ -79,7 +93,7 @@ Result<std::optional<bool>> BoolParam(od::object params, std::string_view name,
 // than that from now. A positive number, at most a day.
 Status ReadTimeout(od::object params, DecodedBody* d) {
   for (std::string_view name : {"timeout_ms", "timeout"}) {
-    auto v = params.find_field_unordered(name);
+    auto v = FindField(params, name);
     if (v.error() == simdjson::NO_SUCH_FIELD) continue;
     double x = 0;
     RETURN_IF_ERROR(v2::ApplyTimeout(name, v.get_double().get(x) ? std::nullopt
@@ -109,18 +123,18 @@ std::optional<uint64_t> V2RestCodec::StickyKey(const Payload& p, std::string_vie
   od::document doc;
   od::array inputs;
   if (scratch.parser.iterate(PaddedCopy(*json, scratch)).get(doc) ||
-      doc.find_field_unordered("inputs").get_array().get(inputs)) {
+      doc.find_field("inputs").get_array().get(inputs)) {
     return std::nullopt;
   }
   for (auto t : inputs) {
     od::object tensor;
     std::string_view name;
-    if (t.get_object().get(tensor) || tensor.find_field_unordered("name").get_string().get(name)) {
+    if (t.get_object().get(tensor) || FindField(tensor, "name").get_string().get(name)) {
       return std::nullopt;
     }
     if (name != key) continue;
     od::value data;
-    if (tensor.find_field_unordered("data").get(data)) return std::nullopt;  // binary: no key
+    if (FindField(tensor, "data").get(data)) return std::nullopt;  // binary: no key
     // The first scalar of a possibly nested array.
     for (int depth = 0; depth < 8; ++depth) {
       od::json_type type;
@@ -233,12 +247,12 @@ Status V2RestCodec::DecodeOutputs(od::array outputs, const ModelVersion& v, Deco
     const std::string field = "outputs[" + std::to_string(i++) + "]";
     od::object out;
     std::string_view name;
-    if (o.get_object().get(out) || out.find_field_unordered("name").get_string().get(name)) {
+    if (o.get_object().get(out) || FindField(out, "name").get_string().get(name)) {
       return Bad("each requested output must be {\"name\": ...}", "wrong_type", field);
     }
     ASSIGN_OR_RETURN(const uint32_t bit, v2::OutputBit(v, name, field));
     d->outputs |= bit;
-    auto params_field = out.find_field_unordered("parameters");
+    auto params_field = FindField(out, "parameters");
     if (params_field.error() != simdjson::NO_SUCH_FIELD) {
       od::object params;
       if (params_field.get_object().get(params)) {
@@ -367,11 +381,11 @@ Status V2RestCodec::DecodeInput(od::object tensor, size_t index, RowSink& rows, 
                                 std::string_view* binary) const {
   Tensor t;
   const std::string at = "inputs[" + std::to_string(index) + "]";
-  if (tensor.find_field_unordered("name").get_string().get(t.name) || t.name.empty()) {
+  if (FindField(tensor, "name").get_string().get(t.name) || t.name.empty()) {
     return Bad("input " + std::to_string(index) + " needs a \"name\"", "bad_request", at);
   }
   std::string_view datatype;
-  if (tensor.find_field_unordered("datatype").get_string().get(datatype)) {
+  if (FindField(tensor, "datatype").get_string().get(datatype)) {
     return Bad("input " + Quoted(t.name) + " needs a \"datatype\" (FP32, FP64, INT64, BOOL, ...)",
                "wrong_datatype", t.field());
   }
@@ -381,7 +395,7 @@ Status V2RestCodec::DecodeInput(od::object tensor, size_t index, RowSink& rows, 
                "wrong_datatype", t.field());
   }
   od::value shape;
-  if (tensor.find_field_unordered("shape").get(shape)) {
+  if (FindField(tensor, "shape").get(shape)) {
     return Bad("input " + Quoted(t.name) + " needs a \"shape\"", "wrong_shape", t.field());
   }
   RETURN_IF_ERROR(ReadShape(shape, &t));
@@ -390,14 +404,14 @@ Status V2RestCodec::DecodeInput(od::object tensor, size_t index, RowSink& rows, 
   // Optional fields: absent is fine, any other error ends the decoding (the
   // parser cannot go on after one).
   int64_t binary_size = -1;
-  auto params_field = tensor.find_field_unordered("parameters");
+  auto params_field = FindField(tensor, "parameters");
   if (params_field.error() != simdjson::NO_SUCH_FIELD) {
     od::object params;
     if (params_field.get_object().get(params)) {
       return Bad("input " + Quoted(t.name) + "'s \"parameters\" must be an object",
                  "wrong_type", t.field());
     }
-    auto field = params.find_field_unordered("binary_data_size");
+    auto field = FindField(params, "binary_data_size");
     if (field.error() != simdjson::NO_SUCH_FIELD) {
       int64_t n = 0;
       if (field.get_int64().get(n) || n < 0) {
@@ -419,7 +433,7 @@ Status V2RestCodec::DecodeInput(od::object tensor, size_t index, RowSink& rows, 
     return v2::PutRaw(raw, sink);
   }
   od::value data;
-  if (tensor.find_field_unordered("data").get(data)) {
+  if (FindField(tensor, "data").get(data)) {
     return Bad("input " + Quoted(t.name) + " has no \"data\" (nor binary_data_size)",
                "bad_request", t.field());
   }

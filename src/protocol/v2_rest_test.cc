@@ -182,6 +182,15 @@ TEST_F(V2RestTest, EveryBadTensorIsAClearClientError) {
       {R"({"inputs": [{"name": "f1", "datatype": "FP32", "shape": [1], "data": [1]}],
            "outputs": [{"name": "probability", 3}]})",
        "malformed_json", ""},
+      // A parameter without a value, then a field looked up out of order:
+      // found by v2_infer_fuzzer (simdjson's rewinding lookup assumes a
+      // well-formed object; UBSan). Each lookup now searches twice, forward.
+      {R"({"inputs": [{"name": "f1", "datatype": "FP32", "shape": [1],
+           "parameters": {"binary_data_sizes":}}}}}}}}, "data": [1]}]})",
+       "malformed_json", ""},
+      {R"({"inputs": [{"data": [1], "name": "f1", "datatype": "FP32",
+           "parameters": {"x":}}, "shape": [1]}]})",
+       "malformed_json", ""},
   };
   for (const Case& c : cases) {
     Status s = Bad("binary", c.body);
@@ -297,6 +306,15 @@ TEST_F(V2RestTest, MetadataListsInputsOutputsAndLabels) {
   EXPECT_EQ(std::string_view(m["outputs"].at(0)["name"]), "probabilities");
   EXPECT_EQ(int64_t(m["outputs"].at(0)["shape"].at(1)), 3);
   EXPECT_EQ(std::string_view(m["parameters"]["labels"]), "low,mid,high");
+}
+
+TEST_F(V2RestTest, FieldsInAnyOrder) {
+  const double in_order = Native("binary", R"({"f1": 0.5})");
+  simdjson::dom::element e = Ok("binary", R"({"outputs": [{"parameters": {"binary_data": false},
+      "name": "probability"}], "inputs": [{"data": [0.5], "parameters": {}, "shape": [1],
+      "datatype": "FP32", "name": "f1"}], "parameters": {"timeout_ms": 1000,
+      "binary_data_output": false}})");
+  EXPECT_NEAR(double(e["outputs"].at(0)["data"].at(0)), in_order, 1e-6);
 }
 
 TEST_F(V2RestTest, StatisticsCountRowsCallsAndTimesPerVersion) {
