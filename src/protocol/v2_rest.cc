@@ -384,6 +384,13 @@ Status V2RestCodec::DecodeInput(od::object tensor, size_t index, RowSink& rows, 
   if (FindField(tensor, "name").get_string().get(t.name) || t.name.empty()) {
     return Bad("input " + std::to_string(index) + " needs a \"name\"", "bad_request", at);
   }
+  // Looked up in the order clients write them (tritonclient: name, shape,
+  // datatype, then data or its binary size), so that each is found ahead.
+  od::value shape;
+  if (FindField(tensor, "shape").get(shape)) {
+    return Bad("input " + Quoted(t.name) + " needs a \"shape\"", "wrong_shape", t.field());
+  }
+  RETURN_IF_ERROR(ReadShape(shape, &t));
   std::string_view datatype;
   if (FindField(tensor, "datatype").get_string().get(datatype)) {
     return Bad("input " + Quoted(t.name) + " needs a \"datatype\" (FP32, FP64, INT64, BOOL, ...)",
@@ -394,15 +401,16 @@ Status V2RestCodec::DecodeInput(od::object tensor, size_t index, RowSink& rows, 
     return Bad("input " + Quoted(t.name) + " has unknown datatype " + Quoted(datatype),
                "wrong_datatype", t.field());
   }
-  od::value shape;
-  if (FindField(tensor, "shape").get(shape)) {
-    return Bad("input " + Quoted(t.name) + " needs a \"shape\"", "wrong_shape", t.field());
-  }
-  RETURN_IF_ERROR(ReadShape(shape, &t));
   ASSIGN_OR_RETURN(const TensorSink sink, TensorSink::For(t, index, rows, d));
-  // Binary data (its size in the tensor's parameters) or JSON "data".
+  // JSON "data", or binary data (its size in the tensor's parameters).
   // Optional fields: absent is fine, any other error ends the decoding (the
   // parser cannot go on after one).
+  auto data_field = FindField(tensor, "data");
+  if (data_field.error() != simdjson::NO_SUCH_FIELD) {
+    od::value data;
+    if (data_field.get(data)) return JsonFail(data_field.error(), t.field());
+    return PutJson(data, sink);
+  }
   int64_t binary_size = -1;
   auto params_field = FindField(tensor, "parameters");
   if (params_field.error() != simdjson::NO_SUCH_FIELD) {
@@ -421,23 +429,19 @@ Status V2RestCodec::DecodeInput(od::object tensor, size_t index, RowSink& rows, 
       binary_size = n;
     }
   }
-  if (binary_size >= 0) {
-    if (static_cast<size_t>(binary_size) > binary->size()) {
-      return Bad("input " + Quoted(t.name) + " says " + std::to_string(binary_size) +
-                     " bytes of binary data but only " + std::to_string(binary->size()) +
-                     " follow (truncated?)",
-                 "bad_binary_data", t.field());
-    }
-    const std::string_view raw = binary->substr(0, static_cast<size_t>(binary_size));
-    binary->remove_prefix(static_cast<size_t>(binary_size));
-    return v2::PutRaw(raw, sink);
-  }
-  od::value data;
-  if (FindField(tensor, "data").get(data)) {
+  if (binary_size < 0) {
     return Bad("input " + Quoted(t.name) + " has no \"data\" (nor binary_data_size)",
                "bad_request", t.field());
   }
-  return PutJson(data, sink);
+  if (static_cast<size_t>(binary_size) > binary->size()) {
+    return Bad("input " + Quoted(t.name) + " says " + std::to_string(binary_size) +
+                   " bytes of binary data but only " + std::to_string(binary->size()) +
+                   " follow (truncated?)",
+               "bad_binary_data", t.field());
+  }
+  const std::string_view raw = binary->substr(0, static_cast<size_t>(binary_size));
+  binary->remove_prefix(static_cast<size_t>(binary_size));
+  return v2::PutRaw(raw, sink);
 }
 
 void V2RestCodec::Write(const ModelVersion& v, DecodedBody& d, const float* outputs,
