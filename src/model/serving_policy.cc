@@ -1,6 +1,7 @@
 #include "model/serving_policy.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "common/hash.h"
 #include "config/yaml.h"
@@ -37,6 +38,9 @@ Status ReadLabels(const YAML::Node& n, const std::string& where, ServingPolicy* 
   return Status::Ok();
 }
 
+// Enough for shares to a millionth; a sum of any number of them fits uint64_t.
+constexpr double kMaxWeight = 1e6;
+
 Status ReadTraffic(const YAML::Node& n, const std::string& where, ServingPolicy* p) {
   if (!n) return Status::Ok();
   if (!n.IsMap()) return FailedPrecondition(where + ": give version: weight pairs");
@@ -48,9 +52,13 @@ Status ReadTraffic(const YAML::Node& n, const std::string& where, ServingPolicy*
     } catch (const YAML::Exception&) {
       return FailedPrecondition(where + "." + std::to_string(v) + ": a weight is a number");
     }
-    if (w < 0 || w != static_cast<double>(static_cast<uint64_t>(w))) {
+    // Checked before any conversion: NaN or a weight past uint64_t's range
+    // would be undefined behaviour to convert (found by model_yaml_fuzzer).
+    if (!(w >= 0 && w <= kMaxWeight) || w != std::floor(w)) {
       return FailedPrecondition(where + "." + std::to_string(v) +
-                                ": weights are whole numbers >= 0, not " + kv.second.Scalar());
+                                ": weights are whole numbers from 0 to " +
+                                std::to_string(static_cast<int64_t>(kMaxWeight)) + ", not " +
+                                kv.second.Scalar());
     }
     if (w == 0) continue;  // a version at 0 takes no traffic
     p->traffic.emplace_back(v, static_cast<uint64_t>(w));

@@ -36,6 +36,11 @@ TEST(ServingPolicyTest, ErrorsNameTheKey) {
   EXPECT_NE(ParseError("default: two\n").find("not a version number"), std::string::npos);
   EXPECT_NE(ParseError("traffic: {2: -5}\n").find("whole numbers"), std::string::npos);
   EXPECT_NE(ParseError("traffic: {2: 0}\n").find("every weight is 0"), std::string::npos);
+  // Found by model_yaml_fuzzer: converting these was undefined behaviour.
+  EXPECT_NE(ParseError("traffic: {2: 8.1e115}\n").find("from 0 to 1000000, not 8.1e115"),
+            std::string::npos);
+  EXPECT_NE(ParseError("traffic: {2: .nan}\n").find("whole numbers"), std::string::npos);
+  EXPECT_NE(ParseError("traffic: {2: 2.5}\n").find("whole numbers"), std::string::npos);
   EXPECT_NE(ParseError("default: 2\nshadow: [2]\n").find("never answers"), std::string::npos);
   EXPECT_NE(ParseError("shadow: 4\n").find("list of versions"), std::string::npos);
 }
