@@ -176,11 +176,7 @@ Result<std::pair<const model::ModelEntry*, const model::ModelVersion*>> Find(
   }
   ASSIGN_OR_RETURN(const std::optional<int64_t> number, protocol::v2::VersionNumber(version));
   const model::ModelVersion* v = e->Get(number);
-  if (v == nullptr) {
-    return NotFound("model '" + e->name + "' has no version " + std::string(version) +
-                        " loaded",
-                    "unknown_version");
-  }
+  if (v == nullptr) return e->NoSuchVersion(version);
   return std::make_pair(e, v);
 }
 

@@ -40,12 +40,7 @@ void Routes::V2ModelMetadata(std::string_view model, std::string_view version, b
   auto number = protocol::v2::VersionNumber(version);
   if (!number.ok()) return V2Error(number.status(), res);
   const model::ModelVersion* v = e->Get(*number);
-  if (v == nullptr) {
-    return V2Error(NotFound("model '" + e->name + "' has no version " + std::string(version) +
-                                " loaded",
-                            "unknown_version"),
-                   res);
-  }
+  if (v == nullptr) return V2Error(e->NoSuchVersion(version), res);
   JsonWriter w(&res.body());
   if (ready_only) {
     // A version is served only once loaded, checked and warmed up.

@@ -358,11 +358,13 @@ Result<std::pair<const ModelVersion*, std::string_view>> ModelEntry::Pick(
     const RouteRequest& r) const {
   ASSIGN_OR_RETURN(RouteChoice choice, Route(policy, default_version, r));
   const ModelVersion* v = Get(choice.version);
-  if (v == nullptr) {
-    return NotFound("model '" + name + "' has no version " + std::to_string(choice.version),
-                    "unknown_version");
-  }
+  if (v == nullptr) return NoSuchVersion(std::to_string(choice.version));
   return std::pair{v, choice.route};
+}
+
+Status ModelEntry::NoSuchVersion(std::string_view version) const {
+  return NotFound("model '" + name + "' has no version " + std::string(version) + " loaded",
+                  "unknown_version");
 }
 
 const ModelEntry* ModelRepository::Find(std::string_view name) const {

@@ -99,6 +99,9 @@ struct ModelEntry {
   // Picks the version for a request (model/serving_policy.h) and returns it
   // with its route; NotFound when the version or label is unknown.
   Result<std::pair<const ModelVersion*, std::string_view>> Pick(const RouteRequest& r) const;
+  // The error for a version of this model that is not loaded
+  // (unknown_version), `version` as the request wrote it.
+  Status NoSuchVersion(std::string_view version) const;
 };
 
 class ModelRepository {

@@ -380,9 +380,7 @@ Status Scorer::Failed(const ModelVersion& v, Path path, Status s,
   if (const VersionMetrics* m = MetricsFor(v)) {
     const PathMetrics& pm = m->paths[static_cast<int>(path)];
     pm.errors->Inc();
-    pm.fail_ns.Inc(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                              std::chrono::steady_clock::now() - start)
-                                              .count()));
+    pm.fail_ns.Inc(PathMetrics::Ns(std::chrono::steady_clock::now() - start));
   }
   return s;
 }
@@ -663,11 +661,7 @@ Result<std::vector<VersionTotals>> Scorer::Totals(std::string_view model,
   }
   const model::ModelEntry* e = repo->Find(model);
   if (e == nullptr) return NotFound("unknown model '" + std::string(model) + "'", "unknown_model");
-  if (version && e->Get(version) == nullptr) {
-    return NotFound("model '" + e->name + "' has no version " + std::to_string(*version) +
-                        " loaded",
-                    "unknown_version");
-  }
+  if (version && e->Get(version) == nullptr) return e->NoSuchVersion(std::to_string(*version));
   add_model(*e);
   return out;
 }

@@ -275,12 +275,15 @@ class Scorer final : public model::VersionPreparer {
     std::array<observability::Counter*, kFallbackReasonCount> fallbacks;  // by reason
     std::unique_ptr<observability::WindowedHistogram> window;
     // For the V2 statistics (not in /metrics): counts and nanoseconds.
+    static uint64_t Ns(std::chrono::steady_clock::duration d) {
+      return static_cast<uint64_t>(std::max<int64_t>(
+          0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
+    }
     struct Timed {
       mutable observability::Counter count, ns;
       void Add(std::chrono::steady_clock::duration d) const {
         count.Inc();
-        ns.Inc(static_cast<uint64_t>(std::max<int64_t>(
-            0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count())));
+        ns.Inc(Ns(d));
       }
       TimedCount Read() const { return {count.value(), ns.value()}; }
     };
