@@ -6,6 +6,7 @@
 # http.max_queue_rows 0: every request queues, as before admission control).
 #
 #   bench/overload.sh [--runs 3] [--duration 8] [--rows 128] [--connections 512] [--loops 1]
+#                     [--modes "on off"]
 #
 # Per mode and run: the best throughput (closed loop, 4 connections), the
 # unloaded latency (open loop at 30% of it), then the overload (open loop at
@@ -18,7 +19,7 @@
 # at a higher priority so that its clock is not late, has a core of its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=3 DURATION=8 ROWS=128 CONNS=512 LOOPS=1
+RUNS=3 DURATION=8 ROWS=128 CONNS=512 LOOPS=1 MODES="on off"
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
@@ -26,7 +27,8 @@ while [ $# -gt 0 ]; do
     --rows) ROWS=$2; shift 2 ;;
     --connections) CONNS=$2; shift 2 ;;
     --loops) LOOPS=$2; shift 2 ;;
-    *) echo "usage: $0 [--runs N] [--duration S] [--rows R] [--connections C] [--loops L]" >&2; exit 2 ;;
+    --modes) MODES=$2; shift 2 ;;
+    *) echo "usage: $0 [--runs N] [--duration S] [--rows R] [--connections C] [--loops L] [--modes \"on off\"]" >&2; exit 2 ;;
   esac
 done
 source "$(dirname "$0")/common.sh"
@@ -72,7 +74,7 @@ declare -A ALL
 add() { ALL[$1]+=" $2"; }
 echo "loadgen: ${ROWS}-row batches, ${DURATION}s per phase, $RUNS runs per mode; $(nproc) cores" >&2
 for r in $(seq "$RUNS"); do
-  for mode in on off; do
+  for mode in $MODES; do
     start_rtml "$WORK/$mode.yaml"
     gen --closed --connections 4 --duration 2 --health-every-ms 0 >/dev/null  # warm-up
     best=$(gen --closed --connections 4 --health-every-ms 0)
@@ -94,11 +96,21 @@ for r in $(seq "$RUNS"); do
     add "$mode health_p99" "$(field "$over" 'j["health"]["p99_ms"]')"
     add "$mode health_fail" "$(field "$over" 'j["health"]["failures"]')"
     add "$mode rss" "$(field "$over" 'j["max_rss_mb"]')"
+    # The bars, per run: accepted p99 within twice the unloaded p99 plus the
+    # queueing budget (http.max_queue_ms, 20 by default), refusals' p99
+    # under 1 ms.
+    calm_p99=$(field "$calm" 'o["200"]["p99_ms"]')
+    add "$mode within_bar" "$(field "$over" 'int(o.get("200", {}).get("p99_ms", 1e9) <= 2 * '"$calm_p99"' + 20)')"
+    add "$mode fast_refusals" "$(field "$over" 'int(o.get("503", {}).get("p99_ms", 1e9) < 1)')"
     printf '  run %d, admission %-3s: best %s req/s, overload: %s\n' "$r" "$mode" "$best_rps" "$over" >&2
   done
 done
 
 m() { median ${ALL["$1"]}; }  # shellcheck disable=SC2086
+runs_of() {  # runs_of KEY: how many runs had 1, "k of n" ("–" for a mode not run)
+  local v; v=$(echo ${ALL["$1"]:-})  # shellcheck disable=SC2086
+  [ -n "$v" ] && echo "$(( ${v// /+} )) of $RUNS" || echo "–"
+}
 mkdir -p bench/results
 out=bench/results/overload-$(date -u +%Y%m%dT%H%M%SZ).md
 {
@@ -115,7 +127,9 @@ out=bench/results/overload-$(date -u +%Y%m%dT%H%M%SZ).md
   echo "| other outcomes and I/O errors | $(m 'on other') | $(m 'off other') |"
   echo "| /healthz p99 (failures) | $(m 'on health_p99') ms ($(m 'on health_fail')) | $(m 'off health_p99') ms ($(m 'off health_fail')) |"
   echo "| peak resident memory | $(m 'on rss') MB | $(m 'off rss') MB |"
+  echo "| runs with accepted p99 within 2x unloaded p99 + 20 ms | $(runs_of 'on within_bar') | $(runs_of 'off within_bar') |"
+  echo "| runs with refusals' p99 under 1 ms | $(runs_of 'on fast_refusals') | – |"
   echo
-  echo "Command: bench/overload.sh --runs $RUNS --duration $DURATION --rows $ROWS --connections $CONNS --loops $LOOPS"
+  echo "Command: bench/overload.sh --runs $RUNS --duration $DURATION --rows $ROWS --connections $CONNS --loops $LOOPS --modes \"$MODES\""
 } | tee "$out"
 echo "written to $out" >&2

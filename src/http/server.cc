@@ -1,6 +1,9 @@
 #include "http/server.h"
 
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/socket_base.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -31,7 +34,19 @@ using Clock = std::chrono::steady_clock;
 
 double Millis(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-constexpr auto kTurn = std::chrono::microseconds(250);  // of scoring between two polls
+// A loop alternates between rounds of its I/O (reads, cheap requests,
+// refusals, writes: whatever is ready) and turns of its queue of up to kTurn
+// (a turn also ends after the request that passes it), so I/O never waits
+// behind more than one turn. I/O comes first: reading and refusing is what
+// keeps an overloaded loop's answers fast, and costs far less than scoring
+// what it refuses; only under a flood of it does a round end at kIoRound,
+// so that queued work still gets a turn in every kIoRound + kTurn.
+constexpr auto kTurn = std::chrono::microseconds(250);
+constexpr auto kIoRound = std::chrono::milliseconds(2);
+// The scheduler slice a scoring thread asks for: longer than the default
+// (0.75 ms x (1 + log2 of the cores, up to 8): 3 ms at most), so that its
+// loop, on the default, preempts it on waking.
+constexpr int kScorerSliceUs = 10000;
 
 class Session;
 class WorkQueue;
@@ -44,56 +59,120 @@ struct LoopShared {
   WorkQueue* queue = nullptr;
 };
 
-// A loop's FIFO of heavy requests (mechanism; resilience::Admit decides).
-// Requests are scored one per posted turn, so the reads and cheap requests
-// of other connections run between two of them. Loop thread only.
+// A queued request, from its admission until it is answered.
+struct Item {
+  std::shared_ptr<Session> session;  // null once answered by the deadline timer
+  Clock::time_point enqueued, deadline;
+  size_t bytes = 0;
+  int64_t rows = 0;     // estimated
+  double ms = 0;        // estimated
+  double ahead_ms = 0;  // estimated service queued ahead of it when admitted
+};
+
+// What became of a request its loop's scoring thread took.
+struct Scored {
+  Clock::time_point start;  // when its turn came
+  double ms = 0;            // how long its run took
+  int64_t rows = 0;
+  enum class How { kRefused, kNow, kLater, kDeferred } how = How::kRefused;
+};
+
+// A loop's scoring thread: runs the heavy requests PlaceWork() sends off the
+// loop, in the order the loop hands them over, with its own ThreadState and
+// io_context (their feature-store reads run there), so that the loop goes on
+// reading, refusing and answering while they are scored. What it ran goes
+// back to the loop (WorkQueue::ScorerDone), which writes the answers.
+// It asks for long scheduler slices, so that its loop, waking with a shorter
+// one, preempts it at once (RequestSchedulerSlice).
+// Thread-safety: Hand() and Start()/Stop() from the loop's owner or thread;
+// the rest runs on its own thread.
+class ScoringThread {
+ public:
+  ScoringThread(Handler& handler, asio::io_context& loop_io)
+      : handler_(handler), loop_io_(loop_io), state_(handler.NewThreadState(io_)) {}
+  ~ScoringThread() { Stop(); }
+  void Start(WorkQueue* queue);
+  // Loop thread: the request will be run here, after those handed before.
+  void Hand(Item item);
+  // Stops (what is pending is dropped) and joins. Idempotent.
+  void Stop();
+
+ private:
+  void Main();
+  void RunOne();
+
+  Handler& handler_;
+  asio::io_context& loop_io_;
+  asio::io_context io_{1};
+  std::unique_ptr<ThreadState> state_;  // after io_: its reads are on io_
+  WorkQueue* queue_ = nullptr;
+  std::deque<Item> pending_;  // this thread's
+  std::thread thread_;
+};
+
+// A loop's heavy requests (mechanism; resilience::Admit and PlaceWork
+// decide), in two FIFOs: small ones the loop scores itself, a Turn() of them
+// between two rounds of its I/O (see HttpServer::Loop::Run), so the reads,
+// cheap requests and refusals of other connections run between two turns;
+// big ones it hands to its ScoringThread, at most kScorerDepth at a time so
+// that what waits stays here, under admission control and deadlines.
+// Loop thread only.
 class WorkQueue {
  public:
   WorkQueue(asio::io_context& io, const ServerOptions& options, const Handler& handler,
-            const ThreadState& state)
-      : io_(io), timer_(io), options_(options), handler_(handler), state_(state) {}
+            ThreadState& state, ScoringThread& scorer)
+      : io_(io), timer_(io), options_(options), handler_(handler), state_(state),
+        scorer_thread_(scorer) {}
   // Queues the session's request (read, not started), or answers it at once:
   // 503/504 when admission refuses it, 400 when its deadline header is bad.
   void Submit(std::shared_ptr<Session> session);
   // What it holds now, for gauges (any thread).
   int64_t depth() const { return depth_.load(std::memory_order_relaxed); }
   int64_t rows() const { return rows_.load(std::memory_order_relaxed); }
-  // Schedules a turn if work waits (after a later answer was sent, say).
-  void Post();
-  // A request answered later took `ms` of the loop's time in all.
+  // Whether a turn would do anything: live work for the loop, and a handler
+  // not Busy.
+  bool Ready() const { return loop_.live > 0 && !handler_.Busy(state_); }
+  // Answers the oldest live requests of the loop's FIFO (or refuses those
+  // whose deadline passed while they waited) for up to kTurn.
+  void Turn();
+  // A request answered later took `ms` of its thread's time in all.
   void ObserveLater(size_t bytes, int64_t rows, double ms) { estimate_.Observe(bytes, rows, ms); }
+  // The scoring thread ran (or refused) `item`: answers it, learns from it,
+  // hands over the next.
+  void ScorerDone(Item item, const Scored& scored);
 
  private:
-  struct Item {
-    std::shared_ptr<Session> session;  // null once answered by the deadline timer
-    Clock::time_point enqueued, deadline;
-    size_t bytes = 0;
-    int64_t rows = 0;   // estimated
-    double ms = 0;      // estimated
-    double ahead_ms = 0;  // estimated service queued ahead of it when admitted
+  // One FIFO and what it holds: rows, estimated service, live requests
+  // (with, for the scorer's, those handed over and not yet run).
+  struct Fifo {
+    std::deque<Item> items;
+    int64_t rows = 0;
+    double ms = 0;
+    size_t live = 0;
+    resilience::WaitEstimator wait;
   };
-  resilience::LoopLoad Load(Clock::time_point now);
-  void Pump();
-  void Forget(const Item& item);
+  resilience::LoopLoad Load(Fifo& fifo, Clock::time_point now);
+  void Forget(Fifo& fifo, int64_t rows, double ms);
+  void HandOver();
   void ArmTimer(Clock::time_point at);
   void OnTimer();
+
+  static constexpr int kScorerDepth = 2;  // handed over and not yet run
 
   asio::io_context& io_;
   asio::steady_timer timer_;
   Clock::time_point timer_at_ = Clock::time_point::max();
   const ServerOptions& options_;
   const Handler& handler_;
-  const ThreadState& state_;
+  ThreadState& state_;
+  ScoringThread& scorer_thread_;
   resilience::LoadEstimator estimate_;
-  std::deque<Item> items_;
-  int64_t queued_rows_ = 0;
-  double queued_ms_ = 0;
-  size_t live_items_ = 0;
-  bool posted_ = false;
-  std::atomic<int64_t> depth_{0}, rows_{0};  // live_items_ and queued_rows_, published
+  Fifo loop_, scorer_;
+  int handed_ = 0;
+  std::atomic<int64_t> depth_{0}, rows_{0};  // both FIFOs' live and rows, published
   void Publish() {
-    depth_.store(static_cast<int64_t>(live_items_), std::memory_order_relaxed);
-    rows_.store(queued_rows_, std::memory_order_relaxed);
+    depth_.store(static_cast<int64_t>(loop_.live + scorer_.live), std::memory_order_relaxed);
+    rows_.store(loop_.rows + scorer_.rows, std::memory_order_relaxed);
   }
 };
 
@@ -107,16 +186,22 @@ class Session : public std::enable_shared_from_this<Session> {
   // middle of a request answers it first (with "Connection: close").
   virtual void CloseIfIdle() = 0;
   virtual const Request& request() const = 0;
-  // Answers the request now, or takes note that the handler will later;
-  // returns the rows it scored.
+  // Runs the handler for the request with `state`, on that state's thread
+  // (the loop's, or its scoring thread's); returns the rows it scored and
+  // how it answers: kNow, the response is filled, for Answer(); kLater, the
+  // handler answers with LaterAnswer::Send(); kDeferred, the background
+  // worker fills the response and has it written.
+  using How = Scored::How;
   struct Ran {
     int64_t rows = 0;
-    bool later = false;  // the handler answers with LaterAnswer::Send()
+    How how = How::kNow;
   };
-  virtual Ran Run(RequestContext& context) = 0;
+  virtual Ran Run(RequestContext& context, ThreadState& state) = 0;
+  // Loop thread: writes the response Run() filled.
+  virtual void Answer() = 0;
   // How long Run() took for a request answered later (added to its finish).
   virtual void set_started_ms(double ms) = 0;
-  // Answers a queued request that will not be started.
+  // Loop thread: answers a queued request that will not be started.
   virtual void Refuse(const Status& why, int retry_after_s) = 0;
   // The handle a queued request may be answered later with.
   virtual std::shared_ptr<LaterAnswer> Later() = 0;
@@ -242,37 +327,40 @@ class StreamSession final : public Session, public LaterAnswer {
     res_.version(req.version());
     if (handler_->Queued(req)) return shared_->queue->Submit(shared_from_this());
     RequestContext context;
-    Run(context);
+    if (Run(context, *state_).how == How::kNow) Answer();
   }
 
  public:
   const Request& request() const override { return parser_->get(); }
 
-  Ran Run(RequestContext& context) override {
+  Ran Run(RequestContext& context, ThreadState& state) override {
     const Request& req = parser_->get();
     const bool offered = context.later != nullptr;
-    Deferred work = handler_->Handle(req, res_, *state_, context);
-    if (offered && context.later == nullptr) return {context.rows, true};  // Send() will answer
+    Deferred work = handler_->Handle(req, res_, state, context);
+    if (offered && context.later == nullptr) return {context.rows, How::kLater};
     if (work) {
       RunDeferred(std::move(work));
-      return {context.rows};
+      return {context.rows, How::kDeferred};
     }
-    res_.keep_alive(req.keep_alive());
+    return {context.rows, How::kNow};
+  }
+  void Answer() override {
+    res_.keep_alive(parser_->get().keep_alive());
     Write();
-    return {context.rows};
   }
   void set_started_ms(double ms) override { started_ms_ = ms; }
 
   std::shared_ptr<LaterAnswer> Later() override { return Self(); }
 
-  // LaterAnswer: the handler filled the response after I/O on this loop.
+  // LaterAnswer: the handler filled the response after I/O on the thread it
+  // ran on; it is written on the loop (at once when that is this thread).
   void Send(int64_t rows, std::chrono::nanoseconds service) override {
-    Tcp().expires_after(std::chrono::seconds(options_.idle_timeout_s));
-    const Request& req = parser_->get();
-    res_.keep_alive(req.keep_alive());
-    Write();
-    shared_->queue->ObserveLater(req.body().size(), rows, started_ms_ + Millis(service));
-    shared_->queue->Post();  // the handler may take queued work again
+    asio::dispatch(stream_.get_executor(), [self = Self(), rows, service] {
+      self->Tcp().expires_after(std::chrono::seconds(self->options_.idle_timeout_s));
+      self->Answer();
+      self->shared_->queue->ObserveLater(self->parser_->get().body().size(), rows,
+                                         self->started_ms_ + Millis(service));
+    });
   }
 
   void Refuse(const Status& why, int retry_after_s) override {
@@ -361,60 +449,55 @@ void WorkQueue::Submit(std::shared_ptr<Session> session) {
   std::optional<double> budget_ms = *timeout;
   if (!budget_ms && options_.default_timeout_ms > 0) budget_ms = options_.default_timeout_ms;
   const size_t bytes = req.body().size();
-  const resilience::Work work{.rows = estimate_.Rows(bytes),
-                              .service_ms = estimate_.ServiceMs(estimate_.Rows(bytes)),
-                              .budget_ms = budget_ms};
-  const resilience::LoopLoad load = Load(now);
+  const int64_t rows = estimate_.Rows(bytes);
+  const resilience::Work work{
+      .rows = rows, .service_ms = estimate_.ServiceMs(rows), .budget_ms = budget_ms};
+  const bool on_loop = resilience::PlaceWork(work) == resilience::Lane::kLoop;
+  Fifo& fifo = on_loop ? loop_ : scorer_;
+  const resilience::LoopLoad load = Load(fifo, now);
   const resilience::Admission a = resilience::Admit(options_.admission, load, work);
   if (a.verdict != resilience::Verdict::kAdmit) {
     return session->Refuse(resilience::RefusalStatus(a, options_.admission, load, work),
                            a.retry_after_s);
   }
   Item item{.session = std::move(session), .enqueued = now, .deadline = Clock::time_point::max(),
-            .bytes = bytes, .rows = work.rows, .ms = work.service_ms, .ahead_ms = queued_ms_};
+            .bytes = bytes, .rows = work.rows, .ms = work.service_ms, .ahead_ms = fifo.ms};
   if (budget_ms) {
     item.deadline = now + std::chrono::duration_cast<Clock::duration>(
                               std::chrono::duration<double, std::milli>(*budget_ms));
     if (item.deadline < timer_at_) ArmTimer(item.deadline);
   }
-  queued_rows_ += item.rows;
-  queued_ms_ += item.ms;
-  ++live_items_;
-  items_.push_back(std::move(item));
+  fifo.rows += item.rows;
+  fifo.ms += item.ms;
+  ++fifo.live;
+  fifo.items.push_back(std::move(item));
   Publish();
-  Post();
+  if (!on_loop) HandOver();
 }
 
-resilience::LoopLoad WorkQueue::Load(Clock::time_point now) {
-  while (!items_.empty() && !items_.front().session) items_.pop_front();
-  if (items_.empty()) return {};
-  return {.oldest_wait_ms = Millis(now - items_.front().enqueued),
-          .queued_ms = estimate_.WaitMs(queued_ms_),
-          .queued_rows = queued_rows_};
+// The loop's own FIFO is served next by the loop (unless its handler waits
+// on I/O); the scorer's by another thread, whose head's wait counts.
+resilience::LoopLoad WorkQueue::Load(Fifo& fifo, Clock::time_point now) {
+  while (!fifo.items.empty() && !fifo.items.front().session) fifo.items.pop_front();
+  if (fifo.live == 0) return {};
+  return {.oldest_wait_ms = fifo.items.empty() ? 0 : Millis(now - fifo.items.front().enqueued),
+          .queued_ms = fifo.wait.WaitMs(fifo.ms),
+          .queued_rows = fifo.rows,
+          .served_next = &fifo == &loop_ && !handler_.Busy(state_)};
 }
 
-void WorkQueue::Post() {
-  if (posted_ || live_items_ == 0 || handler_.Busy(state_)) return;
-  posted_ = true;
-  asio::post(io_, [this] { Pump(); });
-}
-
-// One turn: the oldest live requests are answered (or refused, if their
-// deadline passed while they waited) for up to kTurn, then the next turn is
-// posted behind whatever the loop has to do meanwhile (reads, cheap
-// requests). A turn of several small requests spares a poll of the sockets
-// per request; kTurn bounds what a cheap request waits for.
-void WorkQueue::Pump() {
-  posted_ = false;
+// A turn of several small requests spares a poll of the sockets per
+// request; kTurn bounds what the loop's I/O waits for.
+void WorkQueue::Turn() {
   const auto turn_start = Clock::now();
   auto start = turn_start;
   while (true) {
-    while (!items_.empty() && !items_.front().session) items_.pop_front();
-    if (items_.empty() || handler_.Busy(state_)) break;
-    Item item = std::move(items_.front());
-    items_.pop_front();
-    Forget(item);
-    estimate_.ObserveWait(item.ahead_ms, Millis(start - item.enqueued));
+    while (!loop_.items.empty() && !loop_.items.front().session) loop_.items.pop_front();
+    if (loop_.items.empty() || handler_.Busy(state_)) break;
+    Item item = std::move(loop_.items.front());
+    loop_.items.pop_front();
+    Forget(loop_, item.rows, item.ms);
+    loop_.wait.ObserveWait(item.ahead_ms, Millis(start - item.enqueued));
     if (start >= item.deadline) {
       item.session->Refuse(DeadlinePassed(start - item.enqueued), 0);
     } else {
@@ -422,9 +505,10 @@ void WorkQueue::Pump() {
                              .received = item.enqueued,
                              .queue_wait = start - item.enqueued,
                              .later = item.session->Later()};
-      const Session::Ran ran = item.session->Run(context);
+      const Session::Ran ran = item.session->Run(context, state_);
+      if (ran.how == Session::How::kNow) item.session->Answer();
       const auto end = Clock::now();
-      if (ran.later) {
+      if (ran.how == Session::How::kLater) {
         item.session->set_started_ms(Millis(end - start));  // observed once it is answered
       } else {
         estimate_.Observe(item.bytes, ran.rows, Millis(end - start));
@@ -433,16 +517,49 @@ void WorkQueue::Pump() {
     }
     if (start - turn_start >= kTurn) break;
   }
-  Post();
 }
 
-void WorkQueue::Forget(const Item& item) {
-  --live_items_;
-  queued_rows_ -= item.rows;
-  queued_ms_ -= item.ms;
-  if (live_items_ == 0) {  // no drift from floating-point sums
-    queued_rows_ = 0;
-    queued_ms_ = 0;
+// The scorer's FIFO's next requests go over while it holds fewer than
+// kScorerDepth not yet run: it never waits for the loop between two, and
+// the rest wait here, where deadlines and admission see them.
+void WorkQueue::HandOver() {
+  while (handed_ < kScorerDepth) {
+    while (!scorer_.items.empty() && !scorer_.items.front().session) scorer_.items.pop_front();
+    if (scorer_.items.empty()) return;
+    ++handed_;
+    scorer_thread_.Hand(std::move(scorer_.items.front()));
+    scorer_.items.pop_front();
+  }
+}
+
+void WorkQueue::ScorerDone(Item item, const Scored& scored) {
+  --handed_;
+  Forget(scorer_, item.rows, item.ms);
+  scorer_.wait.ObserveWait(item.ahead_ms, Millis(scored.start - item.enqueued));
+  switch (scored.how) {
+    case Scored::How::kRefused:
+      item.session->Refuse(DeadlinePassed(scored.start - item.enqueued), 0);
+      break;
+    case Scored::How::kNow:
+      item.session->Answer();
+      estimate_.Observe(item.bytes, scored.rows, scored.ms);
+      break;
+    case Scored::How::kDeferred:
+      estimate_.Observe(item.bytes, scored.rows, scored.ms);
+      break;
+    case Scored::How::kLater:  // observed once it is answered
+      break;
+  }
+  HandOver();
+}
+
+void WorkQueue::Forget(Fifo& fifo, int64_t rows, double ms) {
+  --fifo.live;
+  fifo.rows -= rows;
+  fifo.ms -= ms;
+  if (fifo.live == 0) {  // no drift from floating-point sums
+    fifo.rows = 0;
+    fifo.ms = 0;
   }
   Publish();
 }
@@ -456,29 +573,83 @@ void WorkQueue::ArmTimer(Clock::time_point at) {
 }
 
 // Answers 504 to every queued request whose deadline has passed, without
-// waiting for its turn, and re-arms for the earliest deadline left.
+// waiting for its turn, and re-arms for the earliest deadline left. (One
+// handed to the scoring thread is refused there if its turn comes late.)
 void WorkQueue::OnTimer() {
   timer_at_ = Clock::time_point::max();
   const auto now = Clock::now();
   Clock::time_point next = Clock::time_point::max();
-  for (Item& item : items_) {
-    if (!item.session) continue;
-    if (item.deadline <= now) {
-      Forget(item);
-      estimate_.ObserveWait(item.ahead_ms, Millis(now - item.enqueued));  // it waited at least this
-      std::shared_ptr<Session> session = std::move(item.session);
-      session->Refuse(DeadlinePassed(now - item.enqueued), 0);
-    } else {
-      next = std::min(next, item.deadline);
+  for (Fifo* fifo : {&loop_, &scorer_}) {
+    for (Item& item : fifo->items) {
+      if (!item.session) continue;
+      if (item.deadline <= now) {
+        Forget(*fifo, item.rows, item.ms);
+        fifo->wait.ObserveWait(item.ahead_ms, Millis(now - item.enqueued));  // it waited at least this
+        std::shared_ptr<Session> session = std::move(item.session);
+        session->Refuse(DeadlinePassed(now - item.enqueued), 0);
+      } else {
+        next = std::min(next, item.deadline);
+      }
     }
   }
   if (next != Clock::time_point::max()) ArmTimer(next);
+}
+
+void ScoringThread::Start(WorkQueue* queue) {
+  queue_ = queue;
+  thread_ = std::thread([this] { Main(); });
+}
+
+void ScoringThread::Hand(Item item) {
+  asio::post(io_, [this, item = std::move(item)]() mutable { pending_.push_back(std::move(item)); });
+}
+
+void ScoringThread::Stop() {
+  io_.stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+// Like its loop: the handlers that are ready (requests handed over, replies
+// of its reads), then one request, and so on; it sleeps when neither waits.
+void ScoringThread::Main() {
+  NameThisThread("rtml-scorer");
+  RequestSchedulerSlice(kScorerSliceUs);
+  auto guard = asio::make_work_guard(io_);
+  while (!io_.stopped()) {
+    const size_t ran = io_.poll();
+    if (!pending_.empty() && !handler_.Busy(*state_)) {
+      RunOne();
+    } else if (ran == 0) {
+      io_.run_one();
+    }
+  }
+}
+
+void ScoringThread::RunOne() {
+  Item item = std::move(pending_.front());
+  pending_.pop_front();
+  Scored scored{.start = Clock::now()};
+  if (scored.start < item.deadline) {
+    RequestContext context{.deadline = item.deadline,
+                           .received = item.enqueued,
+                           .queue_wait = scored.start - item.enqueued,
+                           .later = item.session->Later()};
+    const Session::Ran ran = item.session->Run(context, *state_);
+    scored.ms = Millis(Clock::now() - scored.start);
+    scored.rows = ran.rows;
+    scored.how = ran.how;
+    if (ran.how == Scored::How::kLater) item.session->set_started_ms(scored.ms);
+  }
+  asio::post(loop_io_, [queue = queue_, item = std::move(item), scored]() mutable {
+    queue->ScorerDone(std::move(item), scored);
+  });
 }
 
 }  // namespace
 
 BackgroundWorker::BackgroundWorker() {
   thread_ = std::thread([this] {
+    NameThisThread("rtml-background");
     LowerThisThreadPriority();  // its work must not compete with the loops
     std::unique_lock lock(mu_);
     while (true) {
@@ -521,7 +692,8 @@ class HttpServer::Loop {
        ssl::context* tls, bool with_reuseport = true)
       : io_(1), acceptor_(io_), options_(options), handler_(handler),
         state_(handler->NewThreadState(io_)), worker_(worker), tls_(tls),
-        reuseport_(with_reuseport), queue_(io_, options, *handler, *state_) {
+        reuseport_(with_reuseport), scorer_(*handler, io_),
+        queue_(io_, options, *handler, *state_, scorer_) {
     shared_->queue = &queue_;
   }
 
@@ -543,9 +715,26 @@ class HttpServer::Loop {
 
   int port() const { return acceptor_.local_endpoint().port(); }
 
+  // The loop: a round of ready I/O handlers (for up to kIoRound), then a
+  // turn of the queue, and so on; it sleeps in the reactor when neither has
+  // work.
+  // (Asio's run() would put a posted turn ahead of the completions the
+  // reactor gathers while it runs, so a read could wait behind several.)
   void Run() {
+    NameThisThread("rtml-http");
     Accept();
-    io_.run();
+    auto guard = asio::make_work_guard(io_);  // queued requests are work too
+    while (!io_.stopped()) {
+      size_t ran = 0;
+      for (const auto until = Clock::now() + kIoRound; io_.poll_one() > 0;) {
+        if (++ran % 8 == 0 && Clock::now() >= until) break;
+      }
+      if (queue_.Ready()) {
+        queue_.Turn();
+      } else if (ran == 0) {
+        io_.run_one();
+      }
+    }
   }
 
   void Stop() {
@@ -570,6 +759,9 @@ class HttpServer::Loop {
   }
   int live() const { return shared_->live.load(); }
   const WorkQueue& queue() const { return queue_; }
+  void StartScorer() { scorer_.Start(&queue_); }
+  // After the loop's thread has ended: the scoring thread posts to its loop.
+  void StopScorer() { scorer_.Stop(); }
 
  private:
   void Accept() {
@@ -605,6 +797,7 @@ class HttpServer::Loop {
   ssl::context* tls_;  // null: plain HTTP
   bool reuseport_;
   std::shared_ptr<LoopShared> shared_ = std::make_shared<LoopShared>();
+  ScoringThread scorer_;
   WorkQueue queue_;
   std::vector<std::weak_ptr<Session>> sessions_;  // for Drain(); loop thread only
 };
@@ -694,7 +887,10 @@ Status HttpServer::Start() {
     port_ = loop->port();
     loops_.push_back(std::move(loop));
   }
-  for (auto& loop : loops_) threads_.emplace_back([l = loop.get()] { l->Run(); });
+  for (auto& loop : loops_) {
+    loop->StartScorer();
+    threads_.emplace_back([l = loop.get()] { l->Run(); });
+  }
   return Status::Ok();
 }
 
@@ -729,6 +925,7 @@ void HttpServer::Stop() {
     if (t.joinable()) t.join();
   }
   threads_.clear();
+  for (auto& loop : loops_) loop->StopScorer();
   // Jobs hold sessions whose sockets belong to the loops: end them first.
   if (worker_) worker_->Stop();
   loops_.clear();
