@@ -328,6 +328,48 @@ class StoreDeadlineTest(unittest.TestCase):
             self.assertEqual(body["prediction"], want["prediction"], body)
 
 
+    def test_batches_read_redis_on_the_scoring_thread_without_stalling_the_loop(self):
+        """A batch is scored on the loop's scoring thread, which reads Redis
+        on a connection of its own: its answers are the single rows'
+        answers (scored on the loop), and while Redis is stalled under a
+        waiting batch the loop answers health checks and single rows."""
+        server, proxy = redis_behind_proxy(self)
+        rows = [{"user_id": 1001 + i, "amount": 5.0 + i} for i in range(64)]
+        singles = []
+        for row in rows:
+            status, body, _ = server.request("POST", "/predict", row)
+            self.assertEqual((status, body["feature_store"]), (200, "ok"), body)
+            singles.append(body["prediction"])
+        status, body, _ = server.request("POST", "/predict", {"instances": rows})
+        self.assertEqual((status, body["feature_store"]), (200, "ok"), body)
+        self.assertEqual(body["predictions"], singles)
+
+        started = metric(server, "rtml_http_queue_wait_seconds_count")
+        proxy.stall()
+        answers = []
+        waiting = threading.Thread(target=lambda: answers.append(server.request(
+            "POST", "/predict", {"instances": rows}, headers={TIMEOUT: "5000"})))
+        waiting.start()
+        wait_for(lambda: metric(server, "rtml_http_queue_wait_seconds_count") >= started + 1,
+                 5, "the batch to start")
+        stored = dict(rows[0], avg_amount_30d=80.0, account_age_days=400, card_age_days=300,
+                      user_age=40, credit_limit=5000.0, utilization=0.3, email_age_days=900,
+                      chargebacks_365d=0, txn_count_1h=1, txn_count_24h=3, amount_sum_24h=120.0,
+                      seconds_since_last_txn=3600)
+        for method, path, body in (("GET", "/healthz", None), ("POST", "/predict", stored)):
+            t = time.monotonic()
+            status, answer, _ = server.request(method, path, body)
+            self.assertEqual(status, 200, (path, answer))
+            self.assertLess(time.monotonic() - t, 0.5, f"{path} waited behind the stalled batch")
+        self.assertEqual(answers, [], "the batch was answered while Redis was stalled")
+        proxy.resume()
+        waiting.join(10)
+        self.assertEqual(len(answers), 1)
+        status, body, _ = answers[0]
+        self.assertEqual((status, body["feature_store"]), (200, "ok"), body)
+        self.assertEqual(body["predictions"], singles)
+
+
 class FallbackTest(unittest.TestCase):
     """model.yaml's fallback answers when the version cannot in time: with
     Redis stalled, a request with a deadline gets version 1's answer (scored
