@@ -264,11 +264,8 @@ class ClusterSession final : public StoreSession {
           next_.push_back(i);
           continue;
         }
-        fatal_ = Status(StatusCode::kUnavailable,
-                        "Redis at " + c.address() + " answered an error: " + std::string(error),
-                        "feature_store_error");
         c.set_cut_by_deadline(false);
-        c.Drop();  // the rest of its pipeline is unread
+        fatal_ = c.ErrorReply(error);  // the rest of its pipeline is unread
         return fatal_;
       }
       if (Status s = reply(i, c, r->get()); !s.ok()) {

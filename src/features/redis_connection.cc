@@ -74,14 +74,21 @@ Result<Reply> Connection::NextReply(bool errors_as_replies) {
   Reply r(static_cast<redisReply*>(raw));
   if (r->type == REDIS_REPLY_ERROR && !errors_as_replies) {
     // The caller stops reading here: the replies queued behind this one
-    // would answer its next commands. A new connection starts clean (Redis
-    // itself answered, so the breaker is not told).
-    Drop();
-    return Status(StatusCode::kUnavailable,
-                  "Redis at " + address_ + " answered an error: " + std::string(r->str, r->len),
-                  "feature_store_error");
+    // would answer its next commands. A new connection starts clean.
+    return ErrorReply(std::string_view(r->str, r->len));
   }
   return r;
+}
+
+Status Connection::ErrorReply(std::string_view error) {
+  Drop();
+  // Left untold, a breaker whose trial call this was would stay half-open.
+  const bool not_serving = error.starts_with("LOADING") || error.starts_with("BUSY") ||
+                           error.starts_with("MASTERDOWN");
+  not_serving ? breaker_.RecordFailure() : breaker_.RecordSuccess();
+  return Status(StatusCode::kUnavailable,
+                "Redis at " + address_ + " answered an error: " + std::string(error),
+                "feature_store_error");
 }
 
 Status Connection::Fail(std::string_view what) {

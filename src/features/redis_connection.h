@@ -4,7 +4,8 @@
 // commands (Append*) and reads their replies in order; on a failure drops the
 // connection (its pipeline state is unknown) and tells the circuit breaker,
 // unless the connection had worked before (then it is "stale": worth one
-// immediate retry on a new one) or the timeout was a request's deadline.
+// immediate retry on a new one) or the timeout was a request's deadline; an
+// error reply tells the breaker too (see ErrorReply).
 // And the commands both the single-node and the cluster sessions build.
 // Thread-safety: one thread at a time.
 #pragma once
@@ -53,6 +54,11 @@ class Connection {
   Result<Reply> NextReply(bool errors_as_replies = false);
   // Drops the connection; the Status names the node and what failed.
   Status Fail(std::string_view what);
+  // An error reply ends the pipeline: drops the connection (the replies
+  // behind it are unread) and tells the breaker what it says of the node:
+  // up, unless it cannot serve yet (loading its data, busy in a script, its
+  // master down). The Status ("feature_store_error") quotes the error.
+  Status ErrorReply(std::string_view error);
   void Drop();
 
   // The socket timeout for what follows (a request's time left), and back.

@@ -6,12 +6,14 @@ bool CircuitBreaker::Allow() {
   switch (state_) {
     case State::kClosed:
       return true;
-    case State::kHalfOpen:
-      return false;  // a trial call is already out
-    case State::kOpen:
-      if (clock_.NowMicros() - opened_at_us_ < open_us_) return false;
+    case State::kHalfOpen:  // a trial call is out: wait for it, up to open_ms
+    case State::kOpen: {
+      const int64_t now = clock_.NowMicros();
+      if (now - since_us_ < open_us_) return false;
       state_ = State::kHalfOpen;
+      since_us_ = now;
       return true;
+    }
   }
   return true;
 }
@@ -25,7 +27,7 @@ void CircuitBreaker::RecordFailure() {
   ++failures_;
   if (state_ == State::kHalfOpen || failures_ >= threshold_) {
     state_ = State::kOpen;
-    opened_at_us_ = clock_.NowMicros();
+    since_us_ = clock_.NowMicros();
   }
 }
 

@@ -5,6 +5,9 @@
 // Closed: calls go through; `failure_threshold` consecutive failures open it.
 // Open: Allow() is false until `open_ms` has passed, then one trial call is let
 // through (half-open); its success closes the breaker, its failure re-opens it.
+// A trial whose outcome is never reported (its caller gave up on it, say at a
+// request's deadline) counts as failed once `open_ms` has passed again:
+// another trial is let through, so the breaker cannot stay half-open for good.
 // Policy only: the caller does the call and reports the outcome.
 // Thread-safety: not thread-safe; keep one per thread (e.g. per store session).
 #pragma once
@@ -34,7 +37,7 @@ class CircuitBreaker {
   const Clock& clock_;
   State state_ = State::kClosed;
   int failures_ = 0;
-  int64_t opened_at_us_ = 0;
+  int64_t since_us_ = 0;  // when it opened, or (half-open) when the trial went out
 };
 
 }  // namespace rtml::resilience

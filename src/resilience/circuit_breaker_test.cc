@@ -32,5 +32,21 @@ TEST(CircuitBreakerTest, OpensAfterConsecutiveFailuresAndProbesAfterCoolDown) {
   EXPECT_TRUE(b.Allow());
 }
 
+TEST(CircuitBreakerTest, ATrialWhoseOutcomeNeverComesLetsAnotherThroughAfterTheCoolDown) {
+  FakeClock clock(0);
+  CircuitBreaker b(1, /*open_ms=*/300, clock);
+  b.RecordFailure();
+  clock.Advance(300'000);
+  EXPECT_TRUE(b.Allow());  // the trial; its caller never reports how it went
+  clock.Advance(299'000);
+  EXPECT_FALSE(b.Allow());
+  clock.Advance(1'000);
+  EXPECT_TRUE(b.Allow());  // presumed failed: another trial
+  EXPECT_EQ(b.state(), CircuitBreaker::State::kHalfOpen);
+  EXPECT_FALSE(b.Allow());
+  b.RecordSuccess();
+  EXPECT_TRUE(b.Allow());
+}
+
 }  // namespace
 }  // namespace rtml::resilience
