@@ -680,8 +680,14 @@ class StreamWorker::Impl {
     } else {
       Log().info("revoked {} partition(s); committing what is done", parts->cnt);
       if (!self->o_.exactly_once) {
+        const auto t0 = Clock::now();
         self->Drain();
+        const auto t1 = Clock::now();
         self->Commit(/*sync=*/true);
+        Log().info("revoked: outputs flushed in {} ms ({} left), committed in {} ms",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(t1 - t0).count(),
+                   rd_kafka_outq_len(self->producer_),
+                   std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t1).count());
       }
       self->tracker_.Clear();
       self->generation_ = static_cast<uint8_t>((self->generation_ + 1) & 0x7f);

@@ -286,21 +286,24 @@ class Cluster:
         return out
 
     def inputs(self):
-        """{event id: (times it is on the input topic, when the broker first appended it)}."""
+        """{event id: (times it is on the input topic, when the broker first
+        appended it, its partition)}."""
         n = {}
-        for ts, p, _ in self.outputs("ml-features"):
-            count, at = n.get(p["id"], (0, ts))
-            n[p["id"]] = (count + 1, min(at, ts))
+        for ts, p, _, part in self.outputs("ml-features"):
+            count, at, _ = n.get(p["id"], (0, ts, part))
+            n[p["id"]] = (count + 1, min(at, ts), part)
         return n
 
     def outputs(self, topic):
-        """[(kafka timestamp s, payload dict, headers)] of a topic, from the start."""
+        """[(kafka timestamp s, payload dict, headers, partition)] of a topic,
+        from the start."""
         r = subprocess.run(["kcat", "-b", self.kafka.bootstrap, "-C", "-t", topic, "-e", "-q",
-                            "-f", "%T\t%h\t%s\n"], capture_output=True, text=True, timeout=120)
+                            "-f", "%T\t%p\t%h\t%s\n"], capture_output=True, text=True,
+                           timeout=120)
         out = []
         for line in r.stdout.splitlines():
-            ts, headers, payload = line.split("\t", 2)
-            out.append((int(ts) / 1000, json.loads(payload), headers))
+            ts, part, headers, payload = line.split("\t", 3)
+            out.append((int(ts) / 1000, json.loads(payload), headers, int(part)))
         return out
 
 
@@ -373,7 +376,7 @@ def run(dir, rounds=1, http_rate=100, event_rate=100, hold_s=2.0, gap_s=12.0):
 
         def collected():
             preds, dlq = c.outputs("predictions"), c.outputs("ml-features-dlq")
-            seen = {p["id"] for _, p, _ in preds} | {p["id"] for _, p, _ in dlq}
+            seen = {p["id"] for _, p, _, _ in preds + dlq}
             return (preds, dlq) if set(inputs) <= seen else None
         try:
             preds, dlq = wait_for(collected, 180, "every event's prediction or dead letter",
@@ -390,20 +393,20 @@ def run(dir, rounds=1, http_rate=100, event_rate=100, hold_s=2.0, gap_s=12.0):
 def report(phases, records, events, inputs, valid, preds, dlq):
     out_at = {}  # event id -> first output time
     counts = {}
-    for ts, p, _ in preds + dlq:
+    for ts, p, _, _ in preds + dlq:
         counts[p["id"]] = counts.get(p["id"], 0) + 1
         out_at[p["id"]] = min(ts, out_at.get(p["id"], ts))
-    predicted = {p["id"] for _, p, _ in preds}
+    predicted = {p["id"] for _, p, _, _ in preds}
     def reason(headers):
         for h in headers.split(","):
             if h.startswith("__connect.errors.exception.class.name=rtml."):
                 return h.split("rtml.", 1)[1]
         return "?"
-    dead = {p["id"]: reason(h) for _, p, h in dlq}
+    dead = {p["id"]: reason(h) for _, p, h, _ in dlq}
     ins = set(inputs)
     res = {
         "events": len(ins), "produce_failed": len(events.failed),
-        "input_duplicates": sum(n - 1 for n, _ in inputs.values()),
+        "input_duplicates": sum(n - 1 for n, _, _ in inputs.values()),
         "valid": len(valid), "bad": len(events.bad & ins),
         "predicted": len(predicted), "dead_letters": len(dead),
         "lost": sorted(ins - set(out_at))[:20],
@@ -412,13 +415,18 @@ def report(phases, records, events, inputs, valid, preds, dlq):
         "bad_predicted": len(events.bad & predicted),
         # Outputs beyond one per copy of the event on the input topic:
         # re-deliveries after a replica died or the group rebalanced.
-        "duplicates": sum(max(0, n - inputs.get(i, (1, 0))[0]) for i, n in counts.items()),
+        "duplicates": sum(max(0, n - inputs.get(i, (1,))[0]) for i, n in counts.items()),
         "dead_letter_reasons": sorted({h for h in dead.values()}),
         "http_requests": len(records),
         "phases": [],
     }
     records = sorted(records)
     bounds = [p["injected"] for p in phases[1:]] + [float("inf")]
+    late_all = [i for i in inputs if i in out_at and out_at[i] - inputs[i][1] > LATE_S]
+    # Late before the first fault (the group's first assignment aside,
+    # should be none): the steady state the recoveries return to.
+    res["late_before_faults"] = len([i for i in late_all
+                                     if phases and inputs[i][1] + LATE_S < phases[0]["injected"]])
     for p, end in zip(phases, bounds):
         window = [r for r in records if p["injected"] <= r[0] < end]
         errors = [r for r in window if r[2] != 200]
@@ -439,9 +447,13 @@ def report(phases, records, events, inputs, valid, preds, dlq):
                 break
         # Late: out more than LATE_S after the broker appended it (what the
         # producer took to get it there is the producer's, reported apart).
-        late = [out_at[i] for i, t in events.sent.items()
-                if p["injected"] <= t < end and i in out_at and i in inputs
-                and out_at[i] - inputs[i][1] > LATE_S]
+        # A late event is this fault's when it became late (LATE_S after its
+        # append) while this fault was the last one injected: an event
+        # appended just before the next fault and held up by that one is the
+        # next fault's, and one already late when the next fault came stays
+        # this fault's (its recovery then runs past the next injection).
+        late_ids = [i for i in late_all if p["injected"] <= inputs[i][1] + LATE_S < end]
+        late = [out_at[i] for i in late_ids]
         producer_late = [inputs[i][1] - t for i, t in events.sent.items()
                          if p["injected"] <= t < end and i in inputs]
         stream_rec = max(0.0, max(late) - p["repaired"]) if late else 0.0
@@ -452,7 +464,13 @@ def report(phases, records, events, inputs, valid, preds, dlq):
               "errors_outside_fault": len([r for r in errors if r[0] > p["repaired"] + 15]),
               "http_recovery_s": None if http_rec is None else round(http_rec, 1),
               "stream_late_events": len(late), "stream_recovery_s": round(stream_rec, 1),
-              "producer_max_delay_s": round(max(producer_late), 1) if producer_late else 0.0}
+              "producer_max_delay_s": round(max(producer_late), 1) if producer_late else 0.0,
+              # The latest few late events, times from the fault's injection:
+              # [id, partition, copies on the topic, sent, appended, out].
+              "latest_late": [[i, inputs[i][2], inputs[i][0]] +
+                              [round(x - p["injected"], 2) for x in
+                               (events.sent[i], inputs[i][1], out_at[i])]
+                              for i in sorted(late_ids, key=out_at.get)[-5:]]}
         if "drain_exit" in p:
             ph["drain_exit"], ph["drain_s"] = p["drain_exit"], round(p["drain_s"], 2)
         res["phases"].append(ph)
@@ -482,7 +500,8 @@ def markdown(res):
                  f"predicted, {res['dead_letters']} dead letters ({', '.join(res['dead_letter_reasons'])}), "
                  f"{res['lost_count']} lost, {res['duplicates']} duplicates, "
                  f"{res['valid_dead_lettered']} valid events dead-lettered, "
-                 f"{res['bad_predicted']} bad events predicted; {res['http_requests']} HTTP requests.")
+                 f"{res['bad_predicted']} bad events predicted; {res['http_requests']} HTTP requests; "
+                 f"{res['late_before_faults']} events late before the first fault.")
     return "\n".join(lines)
 
 
