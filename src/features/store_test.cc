@@ -211,101 +211,92 @@ TEST(RocksDbStoreTest, PersistsAcrossReopenAndRefusesASecondOpener) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(RedisStoreTest, FailsFastWhileDownAndRecoversByItself) {
-  auto defs = Definitions::Parse(kDefs, ".", "test").value();
-  testing::RedisServer redis;
-  FakeClock clock(0);
-  auto store = NewRedisStore({.port = redis.port(), .timeout_ms = 200, .retry_after_ms = 1000,
-                              .key_prefix = "t"}, clock);
-  auto session = store->NewSession();
-  std::vector<StoredRecord> out;
-  std::vector<std::string> keys{"1"};
-  std::vector<ReadRequest> req{{defs.FindView("user_stats"), keys, &out}};
-  ASSERT_TRUE(session->Read(req).ok());
-  redis.Stop();
-  Status down = session->Read(req);
+// A Redis store session on a real redis-server, its breaker's cool-down
+// (1 s) on a clock the test moves, and a read of one user_stats entity.
+class RedisBreakerTest : public ::testing::Test {
+ protected:
+  Status Read(std::string entity) {
+    keys_ = {std::move(entity)};
+    std::vector<ReadRequest> req{{defs_.FindView("user_stats"), keys_, &out_}};
+    return session_->Read(req);
+  }
+  // A command on a connection of its own, its reply dropped.
+  void Command(const char* command) {
+    redisContext* raw = redisConnect("127.0.0.1", redis_.port());
+    ASSERT_TRUE(raw != nullptr && raw->err == 0);
+    freeReplyObject(redisCommand(raw, command));
+    redisFree(raw);
+  }
+
+  Definitions defs_ = Definitions::Parse(kDefs, ".", "test").value();
+  testing::RedisServer redis_;
+  FakeClock clock_{0};
+  std::unique_ptr<OnlineStore> store_ = NewRedisStore(
+      {.port = redis_.port(), .timeout_ms = 200, .retry_after_ms = 1000, .key_prefix = "t"},
+      clock_);
+  std::unique_ptr<StoreSession> session_ = store_->NewSession();
+  std::vector<std::string> keys_;
+  std::vector<StoredRecord> out_;
+};
+
+TEST_F(RedisBreakerTest, FailsFastWhileDownAndRecoversByItself) {
+  ASSERT_TRUE(Read("1").ok());
+  redis_.Stop();
+  Status down = Read("1");
   EXPECT_EQ(down.code(), StatusCode::kUnavailable);
   EXPECT_EQ(down.reason(), "feature_store_unavailable");
   // While the breaker is open, no connection is even tried.
-  Status fast = session->Read(req);
+  Status fast = Read("1");
   EXPECT_NE(fast.message().find("retrying every 1000 ms"), std::string::npos) << fast.message();
-  redis.Restart();
-  EXPECT_FALSE(session->Read(req).ok());  // still cooling down
-  clock.Advance(1'000'001);
-  Status back = session->Read(req);
+  redis_.Restart();
+  EXPECT_FALSE(Read("1").ok());  // still cooling down
+  clock_.Advance(1'000'001);
+  Status back = Read("1");
   EXPECT_TRUE(back.ok()) << back.ToString();
 }
 
 // The trial call after an outage answered with an error reply (Redis is up;
 // the key is not a hash): the breaker closes, instead of staying half-open
 // with every later call refused as "unavailable".
-TEST(RedisStoreTest, AnErrorReplyToTheTrialCallClosesTheBreaker) {
-  auto defs = Definitions::Parse(kDefs, ".", "test").value();
-  testing::RedisServer redis;
-  FakeClock clock(0);
-  auto store = NewRedisStore({.port = redis.port(), .timeout_ms = 200, .retry_after_ms = 1000,
-                              .key_prefix = "t"}, clock);
-  auto session = store->NewSession();
-  const FeatureView* view = defs.FindView("user_stats");
-  std::vector<StoredRecord> out;
-  std::vector<std::string> good{"1"}, bad{"2"};
-  std::vector<ReadRequest> read_good{{view, good, &out}}, read_bad{{view, bad, &out}};
-  ASSERT_TRUE(session->Read(read_good).ok());
-  redis.Stop();
-  EXPECT_EQ(session->Read(read_good).reason(), "feature_store_unavailable");
-  redis.Restart();
-  redisContext* raw = redisConnect("127.0.0.1", redis.port());
-  ASSERT_TRUE(raw != nullptr && raw->err == 0);
-  freeReplyObject(redisCommand(raw, "SET t:fv:user_stats:2 oops"));
-  redisFree(raw);
-  clock.Advance(1'000'001);
-  Status trial = session->Read(read_bad);
+TEST_F(RedisBreakerTest, AnErrorReplyToTheTrialCallClosesTheBreaker) {
+  ASSERT_TRUE(Read("1").ok());
+  redis_.Stop();
+  EXPECT_EQ(Read("1").reason(), "feature_store_unavailable");
+  redis_.Restart();
+  Command("SET t:fv:user_stats:2 oops");
+  clock_.Advance(1'000'001);
+  Status trial = Read("2");
   EXPECT_EQ(trial.reason(), "feature_store_error");
   EXPECT_NE(trial.message().find("WRONGTYPE"), std::string::npos) << trial.message();
-  Status next = session->Read(read_good);  // the clock has not moved
+  Status next = Read("1");  // the clock has not moved
   EXPECT_TRUE(next.ok()) << next.ToString();
 }
 
 // An error reply that says Redis cannot serve yet (here BUSY: a script runs
 // past busy-reply-threshold) opens the breaker like a failed connection;
 // once the script is gone and the cool-down passed, reads work again.
-TEST(RedisStoreTest, ABusyRedisOpensTheBreakerUntilItServesAgain) {
-  auto defs = Definitions::Parse(kDefs, ".", "test").value();
-  testing::RedisServer redis;
-  FakeClock clock(0);
-  auto store = NewRedisStore({.port = redis.port(), .timeout_ms = 2000, .retry_after_ms = 1000,
-                              .key_prefix = "t"}, clock);
-  auto session = store->NewSession();
-  std::vector<StoredRecord> out;
-  std::vector<std::string> keys{"1"};
-  std::vector<ReadRequest> req{{defs.FindView("user_stats"), keys, &out}};
-  ASSERT_TRUE(session->Read(req).ok());
-  redisContext* admin = redisConnect("127.0.0.1", redis.port());
-  redisContext* script = redisConnect("127.0.0.1", redis.port());
-  ASSERT_TRUE(admin != nullptr && admin->err == 0 && script != nullptr && script->err == 0);
-  freeReplyObject(redisCommand(admin, "CONFIG SET busy-reply-threshold 10"));
+TEST_F(RedisBreakerTest, ABusyRedisOpensTheBreakerUntilItServesAgain) {
+  ASSERT_TRUE(Read("1").ok());
+  Command("CONFIG SET busy-reply-threshold 10");
+  redisContext* script = redisConnect("127.0.0.1", redis_.port());
+  ASSERT_TRUE(script != nullptr && script->err == 0);
   redisAppendCommand(script, "EVAL %s 0", "while true do end");
   int done = 0;
   while (!done) ASSERT_EQ(redisBufferWrite(script, &done), REDIS_OK);
-  for (int i = 0;; ++i) {  // until Redis says BUSY (after 10 ms of script)
+  Status busy;
+  for (int i = 0; busy.ok(); ++i) {  // until Redis says BUSY (after 10 ms of script)
     ASSERT_LT(i, 500) << "Redis never answered BUSY";
-    auto* r = static_cast<redisReply*>(redisCommand(admin, "PING"));
-    ASSERT_NE(r, nullptr);
-    const bool busy = r->type == REDIS_REPLY_ERROR && std::string(r->str).starts_with("BUSY");
-    freeReplyObject(r);
-    if (busy) break;
     usleep(10'000);
+    busy = Read("1");
   }
-  Status busy = session->Read(req);
   EXPECT_EQ(busy.reason(), "feature_store_error");
   EXPECT_NE(busy.message().find("BUSY"), std::string::npos) << busy.message();
-  Status open = session->Read(req);  // the breaker is open: no call made
+  Status open = Read("1");  // the breaker is open: no call made
   EXPECT_NE(open.message().find("retrying every 1000 ms"), std::string::npos) << open.message();
-  freeReplyObject(redisCommand(admin, "SCRIPT KILL"));
-  redisFree(admin);
+  Command("SCRIPT KILL");
   redisFree(script);
-  clock.Advance(1'000'001);
-  Status back = session->Read(req);
+  clock_.Advance(1'000'001);
+  Status back = Read("1");
   EXPECT_TRUE(back.ok()) << back.ToString();
 }
 

@@ -441,6 +441,14 @@ Status DeadlinePassed(Clock::duration waited) {
                 "deadline_exceeded");
 }
 
+// The context a queued request runs with, its turn having come at `start`.
+RequestContext Started(const Item& item, Clock::time_point start) {
+  return {.deadline = item.deadline,
+          .received = item.enqueued,
+          .queue_wait = start - item.enqueued,
+          .later = item.session->Later()};
+}
+
 void WorkQueue::Submit(std::shared_ptr<Session> session) {
   const auto now = Clock::now();
   const Request& req = session->request();
@@ -501,10 +509,7 @@ void WorkQueue::Turn() {
     if (start >= item.deadline) {
       item.session->Refuse(DeadlinePassed(start - item.enqueued), 0);
     } else {
-      RequestContext context{.deadline = item.deadline,
-                             .received = item.enqueued,
-                             .queue_wait = start - item.enqueued,
-                             .later = item.session->Later()};
+      RequestContext context = Started(item, start);
       const Session::Ran ran = item.session->Run(context, state_);
       if (ran.how == Session::How::kNow) item.session->Answer();
       const auto end = Clock::now();
@@ -630,10 +635,7 @@ void ScoringThread::RunOne() {
   pending_.pop_front();
   Scored scored{.start = Clock::now()};
   if (scored.start < item.deadline) {
-    RequestContext context{.deadline = item.deadline,
-                           .received = item.enqueued,
-                           .queue_wait = scored.start - item.enqueued,
-                           .later = item.session->Later()};
+    RequestContext context = Started(item, scored.start);
     const Session::Ran ran = item.session->Run(context, *state_);
     scored.ms = Millis(Clock::now() - scored.start);
     scored.rows = ran.rows;
